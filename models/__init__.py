@@ -1,0 +1,1 @@
+"""Ready circuits built from the library (installed as ``synaptic_fwp.models``)."""

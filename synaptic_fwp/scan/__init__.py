@@ -1,0 +1,294 @@
+"""A fast-weight rule over a sequence, batched: :func:`scan` and :func:`attention_form`.
+
+Backends: ``"recurrent"`` (torch loop, the oracle), ``"chunk"`` (chunk-wise parallel torch,
+Primer Box 1; WY/UT form for the delta rules), ``"triton"`` (fused GPU kernels, CUDA tensors or
+``TRITON_INTERPRET=1``); ``"auto"`` picks Triton on a GPU, else ``chunk`` where the rule has a
+chunk form and the sequence is long enough, else ``recurrent``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+import torch
+
+from .._validation import check_choice, check_finite, check_range, check_tensor
+from ..rules import BCMRule, LinearRule, get, get_feature_map
+from .recurrent import scan_recurrent
+
+__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "prepare"]
+
+BACKENDS = ("auto", "recurrent", "chunk", "triton")
+
+
+def default_threads(backend: str) -> int | None:
+    """Thread count the library uses for a CPU backend, or None to leave torch's setting.
+
+    A loop of tiny per-step ops runs fastest on one thread on small machines (measured in
+    ``benchmarks/scan_chunk.py``); the environment variable ``SYNAPTIC_FWP_THREADS`` overrides.
+    """
+    env = os.environ.get("SYNAPTIC_FWP_THREADS")
+    if env:
+        return int(env)
+    return 1 if backend == "recurrent" else None
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads and restore the caller's setting afterwards."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _gate(
+    name: str, x: object, B: int, T: int, H: int, ref: torch.Tensor, last: int | None = None
+) -> torch.Tensor | None:
+    """Validate a gate and broadcast it to ``(B, T, H)`` (or ``(B, T, H, last)``)."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float, torch.Tensor)):
+        raise TypeError(f"{name} must be a float or a torch.Tensor, got {type(x).__name__}")
+    if isinstance(x, torch.Tensor):
+        if x.device != ref.device:
+            raise ValueError(f"{name} is on {x.device} but q, k, v are on {ref.device}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+        t = x.to(ref.dtype)
+    else:
+        t = torch.tensor(float(x), dtype=ref.dtype, device=ref.device)
+    shape = (B, T, H) if last is None else (B, T, H, last)
+    try:
+        return torch.broadcast_to(t, shape)
+    except RuntimeError:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}, which does not broadcast to {shape} "
+            f"(B, T, H{', ' + str(last) if last is not None else ''})"
+        ) from None
+
+
+def prepare(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rule: str | LinearRule | BCMRule,
+    *,
+    eta: torch.Tensor | float | None = None,
+    decay: torch.Tensor | float | None = None,
+    gate: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+) -> tuple[LinearRule | BCMRule, dict[str, torch.Tensor | None], torch.Tensor]:
+    """Validate the inputs of :func:`scan` and return ``(rule, gates, W0)`` with the gates
+    broadcast to full shape and ``W0: (B, H, V, K)`` (zeros if no initial state)."""
+    rule = get(rule)
+    for n, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(n, x, ndim=4)
+    B, T, H, K = k.shape
+    if q.shape != k.shape:
+        raise ValueError(f"q has shape {tuple(q.shape)} but k has {tuple(k.shape)}; they must match (B, T, H, K)")
+    if v.shape[:3] != (B, T, H):
+        raise ValueError(
+            f"v has shape {tuple(v.shape)}; its first three dims must equal k's (B, T, H) = {(B, T, H)}"
+        )
+    V = v.shape[-1]
+    for n, x in (("k", k), ("v", v)):
+        if x.dtype != q.dtype:
+            raise TypeError(f"{n} has dtype {x.dtype} but q has {q.dtype}; q, k, v must share a dtype")
+        if x.device != q.device:
+            raise ValueError(f"{n} is on {x.device} but q is on {q.device}; q, k, v must share a device")
+    if T == 0:
+        raise ValueError("the sequences are empty (T = 0); need at least one time step")
+    for n, x in (("q", q), ("k", k), ("v", v)):
+        check_finite(n, x)
+    needs = rule.needs
+    for n, x in (("eta", eta), ("decay", decay), ("gate", gate)):
+        if x is not None and n not in needs:
+            raise ValueError(f"rule {rule.name!r} takes no {n}; it takes {list(needs) or 'no gates'}")
+    g: dict[str, torch.Tensor | None] = {"eta": None, "decay": None, "gate": None}
+    if "eta" in needs:
+        g["eta"] = _gate("eta", 1.0 if eta is None else eta, B, T, H, q)
+        check_range("eta", g["eta"], 0.0, None)
+    if "decay" in needs:
+        if decay is None:
+            lam = getattr(rule, "constant_decay", None)
+            if lam is None:
+                raise ValueError(
+                    f"rule {rule.name!r} needs decay (per-step factor lambda_t in [0, 1], shape "
+                    f"(B, T, H) or broadcastable), got None"
+                )
+            decay = lam
+        g["decay"] = _gate("decay", decay, B, T, H, q)
+        check_range("decay", g["decay"], 0.0, 1.0)
+        if rule.correction == "delta" and rule.decay_first and bool((g["decay"] == 0).any()):
+            pass  # lambda = 0 is a valid (full reset) factor for the step itself
+    if "gate" in needs:
+        if gate is None:
+            side = "V" if rule.decay == "post" else "K"
+            raise ValueError(
+                f"rule {rule.name!r} needs gate (per-step vector a_t in [0, 1], shape (B, T, H, {side}))"
+            )
+        last = V if rule.decay == "post" else K
+        g["gate"] = _gate("gate", gate, B, T, H, q, last)
+        check_range("gate", g["gate"], 0.0, 1.0)
+    if initial_state is None:
+        W0 = q.new_zeros((B, H, V, K))
+    else:
+        check_tensor("initial_state", initial_state, ndim=4)
+        if tuple(initial_state.shape) != (B, H, V, K):
+            raise ValueError(
+                f"initial_state has shape {tuple(initial_state.shape)}, expected (B, H, V, K) = "
+                f"{(B, H, V, K)}"
+            )
+        if initial_state.device != q.device:
+            raise ValueError(f"initial_state is on {initial_state.device} but q is on {q.device}")
+        if initial_state.dtype != q.dtype:
+            raise TypeError(f"initial_state has dtype {initial_state.dtype} but q has {q.dtype}")
+        check_finite("initial_state", initial_state)
+        W0 = initial_state
+    return rule, g, W0
+
+
+def _pick_backend(rule: LinearRule | BCMRule, q: torch.Tensor, backend: str) -> str:
+    if backend != "auto":
+        return backend
+    if q.is_cuda and not isinstance(rule, BCMRule):
+        with contextlib.suppress(ImportError):
+            import triton  # noqa: F401
+
+            return "triton"
+    if rule.has_chunk_form and q.shape[1] >= 64:
+        return "chunk"
+    return "recurrent"
+
+
+def scan(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rule: str | LinearRule | BCMRule,
+    *,
+    eta: torch.Tensor | float | None = None,
+    decay: torch.Tensor | float | None = None,
+    gate: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+    return_states: bool | int = False,
+    backend: str = "auto",
+    phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk_size: int = 64,
+):
+    """Apply ``rule`` over a batch of sequences; return ``(y, W_T)`` (or ``(y, W_T, states)``).
+
+    Parameters
+    ----------
+    q, k : (B, T, H, K) queries and keys (presynaptic activity).
+    v : (B, T, H, V) values (the postsynaptic signal that programs ``W``).
+    rule : a name from :func:`synaptic_fwp.rules.names` or a rule object.
+    eta, decay : (B, T, H) or broadcastable (a float is fine): learning rate ``eta_t >= 0``,
+        scalar decay ``lambda_t`` in ``[0, 1]``; per-step factors as in the Primer.
+    gate : (B, T, H, V) for ``gla_table1`` or (B, T, H, K) for ``gla``, entries in ``[0, 1]``.
+    initial_state : (B, H, V, K) ``W_0``; zeros if omitted.
+    return_states : ``True`` for every state, an int ``n`` for the states after steps
+        ``n, 2n, ...`` (shape ``(B, T // n, H, V, K)``), for weight trajectories.
+    backend : ``"auto"``, ``"recurrent"``, ``"chunk"`` or ``"triton"``.
+    phi : feature map applied to ``q`` and ``k``: ``"identity"`` (default), ``"elu1"``,
+        ``"relu"``, ``"silu_l2"`` or a callable.
+    chunk_size : chunk length ``S`` of the chunk-wise backends.
+
+    Returns
+    -------
+    y : (B, T, H, V) with ``y_t = W_t phi(q_t)``, ``W_t`` after the step-t write (Eq. 14).
+    W_T : (B, H, V, K) the final state.
+    states : only with ``return_states``.
+
+    Autograd flows through every backend.
+    """
+    check_choice("backend", backend, BACKENDS)
+    if isinstance(return_states, bool):
+        stride = 1 if return_states else 0
+    elif isinstance(return_states, int) and return_states > 0:
+        stride = return_states
+    else:
+        raise ValueError(f"return_states must be a bool or a positive int, got {return_states!r}")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    rule, g, W0 = prepare(q, k, v, rule, eta=eta, decay=decay, gate=gate, initial_state=initial_state)
+    f = get_feature_map(phi)
+    q, k = f(q), f(k)
+    name = _pick_backend(rule, q, backend)
+    if name == "chunk":
+        if not rule.has_chunk_form:
+            raise ValueError(
+                f"rule {rule.name!r} has no chunk-wise form; use backend='recurrent' "
+                "(rules with one: every LinearRule except 'oja')"
+            )
+        from .chunk import scan_chunk
+
+        with _threads(default_threads("chunk")):
+            y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=chunk_size)
+    elif name == "triton":
+        from ..kernels import scan_triton
+
+        y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=chunk_size)
+    else:
+        with _threads(default_threads("recurrent")):
+            y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
+    if stride:
+        return y, W, st
+    return y, W
+
+
+def attention_form(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rule: str | LinearRule = "hebbian",
+    *,
+    decay: torch.Tensor | float | None = None,
+    eta: torch.Tensor | float | None = None,
+    normalize: bool = False,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The dual (attention) form, Primer Eqs. 15-22: ``y_t = sum_{s<=t} w_{ts} (phi(k_s).phi(q_t)) v_s``.
+
+    For the Hebbian family with scalar decay, ``w_{ts} = c_s prod_{s<r<=t} lambda_r`` (``c_s`` the
+    write coefficient). ``normalize=True`` divides by ``z_t^T phi(q_t)``, ``z_t = sum_s w_{ts}
+    phi(k_s)`` (Eq. 19-22, the linear transformer; use a positive ``phi`` such as ``"elu1"``).
+    Rules with a state-dependent correction (delta, Oja, BCM) or vector gates have no attention
+    form of this kind and raise ``ValueError``.
+    Returns ``y: (B, T, H, V)``; memory is ``O(T^2)`` per head.
+    """
+    rule, g, _ = prepare(q, k, v, rule, eta=eta, decay=decay)
+    if isinstance(rule, BCMRule) or rule.correction != "none" or rule.decay in ("post", "pre"):
+        raise ValueError(
+            f"rule {rule.name!r} has no attention form; allowed: hebbian, retnet, mamba2, "
+            "gated_rfa, mlstm"
+        )
+    f = get_feature_map(phi)
+    q, k = f(q), f(k)
+    B, T, H, _ = q.shape
+    c = rule.write_coef(g)
+    if not isinstance(c, torch.Tensor):
+        c = q.new_ones((B, T, H))
+    scores = torch.einsum("bthk,bshk->bhts", q, k)  # (B, H, T, S)
+    weight = c.permute(0, 2, 1).unsqueeze(-2).expand(B, H, T, T)
+    if g["decay"] is not None:
+        logl = torch.log(g["decay"].clamp_min(torch.finfo(q.dtype).tiny)).permute(0, 2, 1)
+        cum = torch.cumsum(logl, dim=-1)  # (B, H, T)
+        decay_ts = torch.exp(cum.unsqueeze(-1) - cum.unsqueeze(-2))  # prod_{s<r<=t} lambda_r
+        weight = weight * decay_ts
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    A = torch.where(mask, scores * weight, torch.zeros((), dtype=q.dtype, device=q.device))
+    y = torch.einsum("bhts,bshv->bthv", A, v)
+    if normalize:
+        z = torch.where(mask, weight, torch.zeros((), dtype=q.dtype, device=q.device))
+        den = torch.einsum("bhts,bshk,bthk->bth", z, k, q)
+        y = y / den.unsqueeze(-1)
+    return y
