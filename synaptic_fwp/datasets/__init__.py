@@ -1,0 +1,1 @@
+"""Physiology datasets and published parameter tables shipped with the package."""

@@ -1,0 +1,1 @@
+"""Paper figures (the only layer besides the faces that imports matplotlib)."""
