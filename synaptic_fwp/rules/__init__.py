@@ -158,7 +158,9 @@ def get(name: str | Rule, **params: object) -> Rule:
             raise TypeError("parameters go with a rule name, not with a rule object")
         return name
     if not isinstance(name, str):
-        raise TypeError(f"rule must be a rule name (str) or a rule object, got {type(name).__name__}")
+        raise TypeError(
+            f"rule must be a rule name (str) or a rule object, got {type(name).__name__}"
+        )
     if name not in _CATALOGUE:
         raise ValueError(f"unknown rule {name!r}; known rules: {names()}")
     rule = _CATALOGUE[name]
@@ -168,7 +170,9 @@ def get(name: str | Rule, **params: object) -> Rule:
         allowed = {"theta_decay", "theta0", "drive"}
         bad = set(params) - allowed
         if bad:
-            raise ValueError(f"unknown parameter(s) {sorted(bad)} for rule 'bcm'; allowed: {sorted(allowed)}")
+            raise ValueError(
+                f"unknown parameter(s) {sorted(bad)} for rule 'bcm'; allowed: {sorted(allowed)}"
+            )
         return replace(rule, **params)  # type: ignore[arg-type]
     if set(params) != {"decay"} or rule.decay != "scalar":
         allowed = ["decay"] if rule.decay == "scalar" else []

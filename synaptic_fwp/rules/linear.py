@@ -245,7 +245,10 @@ class LinearRule:
         decay: torch.Tensor | float | None = None,
         gate: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(A, B, C)`` of Eq. 31, dense: ``A: (..., K, K)``, ``B: (..., V, V)``, ``C: (..., V, K)``."""
+        """``(A, B, C)`` of Eq. 31, dense.
+
+        Shapes: ``A: (..., K, K)``, ``B: (..., V, V)``, ``C: (..., V, K)``.
+        """
         g = self.resolve(k, eta, decay, gate)
         K, V = k.shape[-1], v.shape[-1]
         lead = torch.broadcast_shapes(k.shape[:-1], v.shape[:-1])

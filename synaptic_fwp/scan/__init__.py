@@ -93,17 +93,25 @@ def prepare(
         check_tensor(n, x, ndim=4)
     B, T, H, K = k.shape
     if q.shape != k.shape:
-        raise ValueError(f"q has shape {tuple(q.shape)} but k has {tuple(k.shape)}; they must match (B, T, H, K)")
+        raise ValueError(
+            f"q has shape {tuple(q.shape)} but k has {tuple(k.shape)}; "
+            "they must match (B, T, H, K)"
+        )
     if v.shape[:3] != (B, T, H):
         raise ValueError(
-            f"v has shape {tuple(v.shape)}; its first three dims must equal k's (B, T, H) = {(B, T, H)}"
+            f"v has shape {tuple(v.shape)}; its first three dims must equal k's "
+            f"(B, T, H) = {(B, T, H)}"
         )
     V = v.shape[-1]
     for n, x in (("k", k), ("v", v)):
         if x.dtype != q.dtype:
-            raise TypeError(f"{n} has dtype {x.dtype} but q has {q.dtype}; q, k, v must share a dtype")
+            raise TypeError(
+                f"{n} has dtype {x.dtype} but q has {q.dtype}; q, k, v must share a dtype"
+            )
         if x.device != q.device:
-            raise ValueError(f"{n} is on {x.device} but q is on {q.device}; q, k, v must share a device")
+            raise ValueError(
+                f"{n} is on {x.device} but q is on {q.device}; q, k, v must share a device"
+            )
     if T == 0:
         raise ValueError("the sequences are empty (T = 0); need at least one time step")
     for n, x in (("q", q), ("k", k), ("v", v)):
@@ -111,7 +119,9 @@ def prepare(
     needs = rule.needs
     for n, x in (("eta", eta), ("decay", decay), ("gate", gate)):
         if x is not None and n not in needs:
-            raise ValueError(f"rule {rule.name!r} takes no {n}; it takes {list(needs) or 'no gates'}")
+            raise ValueError(
+                f"rule {rule.name!r} takes no {n}; it takes {list(needs) or 'no gates'}"
+            )
     g: dict[str, torch.Tensor | None] = {"eta": None, "decay": None, "gate": None}
     if "eta" in needs:
         g["eta"] = _gate("eta", 1.0 if eta is None else eta, B, T, H, q)
@@ -127,13 +137,12 @@ def prepare(
             decay = lam
         g["decay"] = _gate("decay", decay, B, T, H, q)
         check_range("decay", g["decay"], 0.0, 1.0)
-        if rule.correction == "delta" and rule.decay_first and bool((g["decay"] == 0).any()):
-            pass  # lambda = 0 is a valid (full reset) factor for the step itself
     if "gate" in needs:
         if gate is None:
             side = "V" if rule.decay == "post" else "K"
             raise ValueError(
-                f"rule {rule.name!r} needs gate (per-step vector a_t in [0, 1], shape (B, T, H, {side}))"
+                f"rule {rule.name!r} needs gate (per-step vector a_t in [0, 1], "
+                f"shape (B, T, H, {side}))"
             )
         last = V if rule.decay == "post" else K
         g["gate"] = _gate("gate", gate, B, T, H, q, last)
@@ -219,7 +228,9 @@ def scan(
         raise ValueError(f"return_states must be a bool or a positive int, got {return_states!r}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    rule, g, W0 = prepare(q, k, v, rule, eta=eta, decay=decay, gate=gate, initial_state=initial_state)
+    rule, g, W0 = prepare(
+        q, k, v, rule, eta=eta, decay=decay, gate=gate, initial_state=initial_state
+    )
     f = get_feature_map(phi)
     q, k = f(q), f(k)
     name = _pick_backend(rule, q, backend)
@@ -256,7 +267,9 @@ def attention_form(
     normalize: bool = False,
     phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The dual (attention) form, Primer Eqs. 15-22: ``y_t = sum_{s<=t} w_{ts} (phi(k_s).phi(q_t)) v_s``.
+    """The dual (attention) form, Primer Eqs. 15-22.
+
+    ``y_t = sum_{s<=t} w_{ts} (phi(k_s) . phi(q_t)) v_s``.
 
     For the Hebbian family with scalar decay, ``w_{ts} = c_s prod_{s<r<=t} lambda_r`` (``c_s`` the
     write coefficient). ``normalize=True`` divides by ``z_t^T phi(q_t)``, ``z_t = sum_s w_{ts}

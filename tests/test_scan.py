@@ -1,0 +1,183 @@
+"""The oracle scan: semantics (Eq. 14 read-out after the write), strided states, BCM's sliding
+threshold, autograd, thread-setting hygiene, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import synaptic_fwp as sf
+from synaptic_fwp import rules
+
+D = torch.float64
+
+
+def _qkv(B=2, T=7, H=3, K=4, V=5, seed=0, dtype=D):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, K, generator=g, dtype=dtype)
+    k = torch.randn(B, T, H, K, generator=g, dtype=dtype) / K**0.5
+    v = torch.randn(B, T, H, V, generator=g, dtype=dtype)
+    return q, k, v
+
+
+def test_recurrent_matches_handwritten_loop_gated_delta():
+    q, k, v = _qkv()
+    B, T, H, K = k.shape
+    V = v.shape[-1]
+    eta = torch.rand(B, T, H, dtype=D)
+    lam = torch.rand(B, T, H, dtype=D)
+    W0 = torch.randn(B, H, V, K, dtype=D)
+    y, WT = sf.scan(q, k, v, "gated_delta", eta=eta, decay=lam, initial_state=W0,
+                    backend="recurrent")
+    W = W0.clone()
+    for t in range(T):
+        for b in range(B):
+            for h in range(H):
+                Wd = lam[b, t, h] * W[b, h]
+                W[b, h] = Wd + eta[b, t, h] * torch.outer(v[b, t, h] - Wd @ k[b, t, h], k[b, t, h])
+                torch.testing.assert_close(y[b, t, h], W[b, h] @ q[b, t, h])
+    torch.testing.assert_close(WT, W)
+
+
+def test_hebbian_scan_is_sum_of_outer_products():
+    q, k, v = _qkv(T=6)
+    y, W = sf.scan(q, k, v, "hebbian", backend="recurrent")
+    torch.testing.assert_close(W, torch.einsum("bthv,bthk->bhvk", v, k))
+    Wt = torch.cumsum(torch.einsum("bthv,bthk->bthvk", v, k), dim=1)
+    torch.testing.assert_close(y, torch.einsum("bthvk,bthk->bthv", Wt, q))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 10])
+def test_strided_states(stride):
+    q, k, v = _qkv(T=7)
+    y, W, states = sf.scan(q, k, v, "delta", eta=0.5, backend="recurrent",
+                           return_states=stride)
+    _, _, every = sf.scan(q, k, v, "delta", eta=0.5, backend="recurrent", return_states=True)
+    assert every.shape == (2, 7, 3, 5, 4)
+    torch.testing.assert_close(states, every[:, stride - 1 :: stride])
+    torch.testing.assert_close(every[:, -1], W)
+
+
+def test_retnet_constant_decay_from_rule_or_scan():
+    q, k, v = _qkv()
+    y1, W1 = sf.scan(q, k, v, rules.get("retnet", decay=0.8), backend="recurrent")
+    y2, W2 = sf.scan(q, k, v, "retnet", decay=0.8, backend="recurrent")
+    y3, W3 = sf.scan(q, k, v, "mamba2", decay=torch.full((2, 7, 3), 0.8, dtype=D),
+                     backend="recurrent")
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(y1, y3)
+    torch.testing.assert_close(W1, W3)
+
+
+def test_bcm_scan_tracks_threshold():
+    q, k, v = _qkv(T=5, H=1, K=3, V=2)
+    rule = rules.get("bcm", theta_decay=0.5, theta0=0.2)
+    y, W = sf.scan(q, k, v, rule, eta=0.1, backend="recurrent")
+    Wm = torch.zeros(2, 1, 2, 3, dtype=D)
+    theta = torch.full((2, 1, 2), 0.2, dtype=D)
+    for t in range(5):
+        theta = 0.5 * theta + 0.5 * v[:, t] ** 2
+        Wm = Wm + 0.1 * (v[:, t] * (v[:, t] - theta))[..., None] * k[:, t, :, None, :]
+    torch.testing.assert_close(W, Wm)
+
+
+def test_autograd_flows_to_inputs_and_gates():
+    q, k, v = _qkv(T=5)
+    q.requires_grad_(True)
+    k.requires_grad_(True)
+    v.requires_grad_(True)
+    beta = torch.zeros(2, 5, 3, dtype=D, requires_grad=True)
+    y, W = sf.scan(q, k, v, "delta", eta=rules.psi_2sigmoid(beta), backend="recurrent")
+    (y.sum() + W.square().sum()).backward()
+    for t in (q, k, v, beta):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+def test_instance_independence_and_determinism():
+    q, k, v = _qkv(B=4)
+    y, W = sf.scan(q, k, v, "gated_delta", eta=0.3, decay=0.9, backend="recurrent")
+    y1, W1 = sf.scan(q[2:3], k[2:3], v[2:3], "gated_delta", eta=0.3, decay=0.9,
+                     backend="recurrent")
+    assert torch.equal(y[2:3], y1) and torch.equal(W[2:3], W1)
+
+
+def test_thread_setting_is_restored():
+    before = torch.get_num_threads()
+    q, k, v = _qkv()
+    sf.scan(q, k, v, "delta", backend="recurrent")
+    assert torch.get_num_threads() == before
+
+
+def test_feature_map_applied_to_q_and_k():
+    q, k, v = _qkv()
+    f = rules.FEATURE_MAPS["silu_l2"]
+    y1, W1 = sf.scan(q, k, v, "delta", phi="silu_l2", backend="recurrent")
+    y2, W2 = sf.scan(f(q), f(k), v, "delta", backend="recurrent")
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(W1, W2)
+
+
+# ----------------------------------------------------------------------------- errors
+ERROR_CASES = [
+    ("rank", dict(q=torch.zeros(2, 7, 4, dtype=D)), ValueError, r"q must have 4 dimensions"),
+    ("q/k shapes", dict(q=torch.zeros(2, 7, 3, 6, dtype=D)), ValueError, r"q has shape"),
+    ("v batch", dict(v=torch.zeros(2, 6, 3, 5, dtype=D)), ValueError, r"v has shape"),
+    ("dtype", dict(v=torch.zeros(2, 7, 3, 5, dtype=torch.float32)), TypeError, r"v has dtype"),
+    ("int dtype", dict(k=torch.zeros(2, 7, 3, 4, dtype=torch.int64)), TypeError,
+     r"k must have a floating dtype"),
+    ("not tensor", dict(k=[[1.0]]), TypeError, r"k must be a torch.Tensor"),
+    ("unknown rule", dict(rule="hebb"), ValueError, r"unknown rule 'hebb'"),
+    ("nan", dict(v=torch.full((2, 7, 3, 5), float("nan"), dtype=D)), ValueError,
+     r"v contains NaN or inf"),
+    ("inf", dict(q=torch.full((2, 7, 3, 4), float("inf"), dtype=D)), ValueError,
+     r"q contains NaN or inf"),
+    ("negative eta", dict(eta=-0.1), ValueError,
+     r"eta must lie in \[0.0, inf\], got a value of -0.1"),
+    ("eta shape", dict(eta=torch.ones(3, 3, dtype=D)), ValueError, r"eta has shape \(3, 3\)"),
+    ("decay range", dict(rule="mamba2", decay=1.2), ValueError, r"decay must lie in \[0.0, 1.0\]"),
+    ("decay negative", dict(rule="gated_delta", decay=-0.5), ValueError, r"decay must lie in"),
+    ("missing decay", dict(rule="mamba2"), ValueError, r"needs decay"),
+    ("missing gate", dict(rule="gla"), ValueError, r"needs gate"),
+    ("gate range", dict(rule="gla", gate=torch.full((2, 7, 3, 4), 2.0, dtype=D)), ValueError,
+     r"gate must lie in"),
+    ("gate side", dict(rule="gla_table1", gate=torch.full((2, 7, 3, 4), 0.5, dtype=D)),
+     ValueError, r"gate has shape"),
+    ("gate for hebbian", dict(rule="hebbian", eta=0.5), ValueError, r"takes no eta"),
+    ("state shape", dict(initial_state=torch.zeros(2, 3, 4, 4, dtype=D)), ValueError,
+     r"initial_state has shape"),
+    ("state dtype", dict(initial_state=torch.zeros(2, 3, 5, 4)), TypeError,
+     r"initial_state has dtype"),
+    ("state nan", dict(initial_state=torch.full((2, 3, 5, 4), float("nan"), dtype=D)),
+     ValueError, r"initial_state contains NaN"),
+    ("backend", dict(backend="cuda"), ValueError, r"backend must be one of"),
+    ("return_states", dict(return_states=0), ValueError, r"return_states must be"),
+    ("chunk_size", dict(chunk_size=0), ValueError, r"chunk_size must be a positive int"),
+    ("phi", dict(phi="tanh"), ValueError, r"phi must be one of"),
+    ("eta type", dict(eta="fast"), TypeError, r"eta must be a float or a torch.Tensor"),
+    ("oja chunk", dict(rule="oja", backend="chunk"), ValueError, r"has no chunk-wise form"),
+    ("empty", dict(q=torch.zeros(2, 0, 3, 4, dtype=D), k=torch.zeros(2, 0, 3, 4, dtype=D),
+                   v=torch.zeros(2, 0, 3, 5, dtype=D)), ValueError, r"T = 0"),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_bad_input_raises_clear_error(case):
+    _, over, exc, pattern = case
+    q, k, v = _qkv()
+    args = {"q": q, "k": k, "v": v, "rule": "delta"}
+    args.update(over)
+    with pytest.raises(exc, match=pattern):
+        sf.scan(args.pop("q"), args.pop("k"), args.pop("v"), args.pop("rule"), **args)
+
+
+def test_errors_come_before_work(monkeypatch):
+    """A bad gate is rejected before the recurrence runs a single step."""
+    import sys
+
+    scan_mod = sys.modules["synaptic_fwp.scan"]  # the subpackage (sf.scan is the function)
+    calls = []
+    monkeypatch.setattr(scan_mod, "scan_recurrent", lambda *a, **k: calls.append(1))
+    q, k, v = _qkv()
+    with pytest.raises(ValueError):
+        sf.scan(q, k, v, "delta", eta=-1.0, backend="recurrent")
+    assert not calls
