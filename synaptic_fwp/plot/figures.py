@@ -1,0 +1,596 @@
+"""Figure types for papers; each takes an :class:`xarray.Dataset` and returns a
+:class:`matplotlib.figure.Figure` (or draws into ``ax`` when given).
+
+Variable and dimension names are arguments with the defaults the library's protocols and
+analyses write, so any run can be plotted: pass the names your Dataset uses. Axis labels come
+from each variable's ``long_name`` and ``units`` attrs (DESIGN.md's schema). Times stored in
+seconds are shown in ms where that is the natural scale (STDP windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .style import color, new_figure, style
+
+__all__ = [
+    "FIGURES",
+    "stdp_window",
+    "frequency_curve",
+    "weight_matrix",
+    "weight_trajectories",
+    "place_field",
+    "plasticity_kernel",
+    "capacity_curve",
+    "learning_curve",
+    "rule_comparison",
+    "auto",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_ds(ds: object, fn: str) -> xr.Dataset:
+    if isinstance(ds, xr.DataArray):
+        ds = ds.to_dataset(name=ds.name or "value")
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"{fn}: ds must be an xarray.Dataset, got {type(ds).__name__}")
+    return ds
+
+
+def _get(ds: xr.Dataset, name: str, arg: str, fn: str) -> xr.DataArray:
+    """Variable or coordinate ``name`` of ``ds``; a clear error naming ``arg`` otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"{fn}: {arg} must be a variable name (str), got {name!r}")
+    if name in ds.variables:
+        return ds[name]
+    raise ValueError(
+        f"{fn}: {arg}={name!r} is not in the Dataset; it has data variables "
+        f"{sorted(map(str, ds.data_vars))} and coordinates {sorted(map(str, ds.coords))}"
+    )
+
+
+def _label(da: xr.DataArray, scale_to_ms: bool = False) -> str:
+    name = str(da.attrs.get("long_name", da.name))
+    units = str(da.attrs.get("units", ""))
+    if scale_to_ms and units == "s":
+        units = "ms"
+    if units in ("", "1", "dimensionless"):
+        return name
+    return f"{name} ({units})"
+
+
+def _ms(da: xr.DataArray) -> tuple[np.ndarray, bool]:
+    """Values of a time-like coordinate in ms if stored in s."""
+    vals = np.asarray(da.values, dtype=float)
+    if da.attrs.get("units") == "s":
+        return vals * 1e3, True
+    return vals, False
+
+
+def _reduce_to(
+    da: xr.DataArray, keep: tuple[str, ...], select: Mapping[str, object] | None, fn: str
+) -> xr.DataArray:
+    """Select ``select`` (by label, else index 0 of every extra dim) so only ``keep`` remain."""
+    select = dict(select or {})
+    for d in select:
+        if d not in da.dims:
+            raise ValueError(f"{fn}: select has dim {d!r}, not one of {list(da.dims)}")
+    by_label = {d: v for d, v in select.items() if d in da.coords}
+    by_index = {d: v for d, v in select.items() if d not in da.coords}
+    da = da.sel(by_label) if by_label else da
+    da = da.isel(by_index) if by_index else da
+    extra = [d for d in da.dims if d not in keep]
+    if extra:
+        da = da.isel({d: 0 for d in extra})
+    missing = [d for d in keep if d not in da.dims]
+    if missing:
+        raise ValueError(f"{fn}: {da.name!r} has dims {list(da.dims)}, needs {list(keep)}")
+    return da.transpose(*keep)
+
+
+def _axes(ax: Axes | None, width: str | float, height_mm: float | None) -> tuple[Figure, Axes]:
+    if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+        return ax.figure, ax
+    fig, axes = new_figure(width, height_mm)
+    return fig, axes[0, 0]
+
+
+def _lines(
+    ax: Axes,
+    ds: xr.Dataset,
+    y: str,
+    x: str,
+    hue: str | None,
+    sem: str | None,
+    fn: str,
+    to_ms: bool = False,
+    marker: str | None = None,
+    label_prefix: str = "",
+    style_offset: int = 0,
+) -> None:
+    """One line per value of ``hue`` (or one line), with an SEM band if ``sem``."""
+    da = _get(ds, y, "y", fn)
+    xc = _get(ds, x, "x", fn)
+    if x not in da.dims:
+        raise ValueError(f"{fn}: x={x!r} is not a dim of {y!r} (dims {list(da.dims)})")
+    if hue is not None:
+        _get(ds, hue, "hue", fn)
+        if hue not in da.dims:
+            raise ValueError(f"{fn}: hue={hue!r} is not a dim of {y!r} (dims {list(da.dims)})")
+    s = _get(ds, sem, "sem", fn) if sem is not None else None
+    xv, _ = _ms(xc) if to_ms else (np.asarray(xc.values, dtype=float), False)
+    order = np.argsort(xv)
+    groups = list(ds[hue].values) if hue is not None else [None]
+    for i, g in enumerate(groups):
+        sel = {hue: g} if hue is not None else {}
+        keep = (x,)
+        yy = _reduce_to(da.sel(sel) if sel else da, keep, None, fn).values[order]
+        lab = None if g is None else f"{label_prefix}{_fmt(g)}"
+        c = color(i + style_offset)
+        ax.plot(xv[order], yy, color=c, label=lab, marker=marker)
+        if s is not None:
+            ss = _reduce_to(s.sel(sel) if sel and hue in s.dims else s, keep, None, fn).values[
+                order
+            ]
+            ax.fill_between(xv[order], yy - ss, yy + ss, color=c, alpha=0.25, linewidth=0)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):g}"
+    if isinstance(v, bytes):
+        return v.decode()
+    return str(v)
+
+
+def _data_points(
+    ax: Axes,
+    data: xr.Dataset,
+    x: str,
+    y: str,
+    sem: str | None,
+    fn: str,
+    to_ms: bool,
+    label: str = "data",
+    c: str = "black",
+    sel: Mapping[str, object] | None = None,
+) -> None:
+    dy = _get(data, y, "data_y", fn)
+    dx = _get(data, x, "data_x", fn)
+    if sel:
+        dy = dy.sel(sel)
+    xv, _ = _ms(dx) if to_ms else (np.asarray(dx.values, dtype=float), False)
+    yy = np.asarray(dy.squeeze().values, dtype=float)
+    if yy.shape != xv.shape:
+        raise ValueError(
+            f"{fn}: data variable {y!r} has shape {yy.shape} after selection but {x!r} has "
+            f"{xv.shape}; select the other dims first"
+        )
+    err = None
+    if sem is not None and sem in data.variables:
+        de = data[sem].sel(sel) if sel else data[sem]
+        err = np.asarray(de.squeeze().values, dtype=float)
+    ax.errorbar(
+        xv,
+        yy,
+        yerr=err,
+        fmt="o",
+        color=c,
+        ecolor=c,
+        label=label,
+        zorder=3,
+        markersize=3,
+        elinewidth=0.7,
+    )
+
+
+# ----------------------------------------------------------------------------- figure types
+
+
+def stdp_window(
+    ds: xr.Dataset,
+    y: str = "dw",
+    x: str = "dt",
+    *,
+    hue: str | None = None,
+    sem: str | None = None,
+    data: xr.Dataset | None = None,
+    data_y: str = "dw_mean",
+    data_sem: str | None = "dw_sem",
+    data_x: str | None = None,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """STDP window: weight change ``y`` vs spike-timing difference ``x`` (t_post - t_pre; shown
+    in ms), one line per ``hue`` value, an SEM band if ``sem``, and measured points with SEM
+    bars from ``data`` (variables ``data_y``, ``data_sem`` over ``data_x``, default ``x``)."""
+    fn = "stdp_window"
+    ds = _check_ds(ds, fn)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        _lines(ax, ds, y, x, hue, sem, fn, to_ms=True)
+        if data is not None:
+            _data_points(ax, _check_ds(data, fn), data_x or x, data_y, data_sem, fn, True)
+        ax.axhline(0, color="0.6", lw=0.5, zorder=0)
+        ax.axvline(0, color="0.6", lw=0.5, zorder=0)
+        ax.set_xlabel(_label(ds[x], scale_to_ms=True))
+        ax.set_ylabel(_label(ds[y]))
+        if hue is not None or data is not None:
+            ax.legend()
+    return fig
+
+
+def frequency_curve(
+    ds: xr.Dataset,
+    y: str = "dw",
+    x: str = "freq",
+    *,
+    by: str | None = "dt",
+    sem: str | None = None,
+    data: xr.Dataset | None = None,
+    data_y: str = "dw_mean",
+    data_sem: str | None = "dw_sem",
+    logx: bool = False,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Weight change ``y`` vs pairing frequency ``x`` (Hz), one line per value of ``by`` (e.g.
+    the pairing interval ``dt``: +10 ms, -10 ms as in Sjostrom et al. 2001), with measured
+    points and SEM bars from ``data`` (same ``x`` and ``by`` coordinates)."""
+    fn = "frequency_curve"
+    ds = _check_ds(ds, fn)
+    if by is not None and by not in ds.dims:
+        by = None
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        groups = list(ds[by].values) if by is not None else [None]
+        for i, g in enumerate(groups):
+            sub = ds.sel({by: g}) if by is not None else ds
+            glab = "" if g is None else _by_label(ds, by, g)
+            _lines(ax, sub, y, x, None, sem, fn, marker=None, style_offset=i)
+            ax.lines[-1].set_label(f"model {glab}".strip())
+            if data is not None:
+                dd = _check_ds(data, fn)
+                sel = {by: g} if by is not None and by in dd.dims else None
+                _data_points(
+                    ax,
+                    dd,
+                    x,
+                    data_y,
+                    data_sem,
+                    fn,
+                    False,
+                    label=f"data {glab}".strip(),
+                    c=color(i),
+                    sel=sel,
+                )
+        ax.axhline(0, color="0.6", lw=0.5, zorder=0)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(_label(ds[x]))
+        ax.set_ylabel(_label(ds[y]))
+        ax.legend()
+    return fig
+
+
+def _by_label(ds: xr.Dataset, by: str, g: object) -> str:
+    c = ds[by]
+    v = float(g) if np.issubdtype(np.asarray(g).dtype, np.number) else g
+    if isinstance(v, float) and c.attrs.get("units") == "s":
+        return f"{by} = {v * 1e3:+g} ms"
+    units = c.attrs.get("units", "")
+    return f"{by} = {_fmt(v)} {units}".strip()
+
+
+def weight_matrix(
+    ds: xr.Dataset,
+    var: str = "W",
+    *,
+    post: str = "post",
+    pre: str = "pre",
+    time: str = "time",
+    at: float | None = None,
+    select: Mapping[str, object] | None = None,
+    cmap: str = "viridis",
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Weight matrix ``var`` as an image (rows = postsynaptic, columns = presynaptic neurons;
+    DESIGN.md's ``(..., n_post, n_pre)``) with a colour bar. With a ``time`` dim, shows the
+    state nearest to ``at`` seconds (default: the last); other dims by ``select`` or index 0."""
+    fn = "weight_matrix"
+    ds = _check_ds(ds, fn)
+    da = _get(ds, var, "var", fn)
+    if time in da.dims:
+        da = da.isel({time: -1}) if at is None else da.sel({time: at}, method="nearest")
+    da = _reduce_to(da, (post, pre), select, fn)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        im = ax.imshow(
+            np.asarray(da.values, dtype=float),
+            cmap=cmap,
+            aspect="auto",
+            interpolation="nearest",
+            origin="upper",
+        )
+        ax.set_xlabel(f"presynaptic neuron ({pre})")
+        ax.set_ylabel(f"postsynaptic neuron ({post})")
+        cb = fig.colorbar(im, ax=ax, shrink=0.9)
+        cb.set_label(_label(ds[var]))
+        cb.outline.set_linewidth(0.5)
+    return fig
+
+
+def weight_trajectories(
+    ds: xr.Dataset,
+    var: str = "W",
+    *,
+    time: str = "time",
+    max_lines: int = 12,
+    select: Mapping[str, object] | None = None,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Weights over time: up to ``max_lines`` individual synapses (thin) and the mean over all
+    synapses (thick black). The dims other than ``time`` and the synapse dims (``post``,
+    ``pre``) are chosen by ``select`` or index 0."""
+    fn = "weight_trajectories"
+    ds = _check_ds(ds, fn)
+    da = _get(ds, var, "var", fn)
+    if time not in da.dims:
+        raise ValueError(
+            f"{fn}: {var!r} has no {time!r} dim (dims {list(da.dims)}); record "
+            "the weights over time to plot trajectories"
+        )
+    if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 0:
+        raise ValueError(f"{fn}: max_lines must be a non-negative int, got {max_lines!r}")
+    syn = tuple(d for d in ("post", "pre") if d in da.dims)
+    da = _reduce_to(da, (time, *syn), select, fn)
+    t = np.asarray(ds[time].values, dtype=float)
+    flat = np.asarray(da.values, dtype=float).reshape(len(t), -1)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        idx = np.linspace(0, flat.shape[1] - 1, min(max_lines, flat.shape[1])).astype(int)
+        for j, i in enumerate(np.unique(idx)):
+            ax.plot(t, flat[:, i], color=color(j), lw=0.5, alpha=0.8)
+        ax.plot(t, flat.mean(axis=1), color="black", lw=1.5, label="mean")
+        ax.set_xlabel(_label(ds[time]))
+        ax.set_ylabel(_label(ds[var]))
+        ax.legend()
+    return fig
+
+
+def place_field(
+    ds: xr.Dataset,
+    var: str = "ramp",
+    x: str = "position",
+    *,
+    hue: str | None = None,
+    plateau: float | str | None = "plateau_position",
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Place-field ramp ``var`` (e.g. depolarisation in mV, or the summed weighted input) vs
+    track position ``x``, one line per ``hue`` (e.g. lap or parameter set), with the plateau
+    position marked (a number, or the name of a Dataset attr or variable holding it)."""
+    fn = "place_field"
+    ds = _check_ds(ds, fn)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        _lines(ax, ds, var, x, hue, None, fn, label_prefix=f"{hue} " if hue else "")
+        p = _scalar(ds, plateau)
+        if p is not None:
+            ax.axvline(p, color="0.3", ls="--", lw=0.7, label="plateau")
+        ax.set_xlabel(_label(ds[x]))
+        ax.set_ylabel(_label(ds[var]))
+        if hue is not None or p is not None:
+            ax.legend()
+    return fig
+
+
+def _scalar(ds: xr.Dataset, v: float | str | None) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        if v in ds.attrs:
+            return float(np.asarray(ds.attrs[v]).ravel()[0])
+        if v in ds.variables and ds[v].size >= 1:
+            return float(np.asarray(ds[v].values).ravel()[0])
+        return None
+    return float(v)
+
+
+def plasticity_kernel(
+    ds: xr.Dataset,
+    var: str = "kernel",
+    x: str = "time_from_plateau",
+    *,
+    hue: str | None = None,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Plasticity kernel: the change ``var`` vs time ``x`` of presynaptic activity relative to
+    the plateau (negative = before), as in Bittner et al. 2017 / Milstein et al. 2021."""
+    fn = "plasticity_kernel"
+    ds = _check_ds(ds, fn)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        _lines(ax, ds, var, x, hue, None, fn, label_prefix=f"{hue} " if hue else "")
+        ax.axhline(0, color="0.6", lw=0.5, zorder=0)
+        ax.axvline(0, color="0.3", ls="--", lw=0.7)
+        ax.set_xlabel(_label(ds[x]))
+        ax.set_ylabel(_label(ds[var]))
+        if hue is not None:
+            ax.legend()
+    return fig
+
+
+def capacity_curve(
+    ds: xr.Dataset,
+    var: str = "recall_error",
+    x: str = "load",
+    *,
+    hue: str | None = "rule",
+    sem: str | None = None,
+    theory: str | None = None,
+    logy: bool = False,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Memory capacity: recall error ``var`` vs load ``x`` (stored pairs per dimension, P/N),
+    one line per rule (``hue``), optional SEM band and a dashed theory curve (variable
+    ``theory``, e.g. the Hebbian crosstalk prediction)."""
+    fn = "capacity_curve"
+    ds = _check_ds(ds, fn)
+    if hue is not None and hue not in ds.dims:
+        hue = None
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        _lines(ax, ds, var, x, hue, sem, fn, marker="o")
+        if theory is not None:
+            th = _get(ds, theory, "theory", fn)
+            th = _reduce_to(th, (x,), None, fn)
+            ax.plot(ds[x].values, th.values, color="black", ls="--", lw=0.8, label="theory")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(_label(ds[x]))
+        ax.set_ylabel(_label(ds[var]))
+        if hue is not None or theory is not None:
+            ax.legend()
+    return fig
+
+
+def learning_curve(
+    ds: xr.Dataset,
+    var: str = "loss",
+    x: str = "step",
+    *,
+    hue: str | None = "rule",
+    sem: str | None = None,
+    logy: bool = False,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Learning curve: ``var`` (loss, accuracy) vs training step or epoch ``x``, one line per
+    ``hue`` value (e.g. rule), with an optional SEM band over seeds."""
+    fn = "learning_curve"
+    ds = _check_ds(ds, fn)
+    if hue is not None and hue not in ds.dims:
+        hue = None
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        _lines(ax, ds, var, x, hue, sem, fn)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(_label(ds[x]))
+        ax.set_ylabel(_label(ds[var]))
+        if hue is not None:
+            ax.legend()
+    return fig
+
+
+def rule_comparison(
+    ds: xr.Dataset,
+    metric: str = "aic",
+    *,
+    rule: str = "rule",
+    dataset: str | None = "dataset",
+    relative: bool = True,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Rule comparison: grouped bars of ``metric`` (e.g. AIC, BIC, RMSE) for each rule (dim
+    ``rule``) on each dataset (dim ``dataset``). With ``relative`` the best (lowest) rule of each
+    dataset is subtracted, so bars show Delta-AIC and the best rule sits at 0."""
+    fn = "rule_comparison"
+    ds = _check_ds(ds, fn)
+    da = _get(ds, metric, "metric", fn)
+    if rule not in da.dims:
+        raise ValueError(f"{fn}: rule={rule!r} is not a dim of {metric!r} (dims {list(da.dims)})")
+    keep = (rule, dataset) if dataset is not None and dataset in da.dims else (rule,)
+    da = _reduce_to(da, keep, None, fn)
+    vals = np.asarray(da.values, dtype=float).reshape(da.sizes[rule], -1)
+    if relative:
+        vals = vals - np.nanmin(vals, axis=0, keepdims=True)
+    rules = [_fmt(r) for r in ds[rule].values]
+    groups = [_fmt(g) for g in ds[keep[1]].values] if len(keep) == 2 else [""]
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        n = len(rules)
+        w = 0.8 / n
+        xg = np.arange(len(groups))
+        for i, r in enumerate(rules):
+            ax.bar(xg + (i - (n - 1) / 2) * w, vals[i], width=w, color=color(i), label=r)
+        ax.set_xticks(xg, groups)
+        name = str(da.attrs.get("long_name", metric))
+        ax.set_ylabel(f"\u0394 {name} (vs best)" if relative else _label(ds[metric]))
+        ax.legend(ncols=min(3, n))
+    return fig
+
+
+FIGURES: dict[str, Callable[..., Figure]] = {
+    "stdp_window": stdp_window,
+    "frequency_curve": frequency_curve,
+    "weight_matrix": weight_matrix,
+    "weight_trajectories": weight_trajectories,
+    "place_field": place_field,
+    "plasticity_kernel": plasticity_kernel,
+    "capacity_curve": capacity_curve,
+    "learning_curve": learning_curve,
+    "rule_comparison": rule_comparison,
+}
+"""Figure types by name (the ``synaptic-fwp plot --kind`` choices)."""
+
+
+def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
+    """Pick a figure type for ``ds``: its ``figure`` attr if set (a key of :data:`FIGURES`),
+    else by its contents (a pairing run with a ``freq`` dim -> frequency curve, with a ``dt``
+    dim -> STDP window; ``aic`` over ``rule`` -> rule comparison; ``W`` over ``time`` -> weight
+    trajectories; ``W`` -> weight matrix; ``ramp`` -> place field)."""
+    ds = _check_ds(ds, "auto")
+    kind = ds.attrs.get("figure")
+    if kind is not None:
+        if kind not in FIGURES:
+            raise ValueError(
+                f"auto: the Dataset's figure attr {kind!r} is not one of {sorted(FIGURES)}"
+            )
+        return FIGURES[str(kind)](ds, **kwargs)
+    dv = set(map(str, ds.data_vars))
+    if "dw" in dv and "freq" in ds.dims and ds.sizes["freq"] > 1:
+        return frequency_curve(ds, **kwargs)
+    if "dw" in dv and "dt" in ds.dims:
+        return stdp_window(ds, **kwargs)
+    if "aic" in dv and "rule" in ds.dims:
+        return rule_comparison(ds, **kwargs)
+    if "W" in dv and "time" in ds["W"].dims and ds.sizes["time"] > 1:
+        return weight_trajectories(ds, **kwargs)
+    if "W" in dv:
+        return weight_matrix(ds, **kwargs)
+    if "ramp" in dv:
+        return place_field(ds, **kwargs)
+    if "recall_error" in dv:
+        return capacity_curve(ds, **kwargs)
+    if "loss" in dv:
+        return learning_curve(ds, **kwargs)
+    raise ValueError(
+        f"auto: cannot tell which figure fits a Dataset with variables {sorted(dv)}; "
+        f"pass a kind, one of {sorted(FIGURES)}"
+    )
