@@ -11,5 +11,7 @@ PIP=(.venv/bin/python -m pip -q --disable-pip-version-check)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     "${PIP[@]}" install "${TORCH_SPEC:-torch==2.13.0}"
 fi
-"${PIP[@]}" install -e ".[${EXTRAS:-test}]" 2>&1 | grep -v "is ignored" || true
+EXTRAS=${EXTRAS-test}
+TARGET="."; [ -n "$EXTRAS" ] && TARGET=".[$EXTRAS]"
+"${PIP[@]}" install -e "$TARGET"
 .venv/bin/python -c "import synaptic_fwp, torch; print('synaptic_fwp', synaptic_fwp.__version__, '| torch', torch.__version__)"
