@@ -1,0 +1,341 @@
+r"""Spike-timing-dependent plasticity with traces: pair STDP and triplet STDP.
+
+Pair STDP (Song, Miller & Abbott 2000, Nat Neurosci 3:919; Bi & Poo 1998; the trace form of
+Brian2's ``examples/synapses/STDP.py``)::
+
+    pre trace  x (tau_plus),  post trace y (tau_minus),  between spikes dx/dt = -x/tau
+    on_pre :  W <- W - A_minus * y ;  x <- x + 1   (all-to-all)  or  x <- 1 (nearest)
+    on_post:  W <- W + A_plus  * x ;  y <- y + 1   (all-to-all)  or  y <- 1 (nearest)
+
+Triplet STDP (Pfister & Gerstner 2006, J Neurosci 26:9673, Eqs. 2-4): pre traces ``r1``
+(tau_plus), ``r2`` (tau_x); post traces ``o1`` (tau_minus), ``o2`` (tau_y)::
+
+    on_pre :  W <- W - o1 * (A2_minus + A3_minus * r2(t-0)) ;  r1, r2 jump
+    on_post:  W <- W + r1 * (A2_plus  + A3_plus  * o2(t-0)) ;  o1, o2 jump
+
+All-to-all interactions: a trace jumps by 1 at each spike. Nearest-spike interactions
+(Pfister & Gerstner's "nearest spike" model): a trace is *reset to 1* at each spike, so it
+remembers only the last spike of its neuron (symmetric nearest-neighbour pairing). Amplitudes are
+dimensionless increments in units of the weight; with ``bounds="none"`` (the published additive
+model) the rule is exactly a sum of exponentials (see :func:`pairing_closed_form`).
+
+Rate (BCM) form of the triplet rule (Pfister & Gerstner 2006, Eq. 6 and the minimal model's BCM
+reading): for independent Poisson trains at rates ``rho_x`` (pre) and ``rho_y`` (post)
+
+.. math::
+    \frac{d w}{d t} = \rho_x \rho_y \big[A_2^+ \tau_+ - A_2^- \tau_- + A_3^+ \tau_+ \tau_y \rho_y
+                      - A_3^- \tau_- \tau_x \rho_x\big]
+
+(all-to-all), a BCM rule in ``rho_y`` with threshold ``theta = (A_2^- tau_- - A_2^+ tau_+) /
+(A_3^+ tau_+ tau_y)`` when ``A_3^- = 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from .._validation import check_choice
+from .base import Param, apply_bounds, check_bounds, check_param, expand
+
+__all__ = ["PairSTDP", "TripletSTDP", "triplet_bcm_rate", "pairing_closed_form", "PAIRINGS"]
+
+PAIRINGS = ("all_to_all", "nearest")
+
+
+def _jump(x: torch.Tensor, mask: torch.Tensor, pairing: str) -> torch.Tensor:
+    """Trace jump at the spikes in ``mask``: ``x + 1`` (all-to-all) or reset to 1 (nearest)."""
+    if pairing == "all_to_all":
+        return x + mask
+    return x * (1.0 - mask) + mask
+
+
+def _decay(x: torch.Tensor, dt: Param, tau: Param) -> torch.Tensor:
+    if isinstance(dt, torch.Tensor) or isinstance(tau, torch.Tensor):
+        dt_e = expand(dt, 1, x)
+        tau_e = expand(tau, 1, x)
+        return x * torch.exp(-torch.as_tensor(dt_e, dtype=x.dtype, device=x.device) / tau_e)
+    return x * math.exp(-dt / tau)
+
+
+def _check_dt(dt: Param) -> None:
+    check_param("dt", dt, nonneg=True)
+
+
+class _TraceRuleMixin:
+    """Shared behaviour of trace rules: W is constant between spikes."""
+
+    has_continuous_dynamics = False
+    pre_delay = 0.0
+
+    def advance(self, W, state, dt):  # noqa: D401 - see package docstring
+        """Traces decay exactly; the weight does not change between spikes."""
+        return W, self.decay(state, dt)
+
+    def clip(self, W: torch.Tensor) -> torch.Tensor:
+        if self.bounds == "none":
+            return W
+        return W.clamp(self.w_min, self.w_max)
+
+    def param_dict(self) -> dict[str, object]:
+        """Parameters as plain values (tensors as lists) for Dataset attrs."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, torch.Tensor) else v
+        return out
+
+    def batch_shape(self) -> tuple[int, ...]:
+        """Broadcast shape of the per-instance (tensor) parameters; ``()`` if all are floats."""
+        shapes = [getattr(self, f.name).shape for f in fields(self)
+                  if isinstance(getattr(self, f.name), torch.Tensor)]
+        return tuple(torch.broadcast_shapes(*shapes)) if shapes else ()
+
+
+@dataclass(frozen=True, eq=False)
+class PairSTDP(_TraceRuleMixin):
+    """Pair STDP with exponential traces, all-to-all or nearest-spike (module docstring).
+
+    Parameters (SI): ``tau_plus``, ``tau_minus`` in s; ``A_plus``, ``A_minus`` >= 0 dimensionless
+    (depression is ``-A_minus``). Defaults: the Bi & Poo windows used by Pfister & Gerstner
+    (16.8 ms, 33.7 ms) with amplitudes 5e-3. ``song2000()`` gives Song, Miller & Abbott 2000.
+    """
+
+    tau_plus: Param = 16.8e-3
+    tau_minus: Param = 33.7e-3
+    A_plus: Param = 5e-3
+    A_minus: Param = 5e-3
+    pairing: str = "all_to_all"
+    bounds: str = "none"
+    w_min: float = 0.0
+    w_max: float = 1.0
+    name: str = "pair_stdp"
+    source: str = (
+        "Song, Miller & Abbott 2000, Nat Neurosci 3:919; Bi & Poo 1998, J Neurosci 18:10464"
+    )
+
+    def __post_init__(self) -> None:
+        check_param("tau_plus", self.tau_plus, positive=True)
+        check_param("tau_minus", self.tau_minus, positive=True)
+        check_param("A_plus", self.A_plus, nonneg=True)
+        check_param("A_minus", self.A_minus, nonneg=True)
+        check_choice("pairing", self.pairing, PAIRINGS)
+        check_bounds(self.bounds, self.w_min, self.w_max)
+
+    @classmethod
+    def song2000(cls, w_max: float = 1.0, **kw) -> PairSTDP:
+        """Song, Miller & Abbott 2000 (as in Brian2's STDP example): tau 20 ms, A+ = 0.01 w_max,
+        A- = 1.05 A+, hard bounds [0, w_max]."""
+        return cls(tau_plus=20e-3, tau_minus=20e-3, A_plus=0.01 * w_max,
+                   A_minus=0.0105 * w_max, bounds="hard", w_min=0.0, w_max=w_max, **kw)
+
+    @property
+    def state_shapes(self) -> dict[str, str]:
+        return {"x": "pre", "y": "post"}
+
+    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": W.new_zeros(W.shape[:-2] + W.shape[-1:]),
+                "y": W.new_zeros(W.shape[:-1])}
+
+    def decay(self, state, dt):
+        _check_dt(dt)
+        return {"x": _decay(state["x"], dt, self.tau_plus),
+                "y": _decay(state["y"], dt, self.tau_minus)}
+
+    def on_pre(self, W, state, pre):
+        dep = expand(self.A_minus, 2, W) * state["y"].unsqueeze(-1) * pre.unsqueeze(-2)
+        W = apply_bounds(W, 0.0, dep, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "x": _jump(state["x"], pre, self.pairing)}
+
+    def on_post(self, W, state, post):
+        pot = expand(self.A_plus, 2, W) * post.unsqueeze(-1) * state["x"].unsqueeze(-2)
+        W = apply_bounds(W, pot, 0.0, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "y": _jump(state["y"], post, self.pairing)}
+
+
+@dataclass(frozen=True, eq=False)
+class TripletSTDP(_TraceRuleMixin):
+    """Triplet STDP of Pfister & Gerstner 2006 (module docstring), all-to-all or nearest-spike.
+
+    Parameters (SI): time constants in s; amplitudes dimensionless >= 0. ``tau_x=None`` means the
+    minimal model without the pre triplet term (then ``A3_minus`` must be 0). Build the published
+    sets with :meth:`from_table` (``dataset`` in {visual_cortex, hippocampal}, ``pairing`` in
+    {all_to_all, nearest_spike}, ``model`` in {full, minimal}).
+    """
+
+    tau_plus: Param = 16.8e-3
+    tau_minus: Param = 33.7e-3
+    tau_x: Param | None = 101e-3
+    tau_y: Param = 125e-3
+    A2_plus: Param = 5e-10
+    A3_plus: Param = 6.2e-3
+    A2_minus: Param = 7e-3
+    A3_minus: Param = 2.3e-4
+    pairing: str = "all_to_all"
+    bounds: str = "none"
+    w_min: float = 0.0
+    w_max: float = 1.0
+    name: str = "triplet_stdp"
+    source: str = "Pfister & Gerstner 2006, J Neurosci 26:9673"
+
+    def __post_init__(self) -> None:
+        for n in ("tau_plus", "tau_minus", "tau_y"):
+            check_param(n, getattr(self, n), positive=True)
+        if self.tau_x is not None:
+            check_param("tau_x", self.tau_x, positive=True)
+        for n in ("A2_plus", "A3_plus", "A2_minus", "A3_minus"):
+            check_param(n, getattr(self, n), nonneg=True)
+        if self.tau_x is None and (isinstance(self.A3_minus, torch.Tensor)
+                                   or self.A3_minus != 0.0):
+            raise ValueError(
+                f"tau_x=None (minimal model) requires A3_minus=0, got A3_minus={self.A3_minus}"
+            )
+        check_choice("pairing", self.pairing, PAIRINGS)
+        check_bounds(self.bounds, self.w_min, self.w_max)
+
+    @classmethod
+    def from_table(
+        cls, dataset: str = "visual_cortex", pairing: str = "all_to_all", model: str = "full",
+        **kw,
+    ) -> TripletSTDP:
+        """A published set (Pfister & Gerstner 2006, Tables 3-4; the shipped CSV).
+
+        ``pairing`` accepts ``"nearest_spike"`` (table name) or ``"nearest"``.
+        """
+        from .params import triplet_params
+
+        p = triplet_params(dataset, pairing, model)
+        return cls(**p, **kw)
+
+    @property
+    def state_shapes(self) -> dict[str, str]:
+        return {"r1": "pre", "r2": "pre", "o1": "post", "o2": "post"}
+
+    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
+        pre = W.new_zeros(W.shape[:-2] + W.shape[-1:])
+        post = W.new_zeros(W.shape[:-1])
+        return {"r1": pre, "r2": pre.clone(), "o1": post, "o2": post.clone()}
+
+    def decay(self, state, dt):
+        _check_dt(dt)
+        tau_x = self.tau_x if self.tau_x is not None else self.tau_plus
+        return {"r1": _decay(state["r1"], dt, self.tau_plus),
+                "r2": _decay(state["r2"], dt, tau_x),
+                "o1": _decay(state["o1"], dt, self.tau_minus),
+                "o2": _decay(state["o2"], dt, self.tau_y)}
+
+    def on_pre(self, W, state, pre):
+        amp = expand(self.A2_minus, 1, W) + expand(self.A3_minus, 1, W) * state["r2"]  # (..,pre)
+        dep = state["o1"].unsqueeze(-1) * (amp * pre).unsqueeze(-2)
+        W = apply_bounds(W, 0.0, dep, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "r1": _jump(state["r1"], pre, self.pairing),
+                   "r2": _jump(state["r2"], pre, self.pairing)}
+
+    def on_post(self, W, state, post):
+        amp = expand(self.A2_plus, 1, W) + expand(self.A3_plus, 1, W) * state["o2"]  # (..,post)
+        pot = (amp * post).unsqueeze(-1) * state["r1"].unsqueeze(-2)
+        W = apply_bounds(W, pot, 0.0, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "o1": _jump(state["o1"], post, self.pairing),
+                   "o2": _jump(state["o2"], post, self.pairing)}
+
+
+def triplet_bcm_rate(rule: TripletSTDP | PairSTDP, rho_pre, rho_post):
+    r"""Expected drift ``dw/dt`` (1/s) of all-to-all triplet (or pair) STDP for independent
+    Poisson pre/post trains at rates ``rho_pre``, ``rho_post`` (Hz): Pfister & Gerstner 2006,
+    Eq. 6 (module docstring). Works on floats, numpy arrays or tensors (broadcasting)."""
+    if rule.pairing != "all_to_all":
+        raise ValueError(
+            f"triplet_bcm_rate is the all-to-all rate form; rule.pairing={rule.pairing!r} "
+            "(allowed: 'all_to_all')"
+        )
+    if isinstance(rule, PairSTDP):
+        return rho_pre * rho_post * (rule.A_plus * rule.tau_plus - rule.A_minus * rule.tau_minus)
+    tau_x = rule.tau_x if rule.tau_x is not None else 0.0
+    return rho_pre * rho_post * (
+        rule.A2_plus * rule.tau_plus - rule.A2_minus * rule.tau_minus
+        + rule.A3_plus * rule.tau_plus * rule.tau_y * rho_post
+        - rule.A3_minus * rule.tau_minus * tau_x * rho_pre
+    )
+
+
+def _amps(rule: TripletSTDP | PairSTDP) -> dict[str, object]:
+    if isinstance(rule, PairSTDP):
+        return dict(tp=rule.tau_plus, tm=rule.tau_minus, tx=1.0, ty=1.0, a2p=rule.A_plus,
+                    a3p=0.0, a2m=rule.A_minus, a3m=0.0)
+    return dict(tp=rule.tau_plus, tm=rule.tau_minus,
+                tx=rule.tau_x if rule.tau_x is not None else 1.0, ty=rule.tau_y,
+                a2p=rule.A2_plus, a3p=rule.A3_plus, a2m=rule.A2_minus, a3m=rule.A3_minus)
+
+
+def pairing_closed_form(rule: TripletSTDP | PairSTDP, delay, freq, n_pairs: int = 60):
+    r"""Exact total weight change of ``n_pairs`` pre/post pairings, closed form.
+
+    Protocol: pre spikes at ``t_m = m T`` (``T = 1/freq``), post spikes at ``t_m + delay``,
+    ``m = 0..n-1``, ``|delay| < T``, additive rule (``bounds="none"``). Write ``q_tau =
+    exp(-T/tau)``, ``s_tau = q/(1-q)`` and ``G(a) = sum_{m<n} a^m = (1-a^n)/(1-a)``.
+
+    *All-to-all*, ``delay = d > 0`` (pre leads). Just before the m-th post spike
+    ``r1 = e^{-d/tau+} (1 - q+^{m+1})/(1 - q+)`` and ``o2 = s_y (1 - q_y^m)``; just before the
+    m-th pre spike ``o1 = e^{d/tau-} s_- (1 - q-^m)`` and ``r2 = s_x (1 - q_x^m)``. Summing the
+    products over m with geometric series:
+
+    ``LTP = e^{-d/tau+}/(1-q+) [A2+ (n - q+ G(q+))``
+    ``      + A3+ s_y (n - G(q_y) - q+ G(q+) + q+ G(q+ q_y))]``
+    ``LTD = e^{d/tau-} s_- [A2- (n - G(q-)) + A3- s_x (n - G(q-) - G(q_x) + G(q- q_x))]``.
+
+    ``delay = -d < 0`` (post leads) is the mirror image: swap the roles (``+`` <-> ``-``,
+    ``x`` <-> ``y``, LTP <-> LTD).
+
+    *Nearest-spike* (traces reset to 1): ``d > 0``: ``LTP = e^{-d/tau+} (n A2+ + (n-1) A3+ q_y)``,
+    ``LTD = (n-1) e^{-(T-d)/tau-} (A2- + A3- q_x)``; ``-d < 0``: ``LTD = e^{-d/tau-} (n A2- +
+    (n-1) A3- q_x)``, ``LTP = (n-1) e^{-(T-d)/tau+} (A2+ + A3+ q_y)``.
+
+    ``delay``/``freq`` are numpy-broadcastable (seconds, Hz); rule parameters may be floats or
+    numpy arrays (tensors are converted) broadcast against them. Returns ``LTP - LTD`` (numpy,
+    float64). ``delay = 0`` counts as pre-leads (pre then post at the same instant).
+    """
+    import numpy as np
+
+    a = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, float))
+         for k, v in _amps(rule).items()}
+    d = np.asarray(delay, float)
+    T = 1.0 / np.asarray(freq, float)
+    if np.any(np.abs(d) >= T):
+        raise ValueError("pairing_closed_form needs |delay| < 1/freq for every pair")
+    n = int(n_pairs)
+    ad = np.abs(d)
+
+    def G(x):  # sum_{m<n} x^m, 0 <= x < 1
+        return (1.0 - x**n) / (1.0 - x)
+
+    def q(tau):
+        return np.exp(-T / tau)
+
+    def s(tau):
+        return q(tau) / (1.0 - q(tau))
+
+    if rule.pairing == "all_to_all":
+        def leader_follower(t_lead, t_follow, slow_lead, slow_follow, a2lf, a3lf, a2fl, a3fl):
+            # "lead" side spikes first in each pair; lf = update at the follower's spike
+            # (reads the leader's trace), fl = update at the leader's spike.
+            ql, qf, qy, qx = q(t_lead), q(t_follow), q(slow_follow), q(slow_lead)
+            at_follow = np.exp(-ad / t_lead) / (1 - ql) * (
+                a2lf * (n - ql * G(ql))
+                + a3lf * s(slow_follow) * (n - G(qy) - ql * G(ql) + ql * G(ql * qy)))
+            at_lead = np.exp(ad / t_follow) * s(t_follow) * (
+                a2fl * (n - G(qf))
+                + a3fl * s(slow_lead) * (n - G(qf) - G(qx) + G(qf * qx)))
+            return at_follow, at_lead
+
+        ltp_p, ltd_p = leader_follower(a["tp"], a["tm"], a["tx"], a["ty"],
+                                       a["a2p"], a["a3p"], a["a2m"], a["a3m"])
+        ltd_n, ltp_n = leader_follower(a["tm"], a["tp"], a["ty"], a["tx"],
+                                       a["a2m"], a["a3m"], a["a2p"], a["a3p"])
+    else:
+        ltp_p = np.exp(-ad / a["tp"]) * (n * a["a2p"] + (n - 1) * a["a3p"] * q(a["ty"]))
+        ltd_p = (n - 1) * np.exp(-(T - ad) / a["tm"]) * (a["a2m"] + a["a3m"] * q(a["tx"]))
+        ltd_n = np.exp(-ad / a["tm"]) * (n * a["a2m"] + (n - 1) * a["a3m"] * q(a["tx"]))
+        ltp_n = (n - 1) * np.exp(-(T - ad) / a["tp"]) * (a["a2p"] + a["a3p"] * q(a["ty"]))
+    return np.where(d >= 0, ltp_p - ltd_p, ltp_n - ltd_n)
