@@ -1,0 +1,381 @@
+r"""Chunk-wise parallel scan in plain torch (Primer Box 1; WY/UT form for the delta rules).
+
+The sequence is cut into ``N = ceil(T / S)`` chunks of ``S`` steps. Inside a chunk everything is
+a few batched matrix products over all chunks at once; only the state ``W`` (``V x K`` per head)
+is carried from chunk to chunk, in a Python loop over the ``N`` chunks. The algorithm is derived
+from the rule's spec (:class:`~synaptic_fwp.rules.LinearRule`), never from its name:
+
+* **decay** ``none``/``scalar``: one factor ``lambda_t`` per step (``1`` for ``none``);
+  ``pre``/``post``: a vector ``a_t`` on the key (right) or value (left) side of ``W``.
+* **write** ``c_t`` (``1``, ``eta_t`` or ``1 - lambda_t``) scales the write ``c_t v_t k_t^T``.
+* **correction** ``delta``: ``W_t = lambda_t W_{t-1} + (c_t v_t - gamma_t W_{t-1} k_t) k_t^T``
+  with ``gamma_t = c_t lambda_t`` when the rule decays first (Gated DeltaNet as published, Yang,
+  Kautz & Hatamizadeh 2025) and ``gamma_t = c_t`` otherwise (DeltaNet; Gated DeltaNet as in the
+  Primer's Table 1).
+
+Notation inside a chunk (local steps ``t, s = 1..S``, ``W_0`` the state entering the chunk)::
+
+    D[t, s]   = prod_{s < r <= t} lambda_r            (1 on the diagonal)
+    Lam[t]    = prod_{r <= t} lambda_r = D[t, 0],     d_end[s] = D[S, s]
+
+**Decay rules (no correction)**, with ``u_s = c_s v_s``::
+
+    W_t = Lam[t] W_0 + sum_{s <= t} D[t, s] u_s k_s^T
+    y_t = W_t q_t = Lam[t] W_0 q_t + sum_{s <= t} D[t, s] (k_s . q_t) u_s
+    W_S = Lam[S] W_0 + sum_s d_end[s] u_s k_s^T
+
+For vector gates the products run elementwise along the gated side (``K`` for ``pre``, ``V`` for
+``post``), as in GLA (Yang, Wang, Shen, Panda & Kim 2024, Sec. 4).
+
+**Delta rules (WY/UT representation**, Yang, Wang, Zhang, Shen & Kim 2024, "Parallelizing linear
+transformers with the delta rule over sequence length", Sec. 3; here with scalar decay). Write
+``W_t = lambda_t W_{t-1} + u_t k_t^T`` with the pseudo-value
+``u_t = c_t v_t - gamma_t W_{t-1} k_t``. Unrolling ``W_{t-1}`` inside the chunk gives the unit
+lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_0^T`` with
+``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
+(the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
+``Ut`` and ``Wt`` need no state and are computed for all chunks at once; the loop over chunks only
+does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls). The
+outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
+
+Numerical safety. Decay products are formed exactly, without logarithms or divisions: ``D`` is a
+cumulative product down the columns of the masked matrix ``X[t, s] = lambda_t if t > s else 1``.
+A decay of exactly 0 therefore gives exact zeros, no NaN, and the right gradient (torch's
+``cumprod`` backward handles zeros). The vector-gate (GLA) intra-chunk term, which would need an
+``S x S x K`` tensor done exactly, uses the log-space factorisation
+``exp(b_t - b_s) = exp(b_t) exp(-b_s)``, ``b_t = sum_{r <= t} log a_r``, only in chunks whose
+total log-decay is above ``-_SAFE_LOG[dtype]`` (so that ``exp(-b)`` cannot overflow and no
+precision is lost); the other chunks (strong decay, or a zero gate) take the exact
+``S x S x K`` product path. Both paths are tested against the recurrence.
+
+Shapes: ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``, gates as
+:func:`synaptic_fwp.scan.prepare` returns them (``eta``, ``decay``: ``(B, T, H)``; ``gate``:
+``(B, T, H, V|K)``), ``W0: (B, H, V, K)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..rules import LinearRule
+
+__all__ = ["scan_chunk", "chunk_flops", "DEFAULT_CHUNK_SIZE"]
+
+#: Chunk length used when the caller does not choose one (measured in benchmarks/scan_chunk.py).
+DEFAULT_CHUNK_SIZE = 64
+
+#: Largest total log-decay magnitude within a chunk for which the factorised GLA form is used.
+_SAFE_LOG = {torch.float64: 200.0, torch.float32: 20.0, torch.float16: 5.0, torch.bfloat16: 5.0}
+
+#: Diagonal block size of the recursive inversion of the unit lower-triangular UT matrix.
+_BASE_BLOCK = 16
+
+
+def _check(rule: object, chunk_size: object, stride: object) -> None:
+    if not isinstance(rule, LinearRule):
+        raise TypeError(
+            f"rule must be a LinearRule for the chunk backend, got {type(rule).__name__}; "
+            "use backend='recurrent' for BCM"
+        )
+    if rule.correction == "oja":
+        raise ValueError(
+            f"rule {rule.name!r} has no chunk-wise form (its correction acts on the left, Oja); "
+            "use backend='recurrent'"
+        )
+    if rule.correction == "delta" and rule.decay in ("pre", "post"):
+        raise ValueError(
+            f"rule {rule.name!r} combines the delta correction with a vector gate "
+            f"(decay={rule.decay!r}); the chunk backend covers the delta rule with decay "
+            "'none' or 'scalar'; use backend='recurrent'"
+        )
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 0:
+        raise ValueError(f"stride must be a non-negative int, got {stride!r}")
+
+
+def _to_chunks(x: torch.Tensor, N: int, S: int, pad_value: float) -> torch.Tensor:
+    """``(B, T, H, ...) -> (B, H, N, S, ...)``, padding time with ``pad_value`` up to ``N * S``."""
+    T = x.shape[1]
+    if N * S != T:
+        pad_shape = (x.shape[0], N * S - T) + tuple(x.shape[2:])
+        x = torch.cat([x, x.new_full(pad_shape, pad_value)], dim=1)
+    x = x.unflatten(1, (N, S))  # (B, N, S, H, ...)
+    return x.movedim(3, 1)  # (B, H, N, S, ...)
+
+
+def _from_chunks(y: torch.Tensor, T: int) -> torch.Tensor:
+    """``(B, H, N, S, X) -> (B, T, H, X)``."""
+    y = y.flatten(2, 3)[:, :, :T]
+    return y.transpose(1, 2)
+
+
+def _decay_matrix(a: torch.Tensor) -> torch.Tensor:
+    """``D[..., t, s, x] = prod_{s < r <= t} a[..., r, x]`` for ``t >= s`` (1 above): exact, from
+    a cumulative product of ``X[t, s] = a_t if t > s else 1``. ``a: (..., S, X)``."""
+    S = a.shape[-2]
+    strict = torch.ones(S, S, dtype=torch.bool, device=a.device).tril(-1)
+    X = torch.where(strict.unsqueeze(-1), a.unsqueeze(-2), a.new_ones(()))
+    return torch.cumprod(X, dim=-3)
+
+
+def _decay_to_end(a: torch.Tensor) -> torch.Tensor:
+    """``d[..., s, x] = prod_{s < r <= S} a[..., r, x]`` (exclusive reverse cumulative product)."""
+    nxt = torch.cat([a[..., 1:, :], a.new_ones(a[..., :1, :].shape)], dim=-2)
+    return torch.flip(torch.cumprod(torch.flip(nxt, [-2]), dim=-2), [-2])
+
+
+def _unit_lower_inverse(A: torch.Tensor) -> torch.Tensor:
+    """``(I + A)^{-1}`` for strictly lower-triangular ``A: (..., S, S)`` (the UT transform).
+
+    Forward substitution on diagonal blocks of ``_BASE_BLOCK`` rows, then the recursive block
+    formula ``[[X11, 0], [X21, X22]]`` with ``X21 = -X22 L21 X11`` (all blocks of a level in one
+    batched matmul). Exact up to rounding; differentiable; no in-place writes.
+    """
+    S = A.shape[-1]
+    b = min(_BASE_BLOCK, S)
+    n_blocks = 1 << max(0, math.ceil(math.log2(math.ceil(S / b))))
+    P = b * n_blocks
+    if P != S:
+        A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
+    lead = A.shape[:-2]
+    # diagonal blocks (..., nb, b, b)
+    Ab = A.unflatten(-2, (n_blocks, b)).unflatten(-1, (n_blocks, b))
+    Ad = torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
+    eye_b = torch.eye(b, dtype=A.dtype, device=A.device)
+    rows = [eye_b[0].expand(*Ad.shape[:-2], b)]
+    for i in range(1, b):
+        prev = torch.stack(rows, dim=-2)  # (..., nb, i, b)
+        r = eye_b[i] - (Ad[..., i : i + 1, :i] @ prev).squeeze(-2)
+        rows.append(r)
+    X = torch.stack(rows, dim=-2)  # (..., nb, b, b)
+    size = b
+    while size < P:
+        m = P // (2 * size)
+        A2 = A.unflatten(-2, (m, 2, size)).unflatten(-1, (m, 2, size))  # (..., m,2,s, m,2,s)
+        blk = torch.diagonal(A2, dim1=-6, dim2=-3)  # (..., 2, s, 2, s, m)
+        L21 = blk[..., 1, :, 0, :, :].movedim(-1, -3)  # (..., m, s, s)
+        X11, X22 = X[..., 0::2, :, :], X[..., 1::2, :, :]
+        X21 = -(X22 @ (L21 @ X11))
+        top = torch.cat([X11, torch.zeros_like(X11)], dim=-1)
+        bot = torch.cat([X21, X22], dim=-1)
+        X = torch.cat([top, bot], dim=-2)  # (..., m, 2s, 2s)
+        size *= 2
+    X = X.reshape(*lead, P, P)
+    return X[..., :S, :S] if P != S else X
+
+
+def _states_at(
+    positions: torch.Tensor,
+    S: int,
+    W_start: torch.Tensor,
+    U: torch.Tensor,
+    k: torch.Tensor,
+    a: torch.Tensor,
+    Lam: torch.Tensor,
+    side: str,
+) -> torch.Tensor:
+    """States ``W_p`` after (0-based) steps ``positions`` from the chunk quantities.
+
+    ``W_p = Lam[l] W_0 + sum_{s <= l} D[l, s] u_s k_s^T`` with ``l`` the local index of ``p``
+    in its chunk ``n`` (decays along ``side``). Returns ``(B, M, H, V, K)``.
+    """
+    n = torch.div(positions, S, rounding_mode="floor")
+    loc = positions - n * S
+    a_m = a[:, :, n]  # (B, H, M, S, X)
+    idx = torch.arange(S, device=a.device)
+    upto = idx.unsqueeze(0) <= loc.unsqueeze(1)  # (M, S): r <= l
+    a_m = torch.where(upto.unsqueeze(-1), a_m, a_m.new_ones(()))
+    Dl = _decay_to_end(a_m) * upto.unsqueeze(-1).to(a.dtype)  # prod_{s<r<=l} a_r; 0 for s > l
+    lam_l = Lam[:, :, n, loc]  # (B, H, M, X)
+    W0m = W_start[:, :, n]  # (B, H, M, V, K)
+    u_m, k_m = U[:, :, n], k[:, :, n]  # (B, H, M, S, V|K)
+    if side == "post":
+        W = lam_l.unsqueeze(-1) * W0m + (u_m * Dl).transpose(-1, -2) @ k_m
+    elif side == "pre":
+        W = W0m * lam_l.unsqueeze(-2) + u_m.transpose(-1, -2) @ (k_m * Dl)
+    else:
+        W = lam_l.unsqueeze(-1) * W0m + u_m.transpose(-1, -2) @ (k_m * Dl)
+    return W.transpose(1, 2)
+
+
+def scan_chunk(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rule: LinearRule,
+    g: dict[str, torch.Tensor | None],
+    W0: torch.Tensor,
+    stride: int = 0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Chunk-wise parallel scan; same contract as :func:`.recurrent.scan_recurrent`.
+
+    Inputs are validated and broadcast by :func:`synaptic_fwp.scan.prepare` (``phi`` already
+    applied). Returns ``y: (B, T, H, V)`` (``y_t = W_t q_t``), ``W_T: (B, H, V, K)`` and, if
+    ``stride > 0``, the states after steps ``stride, 2 stride, ...`` as
+    ``(B, T // stride, H, V, K)`` (else ``None``). ``T`` need not be a multiple of
+    ``chunk_size``: the last chunk is padded with steps that leave ``W`` unchanged
+    (``k = v = 0``, decay 1, write 0). Autograd flows through every operation.
+    """
+    _check(rule, chunk_size, stride)
+    B, T, H, K = k.shape
+    V = v.shape[-1]
+    S = min(chunk_size, T)
+    N = -(-T // S)
+
+    # per-step gates: write c_t, decay a_t (scalar -> X = 1), correction gamma_t
+    c = rule.write_coef(g)
+    if not isinstance(c, torch.Tensor):
+        c = q.new_full((B, T, H), float(c))
+    if rule.decay in ("pre", "post"):
+        side = rule.decay
+        a = g["gate"]
+    else:
+        side = "scalar"
+        a = g["decay"].unsqueeze(-1) if rule.decay == "scalar" else q.new_ones((B, T, H, 1))
+    delta = rule.correction == "delta"
+    if delta:
+        gamma = c * a[..., 0] if rule.decay_first else c
+
+    qc, kc, vc = (_to_chunks(x, N, S, 0.0) for x in (q, k, v))  # (B, H, N, S, K|V)
+    ac = _to_chunks(a, N, S, 1.0)  # (B, H, N, S, X)
+    cc = _to_chunks(c, N, S, 0.0)  # (B, H, N, S)
+
+    Lam = torch.cumprod(ac, dim=-2)  # prod_{r<=t} a_r
+    d_end = _decay_to_end(ac)  # prod_{s<r<=S} a_r
+    Lam_S = Lam[..., -1, :]  # (B, H, N, X)
+    causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
+    zero = q.new_zeros(())
+
+    if side == "scalar":
+        D = _decay_matrix(ac)[..., 0]  # (B, H, N, S, S)
+        P = torch.where(causal, (qc @ kc.transpose(-1, -2)) * D, zero)
+    uc = cc.unsqueeze(-1) * vc  # c_s v_s
+
+    if delta:
+        gc = _to_chunks(gamma, N, S, 0.0)
+        D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)  # D[t-1, s]
+        Lam_prev = torch.cat([torch.ones_like(Lam[..., :1, :]), Lam[..., :-1, :]], dim=-2)
+        strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
+        Abar = torch.where(strict, gc.unsqueeze(-1) * D_prev * (kc @ kc.transpose(-1, -2)), zero)
+        Tinv = _unit_lower_inverse(Abar)
+        rhs = torch.cat([uc, (gc.unsqueeze(-1) * Lam_prev) * kc], dim=-1)
+        sol = Tinv @ rhs
+        Ut, Wt = sol[..., :V], sol[..., V:]
+        Kh = kc * d_end  # decay to chunk end folded into the keys
+        W = W0
+        starts, Us = [], []
+        for n in range(N):
+            starts.append(W)
+            Un = Ut[:, :, n] - Wt[:, :, n] @ W.transpose(-1, -2)  # (B, H, S, V)
+            Us.append(Un)
+            W = Lam_S[:, :, n].unsqueeze(-1) * W + Un.transpose(-1, -2) @ Kh[:, :, n]
+        W_start = torch.stack(starts, dim=2)  # (B, H, N, V, K)
+        U = torch.stack(Us, dim=2)  # (B, H, N, S, V)
+    else:
+        U = uc
+        if side == "post":
+            G = (U * d_end).transpose(-1, -2) @ kc  # (B, H, N, V, K)
+            fac = Lam_S.unsqueeze(-1)  # (B, H, N, V, 1)
+        elif side == "pre":
+            G = U.transpose(-1, -2) @ (kc * d_end)
+            fac = Lam_S.unsqueeze(-2)  # (B, H, N, 1, K)
+        else:
+            G = U.transpose(-1, -2) @ (kc * d_end)
+            fac = Lam_S.unsqueeze(-1)  # (B, H, N, 1, 1)
+        W = W0
+        starts = []
+        for n in range(N):
+            starts.append(W)
+            W = fac[:, :, n] * W + G[:, :, n]
+        W_start = torch.stack(starts, dim=2)
+
+    # outputs: inter-chunk (from the state entering the chunk) + intra-chunk
+    if side == "post":
+        y = Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, ac, causal, "post")
+    elif side == "pre":
+        y = (qc * Lam) @ W_start.transpose(-1, -2) + _intra_vector(qc, kc, U, ac, causal, "pre")
+    else:
+        y = (qc * Lam) @ W_start.transpose(-1, -2) + P @ U
+    y = _from_chunks(y, T)
+
+    states = None
+    if stride:
+        M = T // stride
+        if M == 0:
+            states = W.new_zeros((B, 0, H, V, K))
+        elif stride % S == 0:
+            W_end = torch.cat([W_start[:, :, 1:], W.unsqueeze(2)], dim=2)  # after each chunk
+            states = W_end[:, :, stride // S - 1 :: stride // S][:, :, :M].transpose(1, 2)
+        else:
+            pos = torch.arange(1, M + 1, device=q.device) * stride - 1
+            states = _states_at(pos, S, W_start, U, kc, ac, Lam, side)
+    return y, W, states
+
+
+def _intra_vector(
+    qc: torch.Tensor,
+    kc: torch.Tensor,
+    U: torch.Tensor,
+    ac: torch.Tensor,
+    causal: torch.Tensor,
+    side: str,
+) -> torch.Tensor:
+    """Intra-chunk output for a vector gate: ``y_t = sum_{s<=t} (q_t (k_s . G_ts)) u_s`` (pre) or
+    ``(k_s . q_t) (G_ts . u_s)`` (post), ``G_ts = prod_{s<r<=t} a_r``.
+
+    Chunks with total log-decay above ``-_SAFE_LOG`` use ``G_ts = exp(b_t) exp(-b_s)`` (two
+    matmuls); the others the exact ``S x S x X`` product (see the module docstring).
+    """
+    dt = qc.dtype
+    thr = _SAFE_LOG.get(dt, 20.0)
+    tiny = torch.finfo(dt).tiny
+    b = torch.cumsum(torch.log(ac.clamp_min(tiny)), dim=-2)  # (B, H, N, S, X)
+    safe = b[..., -1, :].amin(-1) >= -thr  # (B, H, N)
+    bb = torch.where(safe[..., None, None], b, torch.zeros((), dtype=dt, device=b.device))
+    zero = qc.new_zeros(())
+    if side == "pre":
+        A = torch.where(causal, (qc * bb.exp()) @ (kc * (-bb).exp()).transpose(-1, -2), zero)
+        y = A @ U
+    else:
+        A = torch.where(causal, qc @ kc.transpose(-1, -2), zero)
+        y = bb.exp() * (A @ (U * (-bb).exp()))
+    if bool(safe.all()):
+        return y
+    B, H, N, S, _ = qc.shape
+    flat = (B * H * N, S)
+    idx = torch.nonzero(~safe.reshape(-1)).squeeze(-1)
+    qs = qc.reshape(*flat, -1).index_select(0, idx)
+    ks = kc.reshape(*flat, -1).index_select(0, idx)
+    us = U.reshape(*flat, -1).index_select(0, idx)
+    G = _decay_matrix(ac.reshape(*flat, -1).index_select(0, idx))  # (M, S, S, X), 1 above diag
+    G = torch.where(causal.unsqueeze(-1), G, zero)
+    if side == "pre":
+        ys = torch.einsum("mtk,msk,mtsk->mts", qs, ks, G) @ us
+    else:
+        As = torch.where(causal, qs @ ks.transpose(-1, -2), zero)
+        ys = torch.einsum("mts,msv,mtsv->mtv", As, us, G)
+    y = y.reshape(*flat, -1).index_copy(0, idx, ys)
+    return y.reshape(B, H, N, S, -1)
+
+
+def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int) -> int:
+    """Matrix-product flops (2 per multiply-add) of :func:`scan_chunk`'s algorithm.
+
+    Per chunk and head, decay rules: ``Q K^T`` (``2 S^2 K``), ``P U`` (``2 S^2 V``), the chunk's
+    write to the state ``U^T K`` (``2 S K V``) and the inter-chunk read-out ``Q W^T``
+    (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse (about
+    ``S^3 / 3`` for the recursive block inversion) and its application ``T (c V | gamma K)``
+    (``2 S^2 (V + K)``), and the in-loop correction ``Wt W^T`` (``2 S K V``). Elementwise work
+    (decay products, masks; ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that need
+    the exact path) is not counted.
+    """
+    S = min(S, T)
+    N = -(-T // S)
+    per = 2 * S * S * K + 2 * S * S * V + 4 * S * K * V
+    if rule.correction == "delta":
+        per += 2 * S * S * K + S**3 // 3 + 2 * S * S * (V + K) + 2 * S * K * V
+    return int(B * H * N * per)
