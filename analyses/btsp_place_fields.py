@@ -1,0 +1,389 @@
+"""BTSP place fields in CA1: one-shot formation, plasticity kernel, shift, translocation, time
+constants; Milstein et al. 2021's rule against the Primer's FWP form.
+
+``python -m synaptic_fwp.analyses.btsp_place_fields [--quick] [--out DIR]``
+
+What it measures (model :class:`synaptic_fwp.models.btsp_ca1.CA3CA1`; targets are the
+``target_*`` rows of the shipped ``milstein2021_btsp_params.csv``):
+
+1. **One-shot formation**: ramp after 1 and after 3 induction laps from a silent cell (all
+   weights 1); peak (V), peak shift from the plateau (m; target -12.5 cm), width between the 15 %
+   crossings (m; target 160 cm), rise/decay asymmetry (target 2.2), peak (target 8 mV, 3 laps).
+2. **Plasticity kernel**: weight change of each input against the time its field centre passes
+   relative to the plateau onset (s), after one lap: its extent before/after the plateau at 15 %
+   of the peak, width (s) and asymmetry (before/after).
+3. **Translocation**: a field made by 3 laps at ``A`` and 3 more laps with the plateau at
+   ``A + d``: the change in ramp (potentiation peak, depression trough; targets +7.65 mV and
+   -5 mV) for several distances ``d``. The Primer's write only adds, so it cannot depress.
+4. **Time constants**: kernel width, asymmetry and field shift over a grid of ``tau_ET`` and
+   ``tau_IS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+from synaptic_fwp.models.btsp_ca1 import CA3CA1
+
+from synaptic_fwp.plasticity.btsp import read_milstein_table
+
+from ._study import main, new_figure
+
+NAME = "btsp_place_fields"
+RULES = ("milstein", "primer")
+
+
+def kernel_features(t: np.ndarray, dw: np.ndarray, frac: float = 0.15) -> dict[str, float]:
+    """Extent of a weight-change kernel ``dw(t)`` (``t`` in s, plateau onset at 0): peak time,
+    first/last times where ``dw >= frac * max`` (contiguous around the peak), ``width`` (s) and
+    ``asymmetry = -t_start / t_end`` (before/after the plateau onset)."""
+    order = np.argsort(t)
+    t, dw = np.asarray(t)[order], np.asarray(dw)[order]
+    ip = int(np.argmax(dw))
+    peak = dw[ip]
+    nan = float("nan")
+    if not peak > 0:
+        return {"t_peak": nan, "t_start": nan, "t_end": nan, "width": nan, "asymmetry": nan}
+    above = dw >= frac * peak
+    i0 = ip
+    while i0 > 0 and above[i0 - 1]:
+        i0 -= 1
+    i1 = ip
+    while i1 < len(dw) - 1 and above[i1 + 1]:
+        i1 += 1
+    t0, t1 = float(t[i0]), float(t[i1])
+    return {
+        "t_peak": float(t[ip]),
+        "t_start": t0,
+        "t_end": t1,
+        "width": t1 - t0,
+        "asymmetry": -t0 / t1 if t1 > 0 else float("inf"),
+    }
+
+
+def _targets() -> dict[str, float]:
+    rows = read_milstein_table()
+    si = {"cm": 1e-2, "mV": 1e-3, "ratio": 1.0}
+    out = {}
+    for k, r in rows.items():
+        if k.startswith("target_"):
+            out[k] = float(r["population_fit_x0"]) * si.get(r["unit"], 1.0)
+    return out
+
+
+def run(quick: bool = False, out: str | None = None, dt: float | None = None) -> xr.Dataset:
+    """Run the study; ``quick`` uses a coarser time step, fewer distances and a 2x2 tau grid."""
+    dt = (0.02 if quick else 0.005) if dt is None else dt
+    models = {r: CA3CA1(r, dt=dt) for r in RULES}
+    L = models["milstein"].track.track_length
+    speed = models["milstein"].track.speed
+    A = L / 2
+    n_laps = int(read_milstein_table()["num_induction_laps"]["population_fit_x0"])
+
+    # 1-2: formation and kernel
+    form = {r: m.induce([A] * n_laps) for r, m in models.items()}
+    ref = form["milstein"]
+    x = ref.position.values
+    ramp = np.stack([form[r].ramp.values[0] for r in RULES])  # (rule, lap, position)
+    feat_names = ("peak_val", "peak_shift", "width", "asymmetry", "min_val")
+    feats = {k: np.stack([form[r][k].values[0] for r in RULES]) for k in feat_names}
+    t_from = ref.time_from_plateau.values
+    dw1 = np.stack([form[r].weight.values[0, 1] - 1.0 for r in RULES])  # (rule, pre)
+    kf = [kernel_features(t_from, dw1[i]) for i in range(len(RULES))]
+    knames = ("t_peak", "t_start", "t_end", "width", "asymmetry")
+
+    # 3: translocation
+    dists = (
+        np.array([-0.6, 0.6])
+        if quick
+        else np.array([-0.9, -0.75, -0.6, -0.45, -0.3, 0.3, 0.45, 0.6, 0.75, 0.9])
+    )
+    pot = np.zeros((len(RULES), len(dists)))
+    dep = np.zeros((len(RULES), len(dists)))
+    dramp = np.zeros((len(RULES), len(dists), len(x)))
+    for i, r in enumerate(RULES):
+        W1 = torch.as_tensor(form[r].weight.values[0, -1])
+        base = form[r].ramp.values[0, -1]
+        for j, d in enumerate(dists):
+            B = float((A + d) % L)
+            ds2 = models[r].induce([B] * n_laps, initial_weights=W1)
+            delta = ds2.ramp.values[0, -1] - base
+            dramp[i, j] = delta
+            pot[i, j] = delta.max()
+            dep[i, j] = delta.min()
+
+    # 4: tau sweep (one lap)
+    tau_et = np.array([0.5, 2.5]) if quick else np.array([0.25, 0.5, 1.0, 1.664103, 2.5, 4.0])
+    tau_is = np.array([0.2, 1.0]) if quick else np.array([0.1, 0.2, 0.4370065, 0.8, 1.2, 1.75])
+    TE, TI = np.meshgrid(tau_et, tau_is, indexing="ij")
+    sweep = {
+        k: np.zeros((len(RULES), len(tau_et), len(tau_is)))
+        for k in ("kernel_width", "kernel_asymmetry", "sweep_peak_shift")
+    }
+    for i, r in enumerate(RULES):
+        ds3 = models[r].induce([A], params={"tau_et": TE.ravel(), "tau_is": TI.ravel()})
+        dwb = ds3.weight.values[:, 1] - ds3.weight.values[:, 0]
+        kfb = [kernel_features(t_from, dwb[b]) for b in range(dwb.shape[0])]
+        sweep["kernel_width"][i] = np.array([k["width"] for k in kfb]).reshape(TE.shape)
+        sweep["kernel_asymmetry"][i] = np.array([k["asymmetry"] for k in kfb]).reshape(TE.shape)
+        sweep["sweep_peak_shift"][i] = ds3.peak_shift.values[:, 1].reshape(TE.shape)
+
+    tg = _targets()
+    ds = xr.Dataset(
+        {
+            "ramp": (
+                ("rule", "lap", "position"),
+                ramp,
+                {"units": "V", "long_name": "CA1 ramp after each induction lap"},
+            ),
+            "peak_val": (
+                ("rule", "lap"),
+                feats["peak_val"],
+                {"units": "V", "long_name": "ramp peak above baseline"},
+            ),
+            "peak_shift": (
+                ("rule", "lap"),
+                feats["peak_shift"],
+                {"units": "m", "long_name": "ramp peak minus plateau position"},
+            ),
+            "ramp_width": (
+                ("rule", "lap"),
+                feats["width"],
+                {"units": "m", "long_name": "ramp width between 15 % crossings"},
+            ),
+            "ramp_asymmetry": (
+                ("rule", "lap"),
+                feats["asymmetry"],
+                {"units": "1", "long_name": "ramp rise/decay length around the plateau"},
+            ),
+            "delta_weight_lap1": (
+                ("rule", "pre"),
+                dw1,
+                {"units": "1", "long_name": "weight change after one induction lap (baseline 1)"},
+            ),
+            **{
+                f"kernel_{k}": (
+                    ("rule",),
+                    np.array([f[k] for f in kf]),
+                    {
+                        "units": "1" if k == "asymmetry" else "s",
+                        "long_name": f"plasticity kernel {k} (15 % of peak)",
+                    },
+                )
+                for k in knames
+            },
+            "translocation_delta_ramp": (
+                ("rule", "distance", "position"),
+                dramp,
+                {
+                    "units": "V",
+                    "long_name": "ramp change from the second plateau position's 3 laps",
+                },
+            ),
+            "translocation_potentiation": (
+                ("rule", "distance"),
+                pot,
+                {"units": "V", "long_name": "largest ramp increase"},
+            ),
+            "translocation_depression": (
+                ("rule", "distance"),
+                dep,
+                {"units": "V", "long_name": "largest ramp decrease"},
+            ),
+            "sweep_kernel_width": (
+                ("rule", "tau_et", "tau_is"),
+                sweep["kernel_width"],
+                {"units": "s", "long_name": "kernel width (15 % of peak), one lap"},
+            ),
+            "sweep_kernel_asymmetry": (
+                ("rule", "tau_et", "tau_is"),
+                sweep["kernel_asymmetry"],
+                {"units": "1", "long_name": "kernel asymmetry (before/after)"},
+            ),
+            "sweep_peak_shift": (
+                ("rule", "tau_et", "tau_is"),
+                sweep["sweep_peak_shift"],
+                {"units": "m", "long_name": "field peak shift, one lap"},
+            ),
+            "time_from_plateau": (
+                ("pre",),
+                t_from,
+                {"units": "s", "long_name": "time input field centre passes minus plateau onset"},
+            ),
+        },
+        coords={
+            "rule": list(RULES),
+            "lap": np.arange(n_laps + 1),
+            "position": ("position", x, {"units": "m", "long_name": "track position"}),
+            "pre": np.arange(len(t_from)),
+            "distance": (
+                "distance",
+                dists,
+                {"units": "m", "long_name": "second plateau position minus first"},
+            ),
+            "tau_et": (
+                "tau_et",
+                tau_et,
+                {"units": "s", "long_name": "eligibility trace time constant"},
+            ),
+            "tau_is": (
+                "tau_is",
+                tau_is,
+                {"units": "s", "long_name": "instructive signal time constant"},
+            ),
+        },
+        attrs={
+            "analysis": NAME,
+            "quick": int(quick),
+            "dt": dt,
+            "plateau_position_m": A,
+            "speed_m_per_s": speed,
+            "track_length_m": L,
+            "n_induction_laps": n_laps,
+            "primer_eta_per_s": float(models["primer"].rule.eta),
+            **{f"{k}_SI": v for k, v in tg.items()},
+            "source": (
+                "Milstein et al. 2021 eLife 10:e73046 (rule, parameters, targets); "
+                "Irie & Gershman Primer Sec. 4.2"
+            ),
+        },
+    )
+    return ds
+
+
+def summary(ds: xr.Dataset) -> str:
+    """The headline numbers, in cm, mV and s."""
+    lines = []
+    last = int(ds.lap[-1])
+    for r in ds.rule.values:
+        s = ds.sel(rule=r)
+        parts = [f"{r}:"]
+        for lap in (1, last):
+            parts.append(
+                f"lap{lap} peak {1e3 * float(s.peak_val[lap]):.2f} mV, "
+                f"shift {100 * float(s.peak_shift[lap]):.1f} cm, "
+                f"width {100 * float(s.ramp_width[lap]):.0f} cm, "
+                f"asym {float(s.ramp_asymmetry[lap]):.2f};"
+            )
+        parts.append(
+            f"kernel {float(s.kernel_t_start):.2f}..{float(s.kernel_t_end):.2f} s "
+            f"(width {float(s.kernel_width):.2f} s, asym {float(s.kernel_asymmetry):.2f}); "
+            f"translocation pot max {1e3 * float(s.translocation_potentiation.max()):.2f} mV, "
+            f"dep min {1e3 * float(s.translocation_depression.min()):.2f} mV"
+        )
+        lines.append(" ".join(parts))
+    a = ds.attrs
+    lines.append(
+        f"targets: shift {100 * a['target_peak_shift_SI']:.1f} cm, "
+        f"width {100 * a['target_ramp_width_SI']:.0f} cm, asym {a['target_asymmetry_SI']:.2f}, "
+        f"peak {1e3 * a['target_peak_val_1_SI']:.1f} mV, "
+        f"shift expt pot {1e3 * a['target_pot_delta_peak_val_2_SI']:.2f} mV / "
+        f"dep {1e3 * a['target_dep_delta_peak_val_2_SI']:.2f} mV"
+    )
+    return "\n".join(lines)
+
+
+def figure(ds: xr.Dataset):
+    fig, axes = new_figure(2, 3, 180, 105)
+    colors = {"milstein": "#0072B2", "primer": "#D55E00"}
+    A = ds.attrs["plateau_position_m"]
+    xcm = 100 * ds.position.values
+    ax = axes[0, 0]
+    for r in ds.rule.values:
+        for lap, ls in ((1, "--"), (int(ds.lap[-1]), "-")):
+            ax.plot(
+                xcm,
+                1e3 * ds.ramp.sel(rule=r, lap=lap),
+                ls,
+                color=colors[str(r)],
+                label=f"{r}, lap {lap}",
+            )
+    ax.axvline(100 * A, color="k", lw=0.8)
+    ax.axvline(100 * (A + ds.attrs["target_peak_shift_SI"]), color="grey", ls=":", lw=0.8)
+    ax.set(xlabel="position (cm)", ylabel="ramp (mV)", title="one-shot field (plateau: black)")
+    ax.legend(fontsize=6, frameon=False)
+    ax = axes[0, 1]
+    t = ds.time_from_plateau.values
+    o = np.argsort(t)
+    for r in ds.rule.values:
+        ax.plot(
+            t[o], ds.delta_weight_lap1.sel(rule=r).values[o], color=colors[str(r)], label=str(r)
+        )
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(
+        xlabel="time of input field centre from plateau (s)",
+        ylabel="weight change, 1 lap",
+        title="plasticity kernel",
+    )
+    ax.legend(fontsize=6, frameon=False)
+    ax = axes[0, 2]
+    mil = ds.sel(rule="milstein")
+    j = int(np.argmin(np.abs(ds.distance.values - (-0.6))))
+    ax.plot(
+        xcm,
+        1e3 * mil.translocation_delta_ramp.isel(distance=j),
+        color=colors["milstein"],
+        label="milstein",
+    )
+    ax.plot(
+        xcm,
+        1e3 * ds.sel(rule="primer").translocation_delta_ramp.isel(distance=j),
+        color=colors["primer"],
+        label="primer",
+    )
+    ax.axvline(100 * A, color="k", lw=0.8)
+    ax.axvline(
+        100 * ((A + float(ds.distance[j])) % ds.attrs["track_length_m"]), color="k", ls="--", lw=0.8
+    )
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(
+        xlabel="position (cm)",
+        ylabel="change in ramp (mV)",
+        title=f"translocation, d = {100 * float(ds.distance[j]):.0f} cm",
+    )
+    ax.legend(fontsize=6, frameon=False)
+    ax = axes[1, 0]
+    for r in ds.rule.values:
+        s = ds.sel(rule=r)
+        ax.plot(
+            100 * ds.distance,
+            1e3 * s.translocation_potentiation,
+            "o-",
+            color=colors[str(r)],
+            label=f"{r} pot.",
+        )
+        ax.plot(
+            100 * ds.distance,
+            1e3 * s.translocation_depression,
+            "s--",
+            color=colors[str(r)],
+            label=f"{r} dep.",
+        )
+    ax.axhline(1e3 * ds.attrs["target_pot_delta_peak_val_2_SI"], color="grey", ls=":")
+    ax.axhline(1e3 * ds.attrs["target_dep_delta_peak_val_2_SI"], color="grey", ls=":")
+    ax.set(
+        xlabel="second plateau distance (cm)",
+        ylabel="ramp change (mV)",
+        title="translocation vs distance (targets dotted)",
+    )
+    ax.legend(fontsize=6, frameon=False)
+    for k, (r, var, lab) in enumerate(
+        (
+            ("milstein", "sweep_kernel_width", "kernel width (s)"),
+            ("milstein", "sweep_peak_shift", "peak shift (cm)"),
+        )
+    ):
+        ax = axes[1, 1 + k]
+        val = ds[var].sel(rule=r).values * (100 if var == "sweep_peak_shift" else 1)
+        im = ax.imshow(val, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(ds.tau_is)), [f"{v:.2g}" for v in ds.tau_is.values], fontsize=6)
+        ax.set_yticks(range(len(ds.tau_et)), [f"{v:.2g}" for v in ds.tau_et.values], fontsize=6)
+        ax.set(xlabel="tau_IS (s)", ylabel="tau_ET (s)", title=f"{r}: {lab}")
+        fig.colorbar(im, ax=ax)
+    return fig
+
+
+if __name__ == "__main__":
+    main(NAME, run, figure, summary=summary)

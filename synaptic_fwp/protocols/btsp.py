@@ -1,0 +1,399 @@
+r"""BTSP induction on a circular track: laps, an EC3 plateau per lap, batched over parameter sets.
+
+The protocol of Milstein et al. 2021 (eLife 10:e73046; shipped table
+``milstein2021_btsp_params.csv``): an animal runs at constant speed (25 cm/s) on a 187 cm circular
+track; 200 CA3 inputs have Gaussian place fields (90 cm wide, 40 Hz peak) tiling the track
+(``r_i(x) = r_max exp(-((x - c_i)/sigma)^2)``, ``sigma = width / (3 sqrt 2)``, wrapped around the
+track); in each induction lap a 300 ms dendritic plateau starts when the animal passes the chosen
+position. The CA1 ramp is the weighted sum of the inputs, ``V(x) = s sum_i (W_i - 1) r_i(x)``,
+with the scale ``s`` (V per weight unit per Hz) calibrated as by the authors: a reference cosine
+bump of weight changes (peak 1.5, width 108 cm) gives a 6 mV ramp.
+
+Each lap is one period of the periodic running signal, starting at the plateau onset, sampled
+every ``dt``: the eligibility trace is the exact periodic steady state of the causal filter, the
+instructive signal the exact filtered plateau (:mod:`synaptic_fwp.plasticity.btsp`).
+
+Units: SI (m, s, Hz, V) in the returned Dataset; the shipped table's cm and ms are converted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .._validation import check_positive, check_range
+from ..plasticity.btsp import (
+    MilsteinBTSP,
+    PrimerBTSP,
+    eligibility_trace,
+    instructive_signal,
+)
+
+__all__ = [
+    "btsp_induction",
+    "TrackConfig",
+    "place_rates",
+    "input_centers",
+    "ramp_scale",
+    "ramp_features",
+]
+
+
+class TrackConfig:
+    """Track and input population (SI units); defaults are Milstein et al. 2021's."""
+
+    def __init__(
+        self,
+        track_length: float = 1.87,
+        speed: float = 0.25,
+        n_inputs: int = 200,
+        field_width: float = 0.90,
+        peak_rate: float = 40.0,
+        plateau_duration: float = 0.3,
+    ) -> None:
+        for n, x in (
+            ("track_length", track_length),
+            ("speed", speed),
+            ("field_width", field_width),
+            ("peak_rate", peak_rate),
+            ("plateau_duration", plateau_duration),
+        ):
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise TypeError(f"{n} must be a positive float, got {x!r}")
+            check_positive(n, float(x))
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+            raise ValueError(f"n_inputs must be a positive int, got {n_inputs!r}")
+        self.track_length = float(track_length)
+        self.speed = float(speed)
+        self.n_inputs = n_inputs
+        self.field_width = float(field_width)
+        self.peak_rate = float(peak_rate)
+        self.plateau_duration = float(plateau_duration)
+
+    @property
+    def lap_duration(self) -> float:
+        """Seconds per lap, ``track_length / speed``."""
+        return self.track_length / self.speed
+
+    def attrs(self) -> dict[str, float]:
+        return {
+            "track_length_m": self.track_length,
+            "speed_m_per_s": self.speed,
+            "n_inputs": self.n_inputs,
+            "input_field_width_m": self.field_width,
+            "input_peak_rate_Hz": self.peak_rate,
+            "plateau_duration_s": self.plateau_duration,
+        }
+
+
+def input_centers(cfg: TrackConfig, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Field centres ``c_i = (i + 1/2) L / n`` (m), shape ``(n_inputs,)``."""
+    d = cfg.track_length / cfg.n_inputs
+    return (torch.arange(cfg.n_inputs, dtype=dtype) + 0.5) * d
+
+
+def place_rates(x: torch.Tensor, cfg: TrackConfig) -> torch.Tensor:
+    """Rates (Hz) of the inputs at positions ``x`` (m, any shape ``S``): shape ``(n_inputs, *S)``.
+    Gaussian fields wrapped once around the circular track (Milstein et al. 2021)."""
+    c = input_centers(cfg, x.dtype).reshape((-1,) + (1,) * x.ndim)
+    sigma = cfg.field_width / 3.0 / math.sqrt(2.0)
+    L = cfg.track_length
+    xm = torch.remainder(x, L).unsqueeze(0)
+    r = sum(torch.exp(-((((xm + n * L) - c) / sigma) ** 2)) for n in (-1, 0, 1))
+    return cfg.peak_rate * r
+
+
+def ramp_scale(
+    cfg: TrackConfig,
+    n_bins: int = 100,
+    ref_peak_delta_weight: float = 1.5,
+    ref_width: float = 1.08,
+    ref_peak_ramp: float = 6e-3,
+) -> float:
+    """The ramp scale ``s`` (V per weight unit per Hz) such that a cosine bump of weight changes
+    of peak ``ref_peak_delta_weight`` and width ``ref_width`` (m) gives a ramp peak of
+    ``ref_peak_ramp`` (V) (Milstein et al. 2021's calibration: 1.5, 108 cm, 6 mV)."""
+    c = input_centers(cfg)
+    mid = cfg.track_length / 2
+    dw = ref_peak_delta_weight / 2 * (torch.cos(2 * math.pi / ref_width * (c - mid)) + 1)
+    dw = torch.where((c - mid).abs() <= ref_width / 2, dw, torch.zeros_like(dw))
+    x = (torch.arange(n_bins, dtype=torch.float64) + 0.5) * cfg.track_length / n_bins
+    ramp = dw @ place_rates(x, cfg)
+    return float(ref_peak_ramp / ramp.max())
+
+
+def _wrap(d: np.ndarray | float, L: float):
+    """Signed circular distance in ``[-L/2, L/2)``."""
+    return (np.asarray(d) + L / 2) % L - L / 2
+
+
+def ramp_features(
+    ramp: np.ndarray, x: np.ndarray, plateau_x: float, L: float, frac: float = 0.15
+) -> dict[str, float]:
+    """Features of one ramp on a circular track (Milstein et al. 2021, ``calculate_ramp_features``):
+    baseline = mean of the lowest 10 % of values; peak value (above baseline) and location; start
+    and end where the ramp falls to ``frac`` (15 %) of its peak above baseline, searched outwards
+    from the peak; ``width = end - start`` (m); ``peak_shift`` = peak - plateau position wrapped
+    to ``[-L/2, L/2)`` (negative: before the plateau); ``asymmetry = (plateau - start) / (end -
+    plateau)``; ``min_val`` the trough below baseline (values in V). ``ramp`` and ``x`` 1-D.
+    A flat ramp (no peak) gives NaN locations, width and asymmetry."""
+    ramp = np.asarray(ramp, dtype=float)
+    n = ramp.size
+    fine = 20 * n
+    xf = np.arange(fine) * L / fine
+    rf = np.interp(xf, x, ramp, period=L)
+    base = rf[rf <= np.percentile(rf, 10.0)].mean()
+    r = rf - base
+    ip = int(np.argmax(r))
+    peak = float(r[ip])
+    out = {
+        "peak_val": peak,
+        "peak_loc": float(xf[ip]),
+        "peak_shift": float(_wrap(xf[ip] - plateau_x, L)),
+        "min_val": float(rf.min() - base),
+        "min_loc": float(xf[int(np.argmin(rf))]),
+        "width": float("nan"),
+        "asymmetry": float("nan"),
+        "start_loc": float("nan"),
+        "end_loc": float("nan"),
+        "baseline": float(base),
+    }
+    if peak <= 1e-12 * max(1.0, float(np.abs(rf).max())) or peak <= 0:
+        out["peak_loc"] = out["peak_shift"] = float("nan")
+        return out
+    thr = frac * peak
+    rolled = np.roll(r, -ip)  # index 0 = peak
+    after = np.nonzero(rolled <= thr)[0]
+    before = np.nonzero(rolled[::-1] <= thr)[0]
+    if after.size == 0 or before.size == 0:
+        return out
+    d_end = after[0] * L / fine
+    d_start = (before[0] + 1) * L / fine
+    start, end = xf[ip] - d_start, xf[ip] + d_end
+    out["width"] = float(d_start + d_end)
+    out["start_loc"] = float(start % L)
+    out["end_loc"] = float(end % L)
+    pb = plateau_x - start
+    pb = pb if 0 <= pb <= L else pb % L
+    pa = end - plateau_x
+    pa = pa if 0 <= pa <= L else pa % L
+    out["asymmetry"] = float(pb / pa) if pa > 0 else float("inf")
+    return out
+
+
+_FEATURES = {
+    "peak_val": ("V", "ramp peak above baseline"),
+    "peak_loc": ("m", "ramp peak location"),
+    "peak_shift": ("m", "ramp peak minus plateau position (negative: before the plateau)"),
+    "width": ("m", "ramp width between the 15 % crossings"),
+    "asymmetry": ("1", "ramp rise length / decay length around the plateau position"),
+    "min_val": ("V", "ramp trough below baseline"),
+}
+
+
+def _batched_rule(rule, params: Mapping[str, Sequence[float]] | None, dtype):
+    if isinstance(rule, str):
+        if rule not in ("milstein", "primer"):
+            raise ValueError(f"rule must be 'milstein', 'primer' or a rule object, got {rule!r}")
+        rule = MilsteinBTSP.from_table() if rule == "milstein" else PrimerBTSP()
+    if not isinstance(rule, (MilsteinBTSP, PrimerBTSP)):
+        raise TypeError(
+            "rule must be 'milstein', 'primer', MilsteinBTSP or PrimerBTSP, "
+            f"got {type(rule).__name__}"
+        )
+    B = None
+    for f in rule.param_names():
+        v = getattr(rule, f)
+        if isinstance(v, torch.Tensor):
+            B = v.shape[0] if B is None else B
+    if params:
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"params must be a mapping name -> sequence, got {type(params).__name__}"
+            )
+        bad = set(params) - set(rule.param_names())
+        if bad:
+            raise ValueError(f"unknown parameter(s) {sorted(bad)}; allowed: {rule.param_names()}")
+        lens = {k: len(v) for k, v in params.items()}
+        if len(set(lens.values())) != 1:
+            raise ValueError(f"params sequences must share one length (the batch), got {lens}")
+        n = next(iter(lens.values()))
+        if n == 0 or (B is not None and B != n):
+            raise ValueError(f"params have length {n}; need >= 1 and equal to the rule's batch {B}")
+        B = n
+        rule = rule.with_params(
+            **{
+                k: torch.as_tensor(np.asarray(v, dtype=float), dtype=dtype)
+                for k, v in params.items()
+            }
+        )
+    return rule, (1 if B is None else B)
+
+
+def btsp_induction(
+    rule: str | MilsteinBTSP | PrimerBTSP = "milstein",
+    params: Mapping[str, Sequence[float]] | None = None,
+    *,
+    plateau_positions: Sequence[float] = (0.935,),
+    initial_weights: torch.Tensor | None = None,
+    track: TrackConfig | None = None,
+    dt: float = 0.01,
+    n_bins: int = 100,
+    scale: float | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> xr.Dataset:
+    """Run BTSP induction laps, one plateau per lap, for a batch of parameter sets.
+
+    Parameters
+    ----------
+    rule : ``"milstein"`` (population fit of the shipped table), ``"primer"`` or a rule object
+        (its parameters may already be ``(B,)`` tensors).
+    params : optional sweep, parameter name -> sequence of ``B`` values (SI units), e.g.
+        ``{"tau_et": [0.5, 1.0, 2.0]}``.
+    plateau_positions : plateau onset position (m) in each induction lap, in order; e.g.
+        ``[0.935] * 3 + [0.2] * 3`` for a field induction then a translocation.
+    initial_weights : ``(n_inputs,)`` or ``(B, n_inputs)`` (baseline 1); ones if omitted.
+    track : :class:`TrackConfig` (Milstein et al. 2021's defaults).
+    dt : time step (s) of the within-lap integrals (rounded so a lap is a whole number of steps).
+    n_bins : spatial bins of the ramp.
+    scale : ramp scale (V per weight unit per Hz); :func:`ramp_scale` if omitted.
+
+    Returns
+    -------
+    xarray.Dataset with dims ``batch``, ``lap`` (0 = before induction), ``pre``, ``position``:
+    ``weight (batch, lap, pre)``, ``delta_weight`` (change over the run), ``ramp (batch, lap,
+    position)`` in V, ramp features per lap (``peak_val``, ``peak_shift``, ``width``,
+    ``asymmetry``, ...; relative to that lap's plateau, lap 0 to the first one), and
+    ``time_from_plateau (pre)``: when each input's field centre passes relative to the first
+    plateau onset (s; the plasticity kernel's time axis). Swept parameters are coordinates on
+    ``batch``.
+    """
+    cfg = track if track is not None else TrackConfig()
+    if not isinstance(cfg, TrackConfig):
+        raise TypeError(f"track must be a TrackConfig, got {type(track).__name__}")
+    check_positive("dt", float(dt))
+    if dt > cfg.lap_duration / 10:
+        raise ValueError(
+            f"dt must be at most a tenth of a lap ({cfg.lap_duration / 10} s), got {dt}"
+        )
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 8:
+        raise ValueError(f"n_bins must be an int >= 8, got {n_bins!r}")
+    pos = [float(p) for p in plateau_positions]
+    if not pos:
+        raise ValueError("plateau_positions must hold at least one position (m), got []")
+    for p in pos:
+        check_range("plateau_positions", p, 0.0, cfg.track_length)
+    rule, B = _batched_rule(rule, params, dtype)
+    n = cfg.n_inputs
+    if initial_weights is None:
+        W = torch.ones(B, n, dtype=dtype)
+    else:
+        if not isinstance(initial_weights, torch.Tensor):
+            raise TypeError(
+                f"initial_weights must be a torch.Tensor, got {type(initial_weights).__name__}"
+            )
+        if initial_weights.shape not in ((n,), (B, n)):
+            raise ValueError(
+                f"initial_weights has shape {tuple(initial_weights.shape)}; "
+                f"allowed ({n},) or ({B}, {n})"
+            )
+        W = initial_weights.to(dtype).expand(B, n).clone()
+    s = ramp_scale(cfg, n_bins) if scale is None else float(scale)
+
+    N = max(int(round(cfg.lap_duration / dt)), 10)
+    h = cfg.lap_duration / N
+    t = torch.arange(N, dtype=dtype) * h
+    IS = instructive_signal(t, cfg.plateau_duration, rule.tau_is)
+    IS = IS.expand(B, N) if IS.ndim == 1 else IS
+    xb = (torch.arange(n_bins, dtype=dtype) + 0.5) * cfg.track_length / n_bins
+    rates_bins = place_rates(xb, cfg)  # (n, n_bins)
+
+    weights = [W]
+    for p in pos:
+        rates = place_rates(p + cfg.speed * t, cfg).expand(B, n, N)
+        et = eligibility_trace(rates, h, rule.tau_et)
+        W = rule.lap_update(W, et, IS, h)
+        if not bool(torch.isfinite(W).all()):
+            raise FloatingPointError(f"non-finite weights after the lap with plateau at {p} m")
+        weights.append(W)
+    Wl = torch.stack(weights, dim=1)  # (B, laps+1, n)
+    ramp = s * ((Wl - 1.0) @ rates_bins)  # (B, laps+1, n_bins)
+
+    rnp, xnp = ramp.numpy(), xb.numpy()
+    lap_pos = [pos[0], *pos]
+    feats = {k: np.full((B, len(lap_pos)), np.nan) for k in _FEATURES}
+    for b in range(B):
+        for lap, p in enumerate(lap_pos):
+            f = ramp_features(rnp[b, lap], xnp, p, cfg.track_length)
+            for k in _FEATURES:
+                feats[k][b, lap] = f[k]
+
+    centers = input_centers(cfg, dtype).numpy()
+    t_from = _wrap(centers - pos[0], cfg.track_length) / cfg.speed
+    ds = xr.Dataset(
+        {
+            "weight": (
+                ("batch", "lap", "pre"),
+                Wl.numpy(),
+                {"units": "1", "long_name": "CA3->CA1 weight (baseline 1) after each lap"},
+            ),
+            "delta_weight": (
+                ("batch", "pre"),
+                (Wl[:, -1] - Wl[:, 0]).numpy(),
+                {"units": "1", "long_name": "weight change over all induction laps"},
+            ),
+            "ramp": (
+                ("batch", "lap", "position"),
+                rnp,
+                {"units": "V", "long_name": "CA1 depolarisation ramp s * sum_i (W_i - 1) r_i(x)"},
+            ),
+            "time_from_plateau": (
+                ("pre",),
+                t_from,
+                {
+                    "units": "s",
+                    "long_name": "time the input's field centre passes minus first plateau onset",
+                },
+            ),
+            **{
+                k: (("batch", "lap"), feats[k], {"units": u, "long_name": ln})
+                for k, (u, ln) in _FEATURES.items()
+            },
+        },
+        coords={
+            "batch": np.arange(B),
+            "lap": np.arange(len(lap_pos)),
+            "pre": np.arange(n),
+            "position": ("position", xnp, {"units": "m", "long_name": "track position"}),
+            "input_center": ("pre", centers, {"units": "m", "long_name": "input field centre"}),
+            "plateau_position": (
+                "lap",
+                np.array(lap_pos),
+                {"units": "m", "long_name": "plateau onset position of the lap (lap 0: first)"},
+            ),
+        },
+        attrs={
+            "rule": rule.name,
+            "rule_source": rule.source,
+            "dt": h,
+            "ramp_scale_V_per_Hz": s,
+            **cfg.attrs(),
+            **{
+                f"param_{k}": float(v)
+                for k in rule.param_names()
+                if not isinstance(v := getattr(rule, k), torch.Tensor) and math.isfinite(float(v))
+            },
+        },
+    )
+    for k in rule.param_names():
+        v = getattr(rule, k)
+        if isinstance(v, torch.Tensor):
+            ds = ds.assign_coords({k: ("batch", v.numpy(), {"units": _PARAM_UNITS.get(k, "1")})})
+    return ds
+
+
+_PARAM_UNITS = {"tau_et": "s", "tau_is": "s", "k_pot": "1/s", "k_dep": "1/s", "eta": "1/s"}
