@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from synaptic_fwp import plot
+from synaptic_fwp import datasets, plot
 
 
 def _attrs(units: str, long_name: str) -> dict[str, str]:
@@ -24,8 +24,11 @@ def stdp() -> xr.Dataset:
         [0.5 * np.sign(dt) * np.exp(-np.abs(dt) / 0.02), 0.3 * np.exp(-np.abs(dt) / 0.03)]
     )
     return xr.Dataset(
-        {"dw": (("rule", "dt"), dw, _attrs("1", "relative weight change"))},
-        coords={"dt": ("dt", dt, _attrs("s", "t_post - t_pre")), "rule": ["pair", "triplet"]},
+        {"dw": (("rule", "dt_pair"), dw, _attrs("1", "relative weight change"))},
+        coords={
+            "dt_pair": ("dt_pair", dt, _attrs("s", "t_post - t_pre")),
+            "rule": ["pair", "triplet"],
+        },
     )
 
 
@@ -36,13 +39,11 @@ def freq() -> xr.Dataset:
     dw = np.stack([np.linspace(-0.3, 0.7, 5), np.linspace(0.0, 0.6, 5)], axis=1)
     return xr.Dataset(
         {
-            "dw": (("freq", "dt"), dw, _attrs("1", "relative weight change")),
-            "dw_mean": (("freq", "dt"), dw + 0.05, _attrs("1", "measured")),
-            "dw_sem": (("freq", "dt"), np.full_like(dw, 0.1), _attrs("1", "SEM")),
+            "dw": (("freq", "dt_pair"), dw, _attrs("1", "relative weight change")),
         },
         coords={
             "freq": ("freq", f, _attrs("Hz", "pairing frequency")),
-            "dt": ("dt", dt, _attrs("s", "t_post - t_pre")),
+            "dt_pair": ("dt_pair", dt, _attrs("s", "t_post - t_pre")),
         },
     )
 
@@ -72,14 +73,16 @@ def _pdf_checks(path, width_mm: float) -> None:
     "kind, fixture, kwargs",
     [
         ("stdp_window", "stdp", {"hue": "rule"}),
-        ("frequency_curve", "freq", {"data": "self"}),
+        ("frequency_curve", "freq", {"data": "sjostrom"}),
+        ("stdp_window", "stdp", {"data": "sjostrom", "data_where": {"freq": 10.0}}),
         ("weight_matrix", "weights", {}),
         ("weight_trajectories", "weights", {}),
     ],
 )
 def test_figures_render(kind, fixture, kwargs, request, tmp_path):
     ds = request.getfixturevalue(fixture)
-    kwargs = {k: (ds if v == "self" else v) for k, v in kwargs.items()}
+    sjostrom = datasets.load("sjostrom2001_frequency")
+    kwargs = {k: (sjostrom if v == "sjostrom" else v) for k, v in kwargs.items()}
     fig = plot.FIGURES[kind](ds, **kwargs)
     out = plot.save(fig, tmp_path / kind)
     assert [p.suffix for p in out] == [".pdf", ".png"]
@@ -141,7 +144,9 @@ def test_place_field_kernel_capacity_learning_comparison(tmp_path):
 
 
 def test_fonts_and_palette():
-    fig = plot.stdp_window(xr.Dataset({"dw": ("dt", [0.0, 1.0])}, coords={"dt": [0.0, 1.0]}))
+    fig = plot.stdp_window(
+        xr.Dataset({"dw": ("dt_pair", [0.0, 1.0])}, coords={"dt_pair": [0.0, 1.0]})
+    )
     ax = fig.axes[0]
     assert 7.0 <= ax.xaxis.label.get_fontsize() <= 8.0
     assert ax.lines[0].get_color().lower() == plot.OKABE_ITO[0].lower()

@@ -22,6 +22,7 @@ __all__ = [
     "FIGURES",
     "stdp_window",
     "frequency_curve",
+    "fit_result",
     "weight_matrix",
     "weight_trajectories",
     "place_field",
@@ -152,33 +153,53 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _data_names(
+    data: xr.Dataset, x: str, y: str | None, sem: str | None, fn: str
+) -> tuple[str, str, str | None]:
+    """Resolve the data's x, y and SEM names. Datasets of :mod:`synaptic_fwp.datasets` name
+    their measure in ``attrs["measure"]`` (SEM: ``<measure>_sem``) and their conditions per
+    point; a model's ``dt_pair`` matches a dataset's ``dt``."""
+    if y is None:
+        y = str(data.attrs.get("measure", "dw"))
+    if sem is None and f"{y}_sem" in data.variables:
+        sem = f"{y}_sem"
+    if x not in data.variables and x == "dt_pair" and "dt" in data.variables:
+        x = "dt"
+    _get(data, y, "data_y", fn)
+    _get(data, x, "data_x", fn)
+    return x, y, sem
+
+
+def _flat(data: xr.Dataset, names: list[str]) -> dict[str, np.ndarray]:
+    """The named variables broadcast against each other and flattened."""
+    arrs = xr.broadcast(*[data[n] for n in names])
+    return {n: np.asarray(a.values).ravel() for n, a in zip(names, arrs, strict=True)}
+
+
 def _data_points(
     ax: Axes,
     data: xr.Dataset,
     x: str,
-    y: str,
+    y: str | None,
     sem: str | None,
     fn: str,
     to_ms: bool,
     label: str = "data",
     c: str = "black",
-    sel: Mapping[str, object] | None = None,
-) -> None:
-    dy = _get(data, y, "data_y", fn)
-    dx = _get(data, x, "data_x", fn)
-    if sel:
-        dy = dy.sel(sel)
-    xv, _ = _ms(dx) if to_ms else (np.asarray(dx.values, dtype=float), False)
-    yy = np.asarray(dy.squeeze().values, dtype=float)
-    if yy.shape != xv.shape:
-        raise ValueError(
-            f"{fn}: data variable {y!r} has shape {yy.shape} after selection but {x!r} has "
-            f"{xv.shape}; select the other dims first"
-        )
-    err = None
-    if sem is not None and sem in data.variables:
-        de = data[sem].sel(sel) if sel else data[sem]
-        err = np.asarray(de.squeeze().values, dtype=float)
+    where: Mapping[str, float] | None = None,
+) -> int:
+    """Measured points with SEM bars; ``where`` keeps the points whose coordinate equals the
+    value (e.g. ``{"dt": 0.01}``), for gridded and per-point datasets alike. Returns the count."""
+    x, y, sem = _data_names(data, x, y, sem, fn)
+    where = {k: v for k, v in (where or {}).items() if k in data.variables}
+    names = [y, x, *where] + ([sem] if sem else [])
+    f = _flat(data, list(dict.fromkeys(names)))
+    keep = np.ones(f[y].shape, dtype=bool)
+    for k, v in where.items():
+        keep &= np.isclose(f[k].astype(float), float(v), rtol=1e-9, atol=1e-12)
+    xv = f[x].astype(float)[keep] * (1e3 if to_ms and data[x].attrs.get("units", "s") == "s" else 1)
+    yy = f[y].astype(float)[keep]
+    err = f[sem].astype(float)[keep] if sem else None
     ax.errorbar(
         xv,
         yy,
@@ -191,6 +212,7 @@ def _data_points(
         markersize=3,
         elinewidth=0.7,
     )
+    return int(keep.sum())
 
 
 # ----------------------------------------------------------------------------- figure types
@@ -199,28 +221,33 @@ def _data_points(
 def stdp_window(
     ds: xr.Dataset,
     y: str = "dw",
-    x: str = "dt",
+    x: str = "dt_pair",
     *,
     hue: str | None = None,
     sem: str | None = None,
     data: xr.Dataset | None = None,
-    data_y: str = "dw_mean",
-    data_sem: str | None = "dw_sem",
+    data_y: str | None = None,
+    data_sem: str | None = None,
     data_x: str | None = None,
+    data_where: Mapping[str, float] | None = None,
     ax: Axes | None = None,
     width: str | float = "single",
     height_mm: float | None = None,
 ) -> Figure:
-    """STDP window: weight change ``y`` vs spike-timing difference ``x`` (t_post - t_pre; shown
-    in ms), one line per ``hue`` value, an SEM band if ``sem``, and measured points with SEM
-    bars from ``data`` (variables ``data_y``, ``data_sem`` over ``data_x``, default ``x``)."""
+    """STDP window: weight change ``y`` vs spike-timing difference ``x`` = t_post - t_pre
+    (stored in s, shown in ms), one line per ``hue`` value, an SEM band if ``sem``, and
+    measured points with SEM bars from ``data`` (a dataset of :mod:`synaptic_fwp.datasets`, or
+    any Dataset with ``data_y``/``data_sem`` over ``data_x``; ``data_where`` selects points,
+    e.g. ``{"freq": 1.0}``). Extra dims of ``y`` (e.g. a single ``freq``) take index 0."""
     fn = "stdp_window"
     ds = _check_ds(ds, fn)
     with style():
         fig, ax = _axes(ax, width, height_mm)
         _lines(ax, ds, y, x, hue, sem, fn, to_ms=True)
         if data is not None:
-            _data_points(ax, _check_ds(data, fn), data_x or x, data_y, data_sem, fn, True)
+            _data_points(
+                ax, _check_ds(data, fn), data_x or x, data_y, data_sem, fn, True, where=data_where
+            )
         ax.axhline(0, color="0.6", lw=0.5, zorder=0)
         ax.axvline(0, color="0.6", lw=0.5, zorder=0)
         ax.set_xlabel(_label(ds[x], scale_to_ms=True))
@@ -235,23 +262,28 @@ def frequency_curve(
     y: str = "dw",
     x: str = "freq",
     *,
-    by: str | None = "dt",
+    by: str | None = "dt_pair",
     sem: str | None = None,
     data: xr.Dataset | None = None,
-    data_y: str = "dw_mean",
-    data_sem: str | None = "dw_sem",
+    data_y: str | None = None,
+    data_sem: str | None = None,
+    data_by: str | None = None,
     logx: bool = False,
     ax: Axes | None = None,
     width: str | float = "single",
     height_mm: float | None = None,
 ) -> Figure:
-    """Weight change ``y`` vs pairing frequency ``x`` (Hz), one line per value of ``by`` (e.g.
-    the pairing interval ``dt``: +10 ms, -10 ms as in Sjostrom et al. 2001), with measured
-    points and SEM bars from ``data`` (same ``x`` and ``by`` coordinates)."""
+    """Weight change ``y`` vs pairing frequency ``x`` (Hz), one line per value of ``by`` (the
+    pairing delay: +10 ms, -10 ms as in Sjostrom et al. 2001), with measured points and SEM
+    bars from ``data`` (its ``data_by`` coordinate, default ``by`` or ``dt``, selects the points
+    of each line)."""
     fn = "frequency_curve"
     ds = _check_ds(ds, fn)
     if by is not None and by not in ds.dims:
         by = None
+    dd = _check_ds(data, fn) if data is not None else None
+    if dd is not None and by is not None and data_by is None:
+        data_by = by if by in dd.variables else ("dt" if "dt" in dd.variables else None)
     with style():
         fig, ax = _axes(ax, width, height_mm)
         groups = list(ds[by].values) if by is not None else [None]
@@ -260,9 +292,8 @@ def frequency_curve(
             glab = "" if g is None else _by_label(ds, by, g)
             _lines(ax, sub, y, x, None, sem, fn, marker=None, style_offset=i)
             ax.lines[-1].set_label(f"model {glab}".strip())
-            if data is not None:
-                dd = _check_ds(data, fn)
-                sel = {by: g} if by is not None and by in dd.dims else None
+            if dd is not None:
+                where = {data_by: float(g)} if data_by is not None and g is not None else None
                 _data_points(
                     ax,
                     dd,
@@ -273,7 +304,7 @@ def frequency_curve(
                     False,
                     label=f"data {glab}".strip(),
                     c=color(i),
-                    sel=sel,
+                    where=where,
                 )
         ax.axhline(0, color="0.6", lw=0.5, zorder=0)
         if logx:
@@ -287,10 +318,88 @@ def frequency_curve(
 def _by_label(ds: xr.Dataset, by: str, g: object) -> str:
     c = ds[by]
     v = float(g) if np.issubdtype(np.asarray(g).dtype, np.number) else g
+    name = "\u0394t" if by in ("dt", "dt_pair") else by
     if isinstance(v, float) and c.attrs.get("units") == "s":
-        return f"{by} = {v * 1e3:+g} ms"
+        return f"{name} = {v * 1e3:+g} ms"
     units = c.attrs.get("units", "")
-    return f"{by} = {_fmt(v)} {units}".strip()
+    return f"{name} = {_fmt(v)} {units}".strip()
+
+
+def fit_result(
+    ds: xr.Dataset,
+    *,
+    x: str | None = None,
+    group: str | None = None,
+    logx: bool | None = None,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """A fit of :func:`synaptic_fwp.fit.fit` (or :func:`~synaptic_fwp.fit.evaluate`): the data
+    with SEM bars and the fitted model curve on its fine grid, one colour per ``group`` value
+    (default: the dataset's ``x`` and ``group`` conditions stored in the fit's attrs, e.g.
+    frequency, grouped by pairing delay), with the fit's chi-square and AIC in the title."""
+    fn = "fit_result"
+    ds = _check_ds(ds, fn)
+    for v in ("data", "model_grid"):
+        _get(ds, v, "ds", fn)
+    x = x or str(ds.attrs.get("x") or "") or None
+    if x is None:
+        raise ValueError(f"{fn}: the fit has no 'x' attr; pass x (one of its point coordinates)")
+    group = group if group is not None else (str(ds.attrs.get("group") or "") or None)
+    _get(ds, x, "x", fn)
+    gx = _get(ds, f"grid_{x}", "x", fn)
+    groups = [None]
+    if group is not None:
+        _get(ds, group, "group", fn)
+        groups = list(np.unique(np.asarray(ds[group].values)))
+    to_ms = ds[x].attrs.get("units") == "s"
+    scale = 1e3 if to_ms else 1.0
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        for i, g in enumerate(groups):
+            glab = "" if g is None else _by_label(ds, group, g)
+            pm = np.ones(ds.sizes["point"], bool) if g is None else np.isclose(ds[group].values, g)
+            gm = (
+                np.ones(ds.sizes["grid"], bool)
+                if g is None
+                else np.isclose(ds[f"grid_{group}"].values, g)
+            )
+            xs = np.asarray(gx.values, float)[gm]
+            o = np.argsort(xs)
+            ax.plot(
+                xs[o] * scale,
+                np.asarray(ds["model_grid"].values)[gm][o],
+                color=color(i),
+                label=f"fit {glab}".strip(),
+            )
+            ax.errorbar(
+                np.asarray(ds[x].values, float)[pm] * scale,
+                np.asarray(ds["data"].values)[pm],
+                yerr=np.asarray(ds["data_sem"].values)[pm] if "data_sem" in ds else None,
+                fmt="o",
+                color=color(i),
+                markersize=3,
+                elinewidth=0.7,
+                label=f"data {glab}".strip(),
+                zorder=3,
+            )
+        ax.axhline(0, color="0.6", lw=0.5, zorder=0)
+        xs_all = np.asarray(gx.values, float)
+        if logx is None:
+            logx = bool(xs_all.min() > 0 and xs_all.max() / xs_all.min() >= 100)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(_label(ds[x], scale_to_ms=to_ms))
+        ax.set_ylabel(_label(ds["data"]).replace("measured ", ""))
+        title = str(ds.attrs.get("model", ""))
+        if "objective" in ds:
+            title += f"  \u03c7\u00b2 = {float(ds['objective']):.3g}"
+        if "aic" in ds:
+            title += f", AIC = {float(ds['aic']):.3g}"
+        ax.set_title(title.strip(), fontsize=7)
+        ax.legend()
+    return fig
 
 
 def weight_matrix(
@@ -548,6 +657,7 @@ def rule_comparison(
 
 FIGURES: dict[str, Callable[..., Figure]] = {
     "stdp_window": stdp_window,
+    "fit_result": fit_result,
     "frequency_curve": frequency_curve,
     "weight_matrix": weight_matrix,
     "weight_trajectories": weight_trajectories,
@@ -562,9 +672,10 @@ FIGURES: dict[str, Callable[..., Figure]] = {
 
 def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
     """Pick a figure type for ``ds``: its ``figure`` attr if set (a key of :data:`FIGURES`),
-    else by its contents (a pairing run with a ``freq`` dim -> frequency curve, with a ``dt``
-    dim -> STDP window; ``aic`` over ``rule`` -> rule comparison; ``W`` over ``time`` -> weight
-    trajectories; ``W`` -> weight matrix; ``ramp`` -> place field)."""
+    else by its contents (a fit -> data and fitted curve; a pairing run with several
+    ``freq`` -> frequency curve, else with a ``dt_pair`` dim -> STDP window; ``aic`` over
+    ``rule`` -> rule comparison; ``W`` over ``time`` -> weight trajectories; ``W`` -> weight
+    matrix; ``ramp`` -> place field)."""
     ds = _check_ds(ds, "auto")
     kind = ds.attrs.get("figure")
     if kind is not None:
@@ -574,9 +685,11 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
             )
         return FIGURES[str(kind)](ds, **kwargs)
     dv = set(map(str, ds.data_vars))
+    if {"model_grid", "data"} <= dv:
+        return fit_result(ds, **kwargs)
     if "dw" in dv and "freq" in ds.dims and ds.sizes["freq"] > 1:
         return frequency_curve(ds, **kwargs)
-    if "dw" in dv and "dt" in ds.dims:
+    if "dw" in dv and "dt_pair" in ds.dims:
         return stdp_window(ds, **kwargs)
     if "aic" in dv and "rule" in ds.dims:
         return rule_comparison(ds, **kwargs)
