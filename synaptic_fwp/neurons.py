@@ -1,0 +1,327 @@
+r"""Neuron populations for the batched network engine: rate units and conductance-based LIF.
+
+Every population holds ``n`` neurons per instance; states have shape ``(batch, n)``. Parameters
+are SI (s, V, S, F, A) and may be given per instance (tensor of shape ``(batch,)``).
+
+Rate population (Dayan & Abbott 2001, Sec. 7.2)::
+
+    tau dr/dt = -r + f(I),     I = sum_proj W r_pre + I_ext
+
+integrated exactly with ``I`` held over a step: ``r <- f(I) + (r - f(I)) exp(-dt/tau)``.
+
+Conductance-based leaky integrate-and-fire (Dayan & Abbott 2001, Sec. 5.4 and 5.8)::
+
+    C dV/dt = g_L (E_L - V) + g_A (E_A - V) + g_N B(V) (E_N - V) + g_G (E_G - V) + I_ext
+    dg_X/dt = -g_X / tau_X  (X = A, N, G),   g_X += W_X s_pre at presynaptic spikes
+    B(V) = 1 / (1 + exp(-0.062 V/mV) [Mg2+] / 3.57 mM)      (Jahr & Stevens 1990)
+
+Between spikes, with the conductances (and the Mg block ``B(V)``) held over a step, the membrane
+equation is linear in ``V`` and is advanced exactly (exponential integrator)::
+
+    g_tot = g_L + g_A + g_N B(V) + g_G
+    V_inf = (g_L E_L + g_A E_A + g_N B E_N + g_G E_G + I) / g_tot
+    V(t + dt) = V_inf + (V(t) - V_inf) exp(-dt g_tot / C)
+
+and each conductance decays exactly by ``exp(-dt/tau_X)``. A spike is emitted when
+``V > V_th``; ``V`` is then set to ``V_reset`` and held there for ``t_ref`` (rounded to whole
+steps). With constant current ``I`` and no synapses, the rate is the closed form
+``1 / (t_ref + tau_m ln((V_inf - V_reset)/(V_inf - V_th)))``, ``tau_m = C/g_L`` (see
+:func:`lif_rate`).
+
+``ampa_drive``: ``None`` (default) is the conductance-based AMPA current ``g_A (E_A - V)``;
+a voltage (e.g. ``E_A - V_reset``) gives the fixed-driving-force form ``g_A * ampa_drive`` used by
+Brian2's ``examples/synapses/STDP.py`` (``dv/dt = (ge (Ee - vr) + El - v)/taum``, with
+``g_A = ge g_L``); that form keeps ``g_tot = g_L``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ._params import check_value, exp_factor, is_swept, min_value, to_batch
+
+__all__ = ["RatePopulation", "LIFPopulation", "mg_block", "lif_rate", "F_KINDS", "DT_FRACTION"]
+
+F_KINDS = ("linear", "rectified", "sigmoid", "saturating")
+
+#: dt may be at most this fraction of the smallest time constant of a model (the step holds
+#: conductances and inputs constant, so it must resolve the fastest dynamics).
+DT_FRACTION = 0.5
+
+
+def mg_block(V: torch.Tensor, mg: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Jahr & Stevens 1990 NMDA Mg2+ block ``1/(1 + exp(-0.062 V/mV) [Mg]/3.57 mM)``; ``V`` in
+    volts, ``mg`` in mM."""
+    return 1.0 / (1.0 + torch.exp(-62.0 * V) * (mg / 3.57))
+
+
+def lif_rate(
+    I: float, *, C: float, g_L: float, E_L: float, V_th: float, V_reset: float, t_ref: float = 0.0
+) -> float:
+    """Closed-form firing rate (Hz) of the LIF neuron with constant current ``I`` (A):
+    ``1/(t_ref + tau_m ln((V_inf - V_reset)/(V_inf - V_th)))`` if ``V_inf = E_L + I/g_L > V_th``,
+    else 0 (Dayan & Abbott 2001, Eq. 5.11 with a refractory period)."""
+    V_inf = E_L + I / g_L
+    if V_inf <= V_th:
+        return 0.0
+    tau = C / g_L
+    return 1.0 / (t_ref + tau * math.log((V_inf - V_reset) / (V_inf - V_th)))
+
+
+def _check_dt(owner: str, dt: float, taus: dict[str, object]) -> None:
+    for name, tau in taus.items():
+        if tau is None:
+            continue
+        t = min_value(tau)  # type: ignore[arg-type]
+        if dt > DT_FRACTION * t:
+            raise ValueError(
+                f"dt={dt} s is larger than the smallest time constant allows: {owner}.{name}="
+                f"{t} s requires dt <= {DT_FRACTION} * {name} = {DT_FRACTION * t} s"
+            )
+
+
+class Population:
+    """Base class: ``n`` neurons per instance, bound to a network by :meth:`bind`."""
+
+    kind = "rate"  # "rate" or "spikes": what the population sends to its projections
+    n: int
+    name: str
+
+    def swept(self) -> dict[str, torch.Tensor]:
+        """Parameters given per instance (become coordinates on ``batch``)."""
+        return {k: v for k, v in self.params().items() if is_swept(v)}
+
+    def params(self) -> dict[str, object]:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+
+@dataclass(eq=False)
+class RatePopulation(Population):
+    """Rate units ``tau dr/dt = -r + f(I)`` (module docstring).
+
+    ``f``: ``"linear"`` (``gain I``), ``"rectified"`` (``gain [I - theta]_+``), ``"sigmoid"``
+    (``r_max / (1 + exp(-gain (I - theta)))``), ``"saturating"``
+    (``r_max tanh(gain [I - theta]_+ / r_max)``). ``tau`` in s; ``r`` and ``r_max`` in Hz;
+    ``gain`` in Hz per unit of input; ``I_ext`` a constant input.
+    """
+
+    n: int
+    tau: float | torch.Tensor = 10e-3
+    f: str = "linear"
+    gain: float | torch.Tensor = 1.0
+    theta: float | torch.Tensor = 0.0
+    r_max: float | torch.Tensor = 100.0
+    I_ext: float | torch.Tensor = 0.0
+    r_init: float | torch.Tensor = 0.0
+    name: str = "rate"
+    kind: str = field(default="rate", init=False)
+
+    def __post_init__(self) -> None:
+        _check_n("n", self.n)
+        if self.f not in F_KINDS:
+            raise ValueError(f"f must be one of {list(F_KINDS)}, got {self.f!r}")
+        check_value("tau", self.tau, positive=True)
+        check_value("gain", self.gain)
+        check_value("theta", self.theta)
+        check_value("r_max", self.r_max, positive=True)
+        check_value("I_ext", self.I_ext)
+        check_value("r_init", self.r_init)
+
+    def params(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in ("tau", "gain", "theta", "r_max", "I_ext", "r_init")}
+
+    variables = {
+        "r": ("Hz", "firing rate"),
+        "I": ("1", "total input (synaptic + external)"),
+    }
+
+    def bind(self, dt: float, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        _check_dt(self.name, dt, {"tau": self.tau})
+        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()}
+        p["lam"] = exp_factor("tau", self.tau, dt, batch, dtype, device)
+        self._p = p
+        self._batch = batch
+
+    def init_state(self) -> dict[str, torch.Tensor]:
+        p = self._p
+        r = p["r_init"].expand(self._batch, self.n).clone()
+        return {"r": r, "I": torch.zeros_like(r), "I_syn": torch.zeros_like(r)}
+
+    def f_of(self, I: torch.Tensor) -> torch.Tensor:
+        p = self._p
+        if self.f == "linear":
+            return p["gain"] * I
+        if self.f == "rectified":
+            return p["gain"] * torch.relu(I - p["theta"])
+        if self.f == "sigmoid":
+            return p["r_max"] * torch.sigmoid(p["gain"] * (I - p["theta"]))
+        return p["r_max"] * torch.tanh(p["gain"] * torch.relu(I - p["theta"]) / p["r_max"])
+
+    def step(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Advance one step with the synaptic input accumulated in ``s["I_syn"]`` (then zeroed);
+        ``s["I"]`` keeps the total input. Returns the new rates."""
+        I = s["I_syn"] + self._p["I_ext"]
+        target = self.f_of(I)
+        s["I"] = I
+        s["I_syn"] = torch.zeros_like(I)
+        s["r"] = torch.lerp(target, s["r"], self._p["lam"])
+        return s["r"]
+
+    def output(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
+        return s["r"]
+
+
+@dataclass(eq=False)
+class LIFPopulation(Population):
+    """Conductance-based LIF with AMPA, NMDA (Mg2+ block) and GABA conductances (module
+    docstring). Units: ``C`` F, ``g_L`` S, potentials V, times s, ``I_ext`` A, ``mg`` mM.
+
+    Defaults: a point neuron with ``tau_m = C/g_L = 20 ms``.
+    """
+
+    n: int
+    C: float | torch.Tensor = 200e-12
+    g_L: float | torch.Tensor = 10e-9
+    E_L: float | torch.Tensor = -70e-3
+    V_th: float | torch.Tensor = -50e-3
+    V_reset: float | torch.Tensor = -60e-3
+    t_ref: float | torch.Tensor = 2e-3
+    E_ampa: float | torch.Tensor = 0.0
+    tau_ampa: float | torch.Tensor = 5e-3
+    E_nmda: float | torch.Tensor = 0.0
+    tau_nmda: float | torch.Tensor = 100e-3
+    mg: float | torch.Tensor = 1.0
+    E_gaba: float | torch.Tensor = -80e-3
+    tau_gaba: float | torch.Tensor = 10e-3
+    I_ext: float | torch.Tensor = 0.0
+    V_init: float | torch.Tensor | None = None
+    ampa_drive: float | torch.Tensor | None = None
+    name: str = "lif"
+    kind: str = field(default="spikes", init=False)
+
+    def __post_init__(self) -> None:
+        _check_n("n", self.n)
+        for k in ("C", "g_L", "tau_ampa", "tau_nmda", "tau_gaba"):
+            check_value(k, getattr(self, k), positive=True)
+        check_value("t_ref", self.t_ref, nonneg=True)
+        check_value("mg", self.mg, nonneg=True)
+        for k in ("E_L", "V_th", "V_reset", "E_ampa", "E_nmda", "E_gaba", "I_ext"):
+            check_value(k, getattr(self, k))
+        check_value("V_init", self.V_init, allow_none=True)
+        check_value("ampa_drive", self.ampa_drive, allow_none=True)
+        vth = torch.as_tensor(self.V_th, dtype=torch.float64)
+        vr = torch.as_tensor(self.V_reset, dtype=torch.float64)
+        if bool((vr >= vth).any()):
+            raise ValueError(
+                f"V_reset must be below V_th, got V_reset={self.V_reset}, V_th={self.V_th}"
+            )
+
+    _PARAMS = ("C", "g_L", "E_L", "V_th", "V_reset", "t_ref", "E_ampa", "tau_ampa", "E_nmda",
+               "tau_nmda", "mg", "E_gaba", "tau_gaba", "I_ext")
+
+    def params(self) -> dict[str, object]:
+        out = {k: getattr(self, k) for k in self._PARAMS}
+        if self.V_init is not None:
+            out["V_init"] = self.V_init
+        if self.ampa_drive is not None:
+            out["ampa_drive"] = self.ampa_drive
+        return out
+
+    variables = {
+        "V": ("V", "membrane potential"),
+        "g_ampa": ("S", "AMPA conductance"),
+        "g_nmda": ("S", "NMDA conductance (before the Mg2+ block)"),
+        "g_gaba": ("S", "GABA conductance"),
+        "spikes": ("1", "spike count in the recording interval"),
+    }
+
+    def bind(self, dt: float, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        tau_m = (torch.as_tensor(self.C, dtype=torch.float64)
+                 / torch.as_tensor(self.g_L, dtype=torch.float64))
+        _check_dt(self.name, dt, {"tau_ampa": self.tau_ampa, "tau_nmda": self.tau_nmda,
+                                  "tau_gaba": self.tau_gaba, "tau_m (C/g_L)": tau_m})
+        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()}
+        p["dec_ampa"] = exp_factor("tau_ampa", self.tau_ampa, dt, batch, dtype, device)
+        p["dec_nmda"] = exp_factor("tau_nmda", self.tau_nmda, dt, batch, dtype, device)
+        p["dec_gaba"] = exp_factor("tau_gaba", self.tau_gaba, dt, batch, dtype, device)
+        p["dt_over_C"] = dt / p["C"]
+        p["gLEL"] = p["g_L"] * p["E_L"] + p["I_ext"]
+        # refractory period in whole steps (per instance)
+        tr = self.t_ref if isinstance(self.t_ref, torch.Tensor) else torch.tensor(self.t_ref)
+        nref = torch.round(tr.to(torch.float64) / dt).to(torch.int64).reshape(-1, 1)
+        p["n_ref"] = nref.expand(batch, 1).to(device).clone() if nref.shape[0] == 1 else nref
+        self.has_ref = bool((p["n_ref"] > 0).any())
+        if self.ampa_drive is not None:
+            # fixed driving force: g_tot = g_L, constant membrane factor, exactly precomputed
+            taum = (torch.as_tensor(self.C, dtype=torch.float64).reshape(-1)
+                    / torch.as_tensor(self.g_L, dtype=torch.float64).reshape(-1)).tolist()
+            taum = taum * batch if len(taum) == 1 else taum
+            p["fac_m"] = torch.tensor([[math.exp(-dt / t)] for t in taum], dtype=dtype,
+                                      device=device)
+            p["drive_over_gL"] = p["ampa_drive"] / p["g_L"]
+            p["V_rest"] = p["E_L"] + p["I_ext"] / p["g_L"]
+        self._p = p
+        self._batch = batch
+        self.uses = {"ampa": True, "nmda": False, "gaba": False}
+
+    def init_state(self) -> dict[str, torch.Tensor]:
+        p = self._p
+        V0 = p["V_init"] if "V_init" in p else p["E_L"]
+        V = V0.expand(self._batch, self.n).clone()
+        z = torch.zeros_like(V)
+        s = {"V": V, "g_ampa": z.clone(), "g_nmda": z.clone(), "g_gaba": z.clone()}
+        s["ref"] = torch.zeros(V.shape, dtype=torch.int64, device=V.device)
+        return s
+
+    def step(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Advance one step (module docstring); returns the spike mask ``(batch, n)`` (bool)."""
+        p = self._p
+        V = s["V"]
+        ga = s["g_ampa"]
+        if self.ampa_drive is not None and not self.uses["nmda"] and not self.uses["gaba"]:
+            V_inf = torch.addcmul(p["V_rest"], ga, p["drive_over_gL"])
+            V = torch.lerp(V_inf, V, p["fac_m"])
+        else:
+            if self.ampa_drive is not None:
+                g_tot = p["g_L"]
+                num = torch.addcmul(p["gLEL"], ga, p["ampa_drive"])
+            else:
+                g_tot = p["g_L"] + ga
+                num = torch.addcmul(p["gLEL"], ga, p["E_ampa"])
+            if self.uses["nmda"]:
+                gn = s["g_nmda"] * mg_block(V, p["mg"])
+                g_tot = g_tot + gn
+                num = torch.addcmul(num, gn, p["E_nmda"])
+            if self.uses["gaba"]:
+                g_tot = g_tot + s["g_gaba"]
+                num = torch.addcmul(num, s["g_gaba"], p["E_gaba"])
+            V_inf = num / g_tot
+            V = torch.lerp(V_inf, V, torch.exp(-g_tot * p["dt_over_C"]))
+        if self.has_ref:
+            ref = s["ref"]
+            V = torch.where(ref > 0, p["V_reset"], V)
+            ref = (ref - 1).clamp_(min=0)
+        spk = V > p["V_th"]
+        V = torch.where(spk, p["V_reset"], V)
+        if self.has_ref:
+            s["ref"] = torch.where(spk, p["n_ref"], ref)
+        s["V"] = V
+        ga.mul_(p["dec_ampa"])
+        if self.uses["nmda"]:
+            s["g_nmda"].mul_(p["dec_nmda"])
+        if self.uses["gaba"]:
+            s["g_gaba"].mul_(p["dec_gaba"])
+        return spk
+
+    def output(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
+        return s["V"]
+
+
+def _check_n(name: str, n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int (number of neurons), got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")

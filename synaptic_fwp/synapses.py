@@ -1,0 +1,520 @@
+r"""Projections: plastic synaptic weights between sources/populations (Primer Sec. 4.1).
+
+``connect(pre, post, W0, rule, ...)`` builds a :class:`Projection` with
+
+* ``W`` (AMPA; shape ``(batch, n_post, n_pre)``, post x pre): the fast weights. Presynaptic spikes
+  add ``W[:, :, i]`` to the postsynaptic AMPA conductance (``target="ampa"``, siemens) or to the
+  GABA conductance (``target="gaba"``); rate sources drive rate populations through the input
+  ``I += W r_pre``.
+* ``U`` (NMDA, optional, same shape): slow weights. Spikes add ``U[:, :, i]`` to the NMDA
+  conductance of a LIF target, and the plasticity signal is the calcium trace
+  ``v = g(U q)`` with ``q = k`` the presynaptic signal (Primer Sec. 4.1: ``v_j = sum_i U_ji q_i``),
+  ``g`` in ``calcium`` = ``"linear"``, ``"relu"`` or ``"mg_block"`` (the voltage-dependent
+  nonlinearity ``v = B(V_post) U q``, Jahr & Stevens 1990).
+* ``rule``: ``None`` (static), a rate rule of :mod:`synaptic_fwp.rules` (name or object; its
+  ``step`` is applied every ``dt``), or a spiking rule of :mod:`synaptic_fwp.plasticity`
+  (``on_pre`` / ``on_post`` at spikes, ``decay`` / ``advance`` between them).
+
+Rate rules in continuous time: ``eta`` is a rate (1/s); the step uses ``eta dt`` (rules with
+``write="eta"``) or writes ``eta dt v (x) k`` (``write="one"``). Decays are time constants:
+``tau_decay`` for scalar decay (``lambda = exp(-dt/tau_decay)``), ``tau_gate`` (scalar or per
+post/pre neuron) for gated decays, ``tau_theta`` for BCM's threshold. The presynaptic signal
+``k`` is the rate of a rate source, or for spike sources the filtered spike train
+``x``: ``dx/dt = -x/tau_pre + sum_spikes delta(t - t_s)/tau_pre`` (Hz). The postsynaptic signal
+``v`` is, in order of precedence: the ``value`` source (an instructive signal, e.g. a
+:class:`synaptic_fwp.inputs.PlateauInput`), the calcium ``g(U k)`` when ``U0`` is given, the post
+rate, or the filtered post spike train with ``tau_post``.
+
+Bounds for rate rules: ``bounds="hard"`` clips to ``[w_min, w_max]`` after each update,
+``"soft"`` scales potentiation by ``(w_max - W)`` and depression by ``(W - w_min)`` (per unit
+range); spiking rules carry their own bounds (``rule.clip``). ``sign`` (Dale's law): ``+1``
+(excitatory), ``-1`` (inhibitory) or a tensor of shape ``(n_pre,)`` of +-1; weights are kept on
+their side of zero. ``delay`` (s, rounded to steps) delays transmission and the ``on_pre``
+plasticity of spikes, as Brian2's ``Synapses.delay``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from . import rules as _rules
+from ._params import check_value, is_swept
+from .neurons import LIFPopulation, Population, mg_block
+
+__all__ = ["Projection", "connect", "CALCIUM", "TARGETS"]
+
+CALCIUM = ("linear", "relu", "mg_block")
+TARGETS = ("ampa", "gaba", "input")
+BOUNDS = ("hard", "soft", "none")
+
+
+def _is_spiking_rule(rule: object) -> bool:
+    return all(hasattr(rule, a) for a in ("on_pre", "on_post", "init_state", "decay"))
+
+
+@dataclass(eq=False)
+class Projection:
+    """See :func:`connect` and the module docstring."""
+
+    pre: object
+    post: object
+    W0: torch.Tensor | float
+    rule: object = None
+    U0: torch.Tensor | float | None = None
+    eta: float | torch.Tensor | None = None
+    tau_decay: float | torch.Tensor | None = None
+    tau_gate: float | torch.Tensor | None = None
+    tau_theta: float | None = None
+    tau_pre: float | torch.Tensor | None = None
+    tau_post: float | torch.Tensor | None = None
+    value: object = None
+    calcium: str = "linear"
+    w_min: float | None = None
+    w_max: float | None = None
+    bounds: str = "none"
+    sign: float | torch.Tensor | None = None
+    delay: float = 0.0
+    target: str | None = None
+    name: str = "proj"
+
+    def __post_init__(self) -> None:
+        pre, post = self.pre, self.post
+        for arg, obj in (("pre", pre), ("post", post)):
+            if not hasattr(obj, "n") or not hasattr(obj, "kind"):
+                raise TypeError(
+                    f"{arg} must be a population or an input source, got {type(obj).__name__}"
+                )
+        if not isinstance(post, Population):
+            raise TypeError(
+                f"post must be a population (RatePopulation or LIFPopulation), got "
+                f"{type(post).__name__}"
+            )
+        self.n_pre, self.n_post = int(pre.n), int(post.n)
+        _check_weights("W0", self.W0, self.n_post, self.n_pre)
+        if self.U0 is not None:
+            _check_weights("U0", self.U0, self.n_post, self.n_pre)
+        # target
+        if self.target is None:
+            self.target = "ampa" if isinstance(post, LIFPopulation) else "input"
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {list(TARGETS)}, got {self.target!r}")
+        if isinstance(post, LIFPopulation):
+            if self.target == "input":
+                raise ValueError("target='input' is for rate populations; a LIF post takes "
+                                 "target='ampa' or 'gaba'")
+            if pre.kind != "spikes":
+                raise ValueError(
+                    f"pre {getattr(pre, 'name', pre)!r} sends rates but post is a LIFPopulation "
+                    "(conductances jump at spikes): use a spiking source such as PoissonInput"
+                )
+        elif self.target != "input":
+            raise ValueError(f"target={self.target!r} needs a LIFPopulation post; a rate "
+                             "population takes target='input'")
+        if self.calcium not in CALCIUM:
+            raise ValueError(f"calcium must be one of {list(CALCIUM)}, got {self.calcium!r}")
+        if self.calcium == "mg_block" and not isinstance(post, LIFPopulation):
+            raise ValueError("calcium='mg_block' needs a LIFPopulation post (it reads V_post)")
+        if self.bounds not in BOUNDS:
+            raise ValueError(f"bounds must be one of {list(BOUNDS)}, got {self.bounds!r}")
+        check_value("delay", self.delay, nonneg=True)
+        for k in ("eta",):
+            check_value(k, getattr(self, k), allow_none=True)
+        for k in ("tau_decay", "tau_gate", "tau_theta", "tau_pre", "tau_post"):
+            v = getattr(self, k)
+            if isinstance(v, torch.Tensor) and v.ndim == 1 and k == "tau_gate":
+                if bool((v <= 0).any()):
+                    raise ValueError(f"{k} must be > 0, got {float(v.min())}")
+                continue
+            check_value(k, v, positive=True, allow_none=True)
+        if self.sign is not None:
+            s = torch.as_tensor(self.sign, dtype=torch.float64).reshape(-1)
+            if s.shape[0] not in (1, self.n_pre) or not bool(((s == 1) | (s == -1)).all()):
+                raise ValueError(
+                    f"sign must be +1, -1 or a tensor of shape ({self.n_pre},) of +-1, got "
+                    f"{self.sign!r}"
+                )
+        # the rule
+        r = self.rule
+        self.kind = "static"
+        if r is None:
+            if self.eta is not None:
+                raise ValueError("eta was given but rule is None (a static projection)")
+        elif isinstance(r, str) or isinstance(r, (_rules.LinearRule, _rules.BCMRule)):
+            r = _rules.get(r) if isinstance(r, str) else r
+            self.rule = r
+            self.kind = "rate"
+            if self.eta is None and (r.uses_eta or r.write == "one"):
+                raise ValueError(
+                    f"rule {r.name!r} needs eta (a learning rate in 1/s); got None"
+                )
+            if isinstance(r, _rules.LinearRule):
+                if r.decay == "scalar" and r.constant_decay is None and self.tau_decay is None:
+                    raise ValueError(f"rule {r.name!r} needs tau_decay (s); got None")
+                if r.decay in ("post", "pre") and self.tau_gate is None:
+                    raise ValueError(f"rule {r.name!r} needs tau_gate (s); got None")
+            if pre.kind == "spikes" and self.tau_pre is None:
+                raise ValueError(
+                    "a rate rule driven by a spike source needs tau_pre (s), the time constant "
+                    "of the filtered presynaptic spike train"
+                )
+            if (self.value is None and self.U0 is None and post.kind == "spikes"
+                    and self.tau_post is None):
+                raise ValueError(
+                    "a rate rule with a spiking post population needs tau_post (s), value= "
+                    "or U0 (the postsynaptic signal v)"
+                )
+        elif _is_spiking_rule(r):
+            self.kind = "spiking"
+            if pre.kind != "spikes" or post.kind != "spikes":
+                raise ValueError(
+                    f"spiking rule {getattr(r, 'name', r)!r} needs spiking pre and post "
+                    f"(got pre kind {pre.kind!r}, post kind {post.kind!r})"
+                )
+            if self.bounds != "none" or self.w_min is not None or self.w_max is not None:
+                raise ValueError(
+                    "bounds, w_min and w_max belong to the spiking rule (its bounds, w_min, "
+                    "w_max); leave them unset in connect()"
+                )
+            if self.eta is not None:
+                raise ValueError("eta is for rate rules; a spiking rule has its own amplitudes")
+        else:
+            raise TypeError(
+                f"rule must be None, a rule name ({_rules.names()}), a rules.LinearRule/BCMRule "
+                f"or a spiking rule from synaptic_fwp.plasticity; got {type(r).__name__}"
+            )
+        if self.bounds != "none":
+            if self.w_min is None or self.w_max is None:
+                raise ValueError(f"bounds={self.bounds!r} needs w_min and w_max")
+            if not float(self.w_min) < float(self.w_max):
+                raise ValueError(f"w_min must be < w_max, got {self.w_min}, {self.w_max}")
+        if self.value is not None:
+            if not hasattr(self.value, "n") or self.value.kind != "rate":
+                raise TypeError("value must be a rate source (e.g. PlateauInput, RateInput)")
+            if self.value.n not in (1, self.n_post):
+                raise ValueError(f"value has n={self.value.n}; allowed: 1 or n_post={self.n_post}")
+
+    # ------------------------------------------------------------------ binding
+    def params(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k in ("eta", "tau_decay", "tau_theta", "tau_pre", "tau_post"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        return out
+
+    def swept(self) -> dict[str, torch.Tensor]:
+        out = {k: v for k, v in self.params().items() if is_swept(v)}
+        if self.kind == "spiking":
+            from dataclasses import fields
+            for f in fields(self.rule):  # type: ignore[arg-type]
+                v = getattr(self.rule, f.name)
+                if is_swept(v):
+                    out[f"rule_{f.name}"] = v
+        return out
+
+    def rule_attrs(self) -> dict[str, object]:
+        """Rule name and parameters for Dataset attrs."""
+        if self.rule is None:
+            return {"rule": "none"}
+        r = self.rule
+        if hasattr(r, "param_dict"):
+            p = r.param_dict()
+        else:
+            from dataclasses import fields
+            p = {f.name: getattr(r, f.name) for f in fields(r)}
+            p = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
+        extra = {k: (v.tolist() if isinstance(v, torch.Tensor) else v)
+                 for k, v in self.params().items()}
+        return {"rule": r.name, "rule_params": p, "projection_params": extra}
+
+    def bind(self, dt: float, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        B = batch
+        self.delay_steps = int(round(float(self.delay) / dt))
+        for k in ("tau_decay", "tau_gate", "tau_theta", "tau_pre", "tau_post"):
+            v = getattr(self, k)
+            if v is not None:
+                t = float(torch.as_tensor(v).min())
+                if dt > 0.5 * t:
+                    raise ValueError(
+                        f"dt={dt} s is larger than the smallest time constant allows: "
+                        f"{self.name}.{k}={t} s requires dt <= 0.5 * {k} = {0.5 * t} s"
+                    )
+        self._dt, self._B, self._dtype, self._device = dt, B, dtype, device
+
+        def fac(name: str, tau: float | torch.Tensor) -> torch.Tensor:
+            vals = torch.as_tensor(tau, dtype=torch.float64).reshape(-1).tolist()
+            t = torch.tensor([math.exp(-dt / v) for v in vals], dtype=dtype, device=device)
+            return t
+
+        def per_inst(name: str, v: float | torch.Tensor) -> torch.Tensor:
+            if isinstance(v, torch.Tensor) and v.ndim == 1:
+                if v.shape[0] != B:
+                    raise ValueError(
+                        f"{name} has shape {tuple(v.shape)} but the network has batch={B}; a "
+                        f"per-instance parameter must have shape ({B},)"
+                    )
+                return v.detach().to(dtype=dtype, device=device)
+            return torch.full((B,), float(v), dtype=dtype, device=device)
+
+        g: dict[str, torch.Tensor] = {}
+        if self.tau_pre is not None:
+            g["lam_pre"] = fac("tau_pre", self.tau_pre).reshape(-1, 1)
+            g["inv_tau_pre"] = 1.0 / per_inst("tau_pre", self.tau_pre).reshape(-1, 1)
+            if g["lam_pre"].shape[0] not in (1, B):
+                raise ValueError(f"tau_pre must be a float or shape ({B},)")
+        if self.tau_post is not None:
+            g["lam_post"] = fac("tau_post", self.tau_post).reshape(-1, 1)
+            g["inv_tau_post"] = 1.0 / per_inst("tau_post", self.tau_post).reshape(-1, 1)
+        if self.kind == "rate":
+            r = self.rule
+            if self.eta is not None:
+                g["eta_dt"] = per_inst("eta", self.eta) * dt
+            if isinstance(r, _rules.LinearRule):
+                if r.decay == "scalar":
+                    if self.tau_decay is not None:
+                        g["decay"] = fac("tau_decay", self.tau_decay)
+                        if g["decay"].shape[0] == 1:
+                            g["decay"] = g["decay"].expand(B).clone()
+                    else:
+                        g["decay"] = torch.full((B,), r.constant_decay, dtype=dtype)
+                if r.decay in ("post", "pre"):
+                    n = self.n_post if r.decay == "post" else self.n_pre
+                    a = fac("tau_gate", self.tau_gate)  # type: ignore[arg-type]
+                    if a.shape[0] not in (1, n):
+                        raise ValueError(
+                            f"tau_gate must be a float or have shape ({n},) (one per "
+                            f"{'post' if r.decay == 'post' else 'pre'} neuron), got "
+                            f"{a.shape[0]} values"
+                        )
+                    g["gate"] = a.reshape(1, -1).expand(B, n).clone()
+            elif isinstance(r, _rules.BCMRule) and self.tau_theta is not None:
+                self.rule = replace(r, theta_decay=math.exp(-dt / float(self.tau_theta)))
+        if self.sign is not None:
+            s = torch.as_tensor(self.sign, dtype=dtype).reshape(-1).to(device)
+            g["sign"] = s.expand(self.n_pre).reshape(1, 1, -1)
+        self._g = g
+        if self.kind == "spiking":
+            bs = self.rule.batch_shape() if hasattr(self.rule, "batch_shape") else ()
+            if bs not in ((), (B,), (1,)):
+                raise ValueError(
+                    f"the parameters of rule {self.rule.name!r} have batch shape {bs}; allowed: "
+                    f"scalars or ({B},)"
+                )
+            self.compact = bs == () and not self.rule.has_continuous_dynamics
+            self.has_syn = "syn" in self.rule.state_shapes.values()
+
+    def _full(self, name: str, x: torch.Tensor | float) -> torch.Tensor:
+        B, dtype, dev = self._B, self._dtype, self._device
+        if isinstance(x, torch.Tensor):
+            t = x.detach().to(dtype=dtype, device=dev)
+            if t.ndim == 3 and t.shape[0] != B:
+                raise ValueError(
+                    f"{name} has shape {tuple(x.shape)}; allowed: ({self.n_post}, {self.n_pre}) "
+                    f"or ({B}, {self.n_post}, {self.n_pre})"
+                )
+            return t.expand(B, self.n_post, self.n_pre).clone()
+        return torch.full((B, self.n_post, self.n_pre), float(x), dtype=dtype, device=dev)
+
+    def init_state(self) -> dict[str, torch.Tensor]:
+        s = {"W": self._full("W0", self.W0)}
+        if self.U0 is not None:
+            s["U"] = self._full("U0", self.U0)
+        B = self._B
+        if self.tau_pre is not None:
+            s["x_pre"] = torch.zeros(B, self.n_pre, dtype=self._dtype, device=self._device)
+        if self.tau_post is not None:
+            s["y_post"] = torch.zeros(B, self.n_post, dtype=self._dtype, device=self._device)
+        if self.kind == "rate" and isinstance(self.rule, _rules.BCMRule):
+            s["theta"] = torch.full((B, self.n_post), float(self.rule.theta0), dtype=self._dtype,
+                                    device=self._device)
+        if self.kind == "spiking":
+            st = self.rule.init_state(s["W"])
+            for k, v in st.items():
+                s[f"rule.{k}"] = v
+            ones = {k: torch.ones_like(v) for k, v in st.items()}
+            if not self.rule.has_continuous_dynamics:
+                # exact per-step factors exp(-dt/tau) of the rule's own traces
+                self._fac = {k: v for k, v in self.rule.decay(ones, self._dt).items()}
+        return s
+
+    variables_base = {
+        "W": ("S or 1", "synaptic weight (AMPA, fast weight)"),
+        "U": ("S or 1", "NMDA weight (slow weight)"),
+        "x_pre": ("Hz", "filtered presynaptic spike train"),
+        "y_post": ("Hz", "filtered postsynaptic spike train"),
+        "v": ("1", "postsynaptic plasticity signal v (calcium trace)"),
+        "theta": ("1", "BCM threshold"),
+    }
+
+    # ------------------------------------------------------------------ per step
+    def transmit_spikes(self, s: dict[str, torch.Tensor], post_s: dict[str, torch.Tensor],
+                        b: torch.Tensor, i: torch.Tensor) -> None:
+        """Deliver the spikes ``(b, i)`` of one step to the post population."""
+        W = s["W"]
+        if isinstance(self.post, LIFPopulation):
+            key = "g_gaba" if self.target == "gaba" else "g_ampa"
+            post_s[key].index_add_(0, b, W[b, :, i])
+            if "U" in s:
+                post_s["g_nmda"].index_add_(0, b, s["U"][b, :, i])
+        # rate posts read the filtered trace in transmit_rates
+
+    def transmit_rates(self, s: dict[str, torch.Tensor], post_s: dict[str, torch.Tensor],
+                       r: torch.Tensor) -> None:
+        post_s["I_syn"] += (s["W"] * r.unsqueeze(-2)).sum(-1)
+
+    def pre_signal(self, s: dict[str, torch.Tensor], r: torch.Tensor | None) -> torch.Tensor:
+        return s["x_pre"] if r is None else r
+
+    def update_pre_trace(self, s: dict[str, torch.Tensor], ev) -> None:  # noqa: ANN001
+        x = s["x_pre"]
+        x.mul_(self._g["lam_pre"])
+        if ev is not None:
+            b, i = ev
+            inc = self._g["inv_tau_pre"].expand(self._B, 1)[b, 0]
+            x.index_put_((b, i), inc, accumulate=True)
+
+    def update_post_trace(self, s: dict[str, torch.Tensor], spk: torch.Tensor) -> None:
+        y = s["y_post"]
+        y.mul_(self._g["lam_post"])
+        y.add_(spk.to(y.dtype) * self._g["inv_tau_post"])
+
+    def rate_plasticity(self, s, k, post_state, value):  # noqa: ANN001
+        """One step of a rate rule (module docstring)."""
+        r = self.rule
+        g = self._g
+        if value is not None:
+            v = value.expand(self._B, self.n_post)
+        elif "U" in s:
+            u = (s["U"] * k.unsqueeze(-2)).sum(-1)
+            if self.calcium == "relu":
+                u = torch.relu(u)
+            elif self.calcium == "mg_block":
+                u = u * mg_block(post_state["V"], self.post._p["mg"])
+            v = u
+        elif "y_post" in s:
+            v = s["y_post"]
+        else:
+            v = post_state["r"]
+        s["v"] = v
+        W = s["W"]
+        if isinstance(r, _rules.BCMRule):
+            y = r.post(W, k, v)
+            W_new = r.step(W, k, v, theta=s["theta"], eta=g["eta_dt"])
+            s["theta"] = r.update_threshold(s["theta"], y)
+        else:
+            kw = {}
+            vv = v
+            if r.write == "eta":
+                kw["eta"] = g["eta_dt"]
+            elif r.write == "one":
+                vv = v * g["eta_dt"].unsqueeze(-1)
+            if "decay" in g:
+                kw["decay"] = g["decay"]
+            if "gate" in g:
+                kw["gate"] = g["gate"]
+            W_new = r.step(W, k, vv, **kw)
+        if self.bounds == "soft":
+            dW = W_new - W
+            span = float(self.w_max) - float(self.w_min)  # type: ignore[arg-type]
+            W_new = W + torch.where(dW > 0, dW * (self.w_max - W), dW * (W - self.w_min)) / span
+            W_new = W_new.clamp(self.w_min, self.w_max)
+        elif self.bounds == "hard":
+            W_new = W_new.clamp(self.w_min, self.w_max)
+        if "sign" in g:
+            W_new = torch.where(g["sign"] > 0, W_new.clamp(min=0), W_new.clamp(max=0))
+        s["W"] = W_new
+
+    # spiking rules ---------------------------------------------------------------
+    def rule_state(self, s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k[5:]: v for k, v in s.items() if k.startswith("rule.")}
+
+    def spike_decay(self, s: dict[str, torch.Tensor]) -> None:
+        """Advance the rule over one step without spikes."""
+        if self.rule.has_continuous_dynamics:
+            W, st = self.rule.advance(s["W"], self.rule_state(s), self._dt)
+            s["W"] = W
+            for k, v in st.items():
+                s[f"rule.{k}"] = v
+        else:
+            for k, f in self._fac.items():
+                s[f"rule.{k}"].mul_(f)
+
+    def spike_on_pre(self, s: dict[str, torch.Tensor], b: torch.Tensor, i: torch.Tensor) -> None:
+        rule = self.rule
+        shapes = rule.state_shapes
+        if self.compact:
+            W = s["W"]
+            We = W[b, :, i].unsqueeze(-1)  # (E, n_post, 1)
+            st = {}
+            for k, kind in shapes.items():
+                x = s[f"rule.{k}"]
+                st[k] = x[b, i].unsqueeze(-1) if kind == "pre" else (
+                    x[b] if kind == "post" else x[b, :, i].unsqueeze(-1))
+            pre = torch.ones(b.shape[0], 1, dtype=W.dtype, device=W.device)
+            We2, st2 = rule.on_pre(We, st, pre)
+            if all(st2[k] is st[k] for k, kind in shapes.items() if kind == "post"):
+                W[b, :, i] = We2.squeeze(-1)
+                for k, kind in shapes.items():
+                    if kind == "pre":
+                        s[f"rule.{k}"][b, i] = st2[k].squeeze(-1)
+                    elif kind == "syn":
+                        s[f"rule.{k}"][b, :, i] = st2[k].squeeze(-1)
+                return
+            self.compact = False  # the rule changes post traces at pre spikes: go dense
+        mask = torch.zeros(self._B, self.n_pre, dtype=s["W"].dtype, device=s["W"].device)
+        mask[b, i] = 1.0
+        W, st = rule.on_pre(s["W"], self.rule_state(s), mask)
+        s["W"] = W
+        for k, v in st.items():
+            s[f"rule.{k}"] = v
+
+    def spike_on_post(self, s: dict[str, torch.Tensor], spk: torch.Tensor) -> None:
+        rule = self.rule
+        post = spk.to(s["W"].dtype)
+        if self.compact:
+            bi = spk.any(-1).nonzero().squeeze(-1)
+            W = s["W"]
+            st = {k: s[f"rule.{k}"][bi] for k in rule.state_shapes}
+            W2, st2 = rule.on_post(W[bi], st, post[bi])
+            W[bi] = W2
+            for k in rule.state_shapes:
+                if st2[k] is not st[k]:
+                    s[f"rule.{k}"][bi] = st2[k]
+            return
+        W, st = rule.on_post(s["W"], self.rule_state(s), post)
+        s["W"] = W
+        for k, v in st.items():
+            s[f"rule.{k}"] = v
+
+
+def connect(pre: object, post: object, W0: torch.Tensor | float, rule: object = None,
+            **kwargs: object) -> Projection:
+    """A projection from ``pre`` (input source or population) to ``post`` (population) with
+    initial weights ``W0`` (``(n_post, n_pre)``, ``(batch, n_post, n_pre)`` or a number) and
+    plasticity ``rule``; keyword arguments as :class:`Projection` (module docstring).
+
+    Unknown keyword arguments raise ``TypeError`` naming them.
+    """
+    allowed = {f for f in Projection.__dataclass_fields__} - {"pre", "post", "W0", "rule"}
+    bad = sorted(set(kwargs) - allowed)
+    if bad:
+        raise TypeError(f"connect() got unknown argument(s) {bad}; allowed: {sorted(allowed)}")
+    return Projection(pre, post, W0, rule, **kwargs)  # type: ignore[arg-type]
+
+
+def _check_weights(name: str, W: object, n_post: int, n_pre: int) -> None:
+    if isinstance(W, torch.Tensor):
+        if not W.is_floating_point():
+            raise TypeError(f"{name} must have a floating dtype, got {W.dtype}")
+        if W.ndim not in (2, 3) or tuple(W.shape[-2:]) != (n_post, n_pre):
+            raise ValueError(
+                f"{name} must have shape (n_post, n_pre) = ({n_post}, {n_pre}) or (batch, "
+                f"{n_post}, {n_pre}), got {tuple(W.shape)}"
+            )
+        if not bool(torch.isfinite(W).all()):
+            raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+    else:
+        check_value(name, W)
