@@ -97,19 +97,22 @@ def _check(rule: object, chunk_size: object, stride: object) -> None:
 
 
 def _to_chunks(x: torch.Tensor, N: int, S: int, pad_value: float) -> torch.Tensor:
-    """``(B, T, H, ...) -> (B, H, N, S, ...)``, padding time with ``pad_value`` up to ``N * S``."""
-    T = x.shape[1]
+    """``(B, T, H, ...) -> (N, B H, S, ...)`` contiguous, time padded with ``pad_value`` to
+    ``N * S``. Chunk-major so that the inter-chunk loop slices contiguous blocks."""
+    B, T, H = x.shape[:3]
     if N * S != T:
-        pad_shape = (x.shape[0], N * S - T) + tuple(x.shape[2:])
+        pad_shape = (B, N * S - T) + tuple(x.shape[2:])
         x = torch.cat([x, x.new_full(pad_shape, pad_value)], dim=1)
     x = x.unflatten(1, (N, S))  # (B, N, S, H, ...)
-    return x.movedim(3, 1)  # (B, H, N, S, ...)
+    x = x.movedim(1, 0).movedim(3, 2)  # (N, B, H, S, ...)
+    return x.reshape((N, B * H, S) + tuple(x.shape[4:]))
 
 
-def _from_chunks(y: torch.Tensor, T: int) -> torch.Tensor:
-    """``(B, H, N, S, X) -> (B, T, H, X)``."""
-    y = y.flatten(2, 3)[:, :, :T]
-    return y.transpose(1, 2)
+def _from_chunks(y: torch.Tensor, B: int, H: int, T: int) -> torch.Tensor:
+    """``(N, B H, S, X) -> (B, T, H, X)``."""
+    N, _, S, X = y.shape
+    y = y.reshape(N, B, H, S, X).permute(1, 0, 3, 2, 4).reshape(B, N * S, H, X)
+    return y[:, :T]
 
 
 def _decay_matrix(a: torch.Tensor) -> torch.Tensor:
@@ -177,28 +180,25 @@ def _states_at(
     Lam: torch.Tensor,
     side: str,
 ) -> torch.Tensor:
-    """States ``W_p`` after (0-based) steps ``positions`` from the chunk quantities.
+    """States ``W_p`` after (0-based) steps ``positions``, from the chunk quantities.
 
-    ``W_p = Lam[l] W_0 + sum_{s <= l} D[l, s] u_s k_s^T`` with ``l`` the local index of ``p``
-    in its chunk ``n`` (decays along ``side``). Returns ``(B, M, H, V, K)``.
+    ``W_p = Lam[l] W_0 + sum_{s <= l} D[l, s] u_s k_s^T`` with ``l`` the local index of ``p`` in
+    its chunk ``n`` (decays along ``side``). Chunk-major inputs ``(N, BH, ...)``; returns
+    ``(M, BH, V, K)``.
     """
     n = torch.div(positions, S, rounding_mode="floor")
     loc = positions - n * S
-    a_m = a[:, :, n]  # (B, H, M, S, X)
     idx = torch.arange(S, device=a.device)
-    upto = idx.unsqueeze(0) <= loc.unsqueeze(1)  # (M, S): r <= l
-    a_m = torch.where(upto.unsqueeze(-1), a_m, a_m.new_ones(()))
-    Dl = _decay_to_end(a_m) * upto.unsqueeze(-1).to(a.dtype)  # prod_{s<r<=l} a_r; 0 for s > l
-    lam_l = Lam[:, :, n, loc]  # (B, H, M, X)
-    W0m = W_start[:, :, n]  # (B, H, M, V, K)
-    u_m, k_m = U[:, :, n], k[:, :, n]  # (B, H, M, S, V|K)
+    upto = (idx.unsqueeze(0) <= loc.unsqueeze(1)).unsqueeze(1).unsqueeze(-1)  # (M, 1, S, 1)
+    a_m = torch.where(upto, a[n], a.new_ones(()))  # (M, BH, S, X): a_r for r <= l, else 1
+    Dl = _decay_to_end(a_m) * upto.to(a.dtype)  # prod_{s<r<=l} a_r; 0 for s > l
+    lam_l = Lam[n, :, loc]  # (M, BH, X)
+    W0m, u_m, k_m = W_start[n], U[n], k[n]
     if side == "post":
-        W = lam_l.unsqueeze(-1) * W0m + (u_m * Dl).transpose(-1, -2) @ k_m
-    elif side == "pre":
-        W = W0m * lam_l.unsqueeze(-2) + u_m.transpose(-1, -2) @ (k_m * Dl)
-    else:
-        W = lam_l.unsqueeze(-1) * W0m + u_m.transpose(-1, -2) @ (k_m * Dl)
-    return W.transpose(1, 2)
+        return lam_l.unsqueeze(-1) * W0m + (u_m * Dl).transpose(-1, -2) @ k_m
+    if side == "pre":
+        return W0m * lam_l.unsqueeze(-2) + u_m.transpose(-1, -2) @ (k_m * Dl)
+    return lam_l.unsqueeze(-1) * W0m + u_m.transpose(-1, -2) @ (k_m * Dl)
 
 
 def scan_chunk(
@@ -237,61 +237,58 @@ def scan_chunk(
         side = "scalar"
         a = g["decay"].unsqueeze(-1) if rule.decay == "scalar" else q.new_ones((B, T, H, 1))
     delta = rule.correction == "delta"
-    if delta:
-        gamma = c * a[..., 0] if rule.decay_first else c
 
-    qc, kc, vc = (_to_chunks(x, N, S, 0.0) for x in (q, k, v))  # (B, H, N, S, K|V)
-    ac = _to_chunks(a, N, S, 1.0)  # (B, H, N, S, X)
-    cc = _to_chunks(c, N, S, 0.0)  # (B, H, N, S)
+    qc, kc, vc = (_to_chunks(x, N, S, 0.0) for x in (q, k, v))  # (N, BH, S, K|V)
+    ac = _to_chunks(a, N, S, 1.0)  # (N, BH, S, X)
+    cc = _to_chunks(c, N, S, 0.0)  # (N, BH, S)
 
     Lam = torch.cumprod(ac, dim=-2)  # prod_{r<=t} a_r
     d_end = _decay_to_end(ac)  # prod_{s<r<=S} a_r
-    Lam_S = Lam[..., -1, :]  # (B, H, N, X)
+    Lam_S = Lam[..., -1, :]  # (N, BH, X)
     causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
     zero = q.new_zeros(())
+    uc = cc.unsqueeze(-1) * vc  # c_s v_s
+    W = W0.reshape(B * H, V, K)
 
     if side == "scalar":
-        D = _decay_matrix(ac)[..., 0]  # (B, H, N, S, S)
+        D = _decay_matrix(ac)[..., 0]  # (N, BH, S, S)
         P = torch.where(causal, (qc @ kc.transpose(-1, -2)) * D, zero)
-    uc = cc.unsqueeze(-1) * vc  # c_s v_s
 
     if delta:
+        gamma = c * a[..., 0] if rule.decay_first else c
         gc = _to_chunks(gamma, N, S, 0.0)
         D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)  # D[t-1, s]
         Lam_prev = torch.cat([torch.ones_like(Lam[..., :1, :]), Lam[..., :-1, :]], dim=-2)
         strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
         Abar = torch.where(strict, gc.unsqueeze(-1) * D_prev * (kc @ kc.transpose(-1, -2)), zero)
         Tinv = _unit_lower_inverse(Abar)
-        rhs = torch.cat([uc, (gc.unsqueeze(-1) * Lam_prev) * kc], dim=-1)
-        sol = Tinv @ rhs
-        Ut, Wt = sol[..., :V], sol[..., V:]
+        Ut = Tinv @ uc  # (N, BH, S, V)
+        Wt = Tinv @ ((gc.unsqueeze(-1) * Lam_prev) * kc)  # (N, BH, S, K)
         Kh = kc * d_end  # decay to chunk end folded into the keys
-        W = W0
         starts, Us = [], []
         for n in range(N):
             starts.append(W)
-            Un = Ut[:, :, n] - Wt[:, :, n] @ W.transpose(-1, -2)  # (B, H, S, V)
+            Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
             Us.append(Un)
-            W = Lam_S[:, :, n].unsqueeze(-1) * W + Un.transpose(-1, -2) @ Kh[:, :, n]
-        W_start = torch.stack(starts, dim=2)  # (B, H, N, V, K)
-        U = torch.stack(Us, dim=2)  # (B, H, N, S, V)
+            W = torch.baddbmm(Lam_S[n].unsqueeze(-1) * W, Un.transpose(-1, -2), Kh[n])
+        W_start = torch.stack(starts)  # (N, BH, V, K)
+        U = torch.stack(Us)  # (N, BH, S, V)
     else:
         U = uc
         if side == "post":
-            G = (U * d_end).transpose(-1, -2) @ kc  # (B, H, N, V, K)
-            fac = Lam_S.unsqueeze(-1)  # (B, H, N, V, 1)
+            G = (U * d_end).transpose(-1, -2) @ kc  # (N, BH, V, K)
+            fac = Lam_S.unsqueeze(-1)  # (N, BH, V, 1)
         elif side == "pre":
             G = U.transpose(-1, -2) @ (kc * d_end)
-            fac = Lam_S.unsqueeze(-2)  # (B, H, N, 1, K)
+            fac = Lam_S.unsqueeze(-2)  # (N, BH, 1, K)
         else:
             G = U.transpose(-1, -2) @ (kc * d_end)
-            fac = Lam_S.unsqueeze(-1)  # (B, H, N, 1, 1)
-        W = W0
+            fac = Lam_S.unsqueeze(-1)  # (N, BH, 1, 1)
         starts = []
         for n in range(N):
             starts.append(W)
-            W = fac[:, :, n] * W + G[:, :, n]
-        W_start = torch.stack(starts, dim=2)
+            W = torch.addcmul(G[n], fac[n], W)
+        W_start = torch.stack(starts)
 
     # outputs: inter-chunk (from the state entering the chunk) + intra-chunk
     if side == "post":
@@ -299,21 +296,26 @@ def scan_chunk(
     elif side == "pre":
         y = (qc * Lam) @ W_start.transpose(-1, -2) + _intra_vector(qc, kc, U, ac, causal, "pre")
     else:
-        y = (qc * Lam) @ W_start.transpose(-1, -2) + P @ U
-    y = _from_chunks(y, T)
+        y = torch.baddbmm(
+            (P @ U).flatten(0, 1),
+            (qc * Lam).flatten(0, 1),
+            W_start.transpose(-1, -2).flatten(0, 1),
+        ).unflatten(0, (N, B * H))
+    y = _from_chunks(y, B, H, T)
 
     states = None
     if stride:
         M = T // stride
         if M == 0:
-            states = W.new_zeros((B, 0, H, V, K))
+            states = W.new_zeros((0, B * H, V, K))
         elif stride % S == 0:
-            W_end = torch.cat([W_start[:, :, 1:], W.unsqueeze(2)], dim=2)  # after each chunk
-            states = W_end[:, :, stride // S - 1 :: stride // S][:, :, :M].transpose(1, 2)
+            W_end = torch.cat([W_start[1:], W.unsqueeze(0)])  # state after each chunk
+            states = W_end[stride // S - 1 :: stride // S][:M]
         else:
             pos = torch.arange(1, M + 1, device=q.device) * stride - 1
             states = _states_at(pos, S, W_start, U, kc, ac, Lam, side)
-    return y, W, states
+        states = states.reshape(-1, B, H, V, K).transpose(0, 1)
+    return y, W.reshape(B, H, V, K), states
 
 
 def _intra_vector(
@@ -333,8 +335,8 @@ def _intra_vector(
     dt = qc.dtype
     thr = _SAFE_LOG.get(dt, 20.0)
     tiny = torch.finfo(dt).tiny
-    b = torch.cumsum(torch.log(ac.clamp_min(tiny)), dim=-2)  # (B, H, N, S, X)
-    safe = b[..., -1, :].amin(-1) >= -thr  # (B, H, N)
+    b = torch.cumsum(torch.log(ac.clamp_min(tiny)), dim=-2)  # (N, BH, S, X)
+    safe = b[..., -1, :].amin(-1) >= -thr  # (N, BH)
     bb = torch.where(safe[..., None, None], b, torch.zeros((), dtype=dt, device=b.device))
     zero = qc.new_zeros(())
     if side == "pre":
@@ -345,8 +347,8 @@ def _intra_vector(
         y = bb.exp() * (A @ (U * (-bb).exp()))
     if bool(safe.all()):
         return y
-    B, H, N, S, _ = qc.shape
-    flat = (B * H * N, S)
+    N, BH, S, _ = qc.shape
+    flat = (N * BH, S)
     idx = torch.nonzero(~safe.reshape(-1)).squeeze(-1)
     qs = qc.reshape(*flat, -1).index_select(0, idx)
     ks = kc.reshape(*flat, -1).index_select(0, idx)
@@ -359,7 +361,7 @@ def _intra_vector(
         As = torch.where(causal, qs @ ks.transpose(-1, -2), zero)
         ys = torch.einsum("mts,msv,mtsv->mtv", As, us, G)
     y = y.reshape(*flat, -1).index_copy(0, idx, ys)
-    return y.reshape(B, H, N, S, -1)
+    return y.reshape(N, BH, S, -1)
 
 
 def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int) -> int:
