@@ -1,0 +1,259 @@
+"""The Triton kernels equal the torch oracle (``scan_recurrent`` in float64), under Triton's CPU
+interpreter (``TRITON_INTERPRET=1``): outputs, final state, strided states and the gradients
+with respect to ``q, k, v``, the gates and ``W_0``, for every rule of the catalogue, both kernel
+families (fused recurrent, chunk-wise), odd sizes (K=5, V=3), T not a multiple of the chunk,
+random initial states, H > 1 and several V blocks.
+
+Tolerances (error divided by the largest magnitude of the reference): float32 1e-4; float16
+2e-3 and bfloat16 1.6e-2 (about four units in the last place of the output format; the kernels
+compute in float32 and round only on the final store, and the oracle runs on the same rounded
+inputs in float64).
+
+The interpreter is chosen when Triton decorates the kernels, so this module sets
+``TRITON_INTERPRET=1`` only while it imports them and, through a module fixture, while its own
+tests run; the variable is restored in between so it does not leak into other test files.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from synaptic_fwp import rules
+from synaptic_fwp.scan import prepare, scan
+from synaptic_fwp.scan.recurrent import scan_recurrent
+
+_PREV = os.environ.get("TRITON_INTERPRET")
+
+
+def _restore() -> None:
+    if _PREV is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _PREV
+
+
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    import triton  # noqa: F401
+
+    from synaptic_fwp.kernels import launch
+    from synaptic_fwp.kernels import scan_triton as scan_triton_public
+
+    _SKIP = None
+    if not launch.INTERPRETED:
+        _SKIP = "the Triton kernels were imported before without TRITON_INTERPRET=1 (compiled)"
+except ImportError as exc:  # pragma: no cover - triton is a test dependency
+    _SKIP = f"triton cannot be imported ({exc}); the kernel tests need it"
+finally:
+    _restore()
+
+if _SKIP:
+    pytest.skip(_SKIP, allow_module_level=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _interpreter():
+    os.environ["TRITON_INTERPRET"] = "1"
+    yield
+    _restore()
+
+
+TOL32 = 1e-4
+RULES = rules.names() + ["bcm_output", "retnet_const"]
+
+
+def _rule(name: str):
+    if name == "bcm_output":
+        return rules.get("bcm", drive="output", theta_decay=0.8, theta0=0.1)
+    if name == "retnet_const":
+        return rules.get("retnet", decay=0.9)
+    if name == "bcm":
+        return rules.get("bcm", theta_decay=0.7, theta0=0.2)
+    return rules.get(name)
+
+
+def _inputs(rule, B, T, H, K, V, seed, dtype=torch.float64, zero_decay=False):
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return torch.randn(*s, generator=gen, dtype=torch.float64)
+
+    def u(*s, lo=0.5):
+        return lo + (1 - lo) * torch.rand(*s, generator=gen, dtype=torch.float64)
+
+    k = r(B, T, H, K)
+    k = k / k.norm(dim=-1, keepdim=True)  # keeps the delta rule's transition contractive
+    x = {"q": r(B, T, H, K), "k": k, "v": r(B, T, H, V), "W0": 0.5 * r(B, H, V, K)}
+    if "eta" in rule.needs:
+        x["eta"] = u(B, T, H, lo=0.1)
+    if "decay" in rule.needs and getattr(rule, "constant_decay", None) is None:
+        lam = u(B, T, H)
+        if zero_decay:
+            lam[:, ::5] = 0.0
+            lam[:, 1::7] = 1.0
+        x["decay"] = lam
+    if "gate" in rule.needs:
+        x["gate"] = u(B, T, H, V if rule.decay == "post" else K)
+    return {n: t.to(dtype) for n, t in x.items()}
+
+
+def _run(fn, rule, x, stride, grad=True):
+    """Outputs of ``fn`` and the gradients of a random linear functional of all of them."""
+    leaves = {n: t.detach().clone().requires_grad_(grad) for n, t in x.items()}
+    gates = {n: leaves[n] for n in ("eta", "decay", "gate") if n in leaves}
+    r, g, W0 = prepare(leaves["q"], leaves["k"], leaves["v"], rule,
+                       initial_state=leaves["W0"], **gates)
+    y, W, st = fn(leaves["q"], leaves["k"], leaves["v"], r, g, W0, stride)
+    out = {"y": y.detach().double(), "W": W.detach().double()}
+    if stride:
+        out["states"] = st.detach().double()
+    if grad:
+        gen = torch.Generator().manual_seed(123)
+        loss = sum((t.double() * torch.randn(t.shape, generator=gen, dtype=torch.float64)).sum()
+                   for t in ((y, W, st) if stride else (y, W)))
+        loss.backward()
+        for n, t in leaves.items():
+            out["d" + n] = (t.grad if t.grad is not None else torch.zeros_like(t)).double()
+    return out
+
+
+def _compare(got, ref, tol, what):
+    assert got.keys() == ref.keys(), what
+    for n in ref:
+        scale = ref[n].abs().max().clamp_min(1e-12)
+        err = float((got[n] - ref[n]).abs().max() / scale)
+        assert err <= tol, f"{what}: {n} normalised error {err:.2e} > {tol:.0e}"
+
+
+def _oracle(x, rule, stride, grad=True):
+    return _run(lambda *a: scan_recurrent(*a), rule, x, stride, grad)
+
+
+def _kernel(mode, chunk_size, block_v=None):
+    def fn(q, k, v, r, g, W0, stride):
+        return launch.scan_triton(q, k, v, r, g, W0, stride, chunk_size, mode=mode,
+                                  block_v=block_v)
+    return fn
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_recurrent_kernel_equals_oracle(name):
+    """Fused recurrent kernel, float32: T=11 with backward checkpoints every 4 steps (3
+    segments, the last partial), states every 3 steps, H=2, K=5, V=3, random W0."""
+    rule = _rule(name)
+    x = _inputs(rule, 1, 11, 2, 5, 3, seed=len(name))
+    got = _run(_kernel("recurrent", 4), rule, {n: t.float() for n, t in x.items()}, 3)
+    _compare(got, _oracle(x, rule, 3), TOL32, f"{name} recurrent")
+
+
+CHUNK_RULES = [n for n in RULES if launch.has_chunk_kernel(_rule(n))]
+
+
+def test_chunk_kernels_cover_the_catalogue():
+    assert set(CHUNK_RULES) == set(RULES) - {"oja", "bcm", "bcm_output"}
+
+
+@pytest.mark.parametrize("name", CHUNK_RULES)
+def test_chunk_kernel_equals_oracle(name):
+    """Chunk-wise kernel, float32: T=20 (chunks of 16, the last one partial), states every 16
+    steps, H=2, K=5, V=3, random W0; gradients through the recurrent backward kernel."""
+    rule = _rule(name)
+    x = _inputs(rule, 1, 20, 2, 5, 3, seed=len(name) + 1)
+    got = _run(_kernel("chunk", 16), rule, {n: t.float() for n, t in x.items()}, 16)
+    _compare(got, _oracle(x, rule, 16), TOL32, f"{name} chunk")
+
+
+@pytest.mark.parametrize(
+    "name,mode,block_v",
+    [("gated_delta", "recurrent", 8), ("gla_table1", "recurrent", 8), ("gla", "chunk", 16),
+     ("gla_table1", "chunk", 16), ("gated_delta_table1", "chunk", 16), ("bcm_output", "recurrent", 8)],
+)
+def test_several_value_blocks(name, mode, block_v):
+    """V=20 split over V blocks (the last one masked), B=2: partial sums across blocks of dq,
+    dk, deta, dlambda and the pre-side gate gradient."""
+    rule = _rule(name)
+    x = _inputs(rule, 2, 18 if mode == "chunk" else 6, 1, 6, 20, seed=7)
+    got = _run(_kernel(mode, 16 if mode == "chunk" else 4, block_v), rule,
+               {n: t.float() for n, t in x.items()}, 0)
+    _compare(got, _oracle(x, rule, 0), TOL32, f"{name} {mode} block_v={block_v}")
+
+
+@pytest.mark.parametrize("mode", ["recurrent", "chunk"])
+def test_zero_and_unit_decay(mode):
+    """lambda_t = 0 (a full reset) and 1 inside the sequence (the chunk kernel takes log 0 as
+    log 1e-30)."""
+    rule = rules.get("gated_delta")
+    x = _inputs(rule, 1, 20, 1, 5, 3, seed=3, zero_decay=True)
+    got = _run(_kernel(mode, 16), rule, {n: t.float() for n, t in x.items()}, 0)
+    _compare(got, _oracle(x, rule, 0), TOL32, f"gated_delta {mode} with lambda in {{0, 1}}")
+
+
+@pytest.mark.parametrize(
+    "dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)], ids=["fp16", "bf16"]
+)
+@pytest.mark.parametrize("name,mode", [("gated_delta", "recurrent"), ("gated_delta", "chunk"),
+                                       ("gla", "chunk")])
+def test_half_precision_inputs(dtype, tol, name, mode):
+    """16-bit inputs, float32 accumulation: equal to the oracle on the same rounded inputs up to
+    the rounding of the 16-bit outputs."""
+    rule = _rule(name)
+    x = {n: t.to(dtype) for n, t in _inputs(rule, 1, 20, 2, 5, 3, seed=11).items()}
+    got = _run(_kernel(mode, 16), rule, x, 0, grad=False)
+    ref = _oracle({n: t.double() for n, t in x.items()}, rule, 0, grad=False)
+    _compare(got, ref, tol, f"{name} {mode} {dtype}")
+
+
+def test_scan_backend_triton_equals_recurrent():
+    """Through the public API: ``scan(..., backend="triton")`` with a feature map, an initial
+    state and ``return_states=True`` equals ``backend="recurrent"``, gradients included."""
+    gen = torch.Generator().manual_seed(5)
+    B, T, H, K, V = 1, 20, 2, 5, 3
+    q, k = (torch.randn(B, T, H, K, generator=gen) for _ in range(2))
+    v = torch.randn(B, T, H, V, generator=gen)
+    beta = torch.randn(B, T, H, generator=gen)
+    W0 = torch.randn(B, H, V, K, generator=gen)
+    out = {}
+    for backend in ("triton", "recurrent"):
+        leaves = [t.clone().requires_grad_(True) for t in (q, k, v, beta, W0)]
+        y, W, st = scan(*leaves[:3], "gated_delta", eta=rules.psi_2sigmoid(leaves[3]) / 2,
+                        decay=0.95, initial_state=leaves[4], return_states=True,
+                        backend=backend, phi="silu_l2", chunk_size=16)
+        (y.sum() + (W**2).sum() + st[:, 3].sum()).backward()
+        out[backend] = {"y": y.detach(), "W": W.detach(), "st": st.detach(),
+                        **{f"d{i}": t.grad for i, t in enumerate(leaves)}}
+    _compare(out["triton"], out["recurrent"], TOL32, "scan(backend='triton')")
+
+
+def test_auto_mode_and_plan():
+    heb, oja = rules.get("hebbian"), rules.get("oja")
+    assert launch.kernel_plan(heb, 5, 3, 100, 0, 64).mode == "chunk"
+    assert launch.kernel_plan(heb, 5, 3, 10, 0, 64).mode == "recurrent"  # one chunk or less
+    assert launch.kernel_plan(heb, 5, 3, 100, 3, 64).mode == "recurrent"  # stride inside chunks
+    assert launch.kernel_plan(oja, 5, 3, 100, 0, 64).mode == "recurrent"
+    assert launch.kernel_plan(oja, 5, 40, 100, 0, 64).bv == 64  # Oja sums over all rows
+    assert launch.kernel_plan(rules.get("gla"), 5, 3, 100, 0, 64).seg == 16
+
+
+def test_errors_before_any_work(monkeypatch):
+    rule = rules.get("hebbian")
+    x = _inputs(rule, 1, 4, 1, 3, 2, seed=0, dtype=torch.float32)
+    r, g, W0 = prepare(x["q"], x["k"], x["v"], rule)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        launch.scan_triton(x["q"], x["k"], x["v"], r, g, W0, 0, 16, mode="fast")
+    oja = rules.get("oja")
+    r2, g2, _ = prepare(x["q"], x["k"], x["v"], oja)
+    with pytest.raises(ValueError, match="no chunk kernel"):
+        launch.scan_triton(x["q"], x["k"], x["v"], r2, g2, W0, 0, 16, mode="chunk")
+    with pytest.raises(ValueError, match="multiple of its chunk"):
+        launch.scan_triton(x["q"], x["k"], x["v"], r, g, W0, 3, 16, mode="chunk")
+    q64 = x["q"].double()
+    with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
+        scan(q64, q64, x["v"].double(), "hebbian", backend="triton")
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        scan(x["q"], x["k"], x["v"], "hebbian", backend="triton")
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        scan_triton_public(x["q"], x["k"], x["v"], r, g, W0)
