@@ -273,35 +273,41 @@ def attention_form(
 
     For the Hebbian family with scalar decay, ``w_{ts} = c_s prod_{s<r<=t} lambda_r`` (``c_s`` the
     write coefficient). ``normalize=True`` divides by ``z_t^T phi(q_t)``, ``z_t = sum_s w_{ts}
-    phi(k_s)`` (Eq. 19-22, the linear transformer; use a positive ``phi`` such as ``"elu1"``).
-    Rules with a state-dependent correction (delta, Oja, BCM) or vector gates have no attention
-    form of this kind and raise ``ValueError``.
-    Returns ``y: (B, T, H, V)``; memory is ``O(T^2)`` per head.
+    phi(k_s)``, i.e. ``z_t = lambda_t z_{t-1} + c_t phi(k_t)`` (Eqs. 19-22, the linear
+    transformer of Katharopoulos et al. 2020; use a positive ``phi`` such as ``"elu1"``).
+    Rules with a state-dependent correction (delta, Oja, BCM) or vector gates (GLA) have no
+    attention form of this kind and raise ``ValueError``.
+    The decay products are formed exactly (a cumulative product of a masked ``T x T`` matrix, no
+    logarithms), so decays of exactly 0 are fine. Returns ``y: (B, T, H, V)``; memory is
+    ``O(T^2)`` per head (it is the quadratic dual of :func:`scan`).
     """
-    rule, g, _ = prepare(q, k, v, rule, eta=eta, decay=decay)
-    if isinstance(rule, BCMRule) or rule.correction != "none" or rule.decay in ("post", "pre"):
+    r = get(rule)
+    if isinstance(r, BCMRule) or r.correction != "none" or r.decay in ("post", "pre"):
         raise ValueError(
-            f"rule {rule.name!r} has no attention form; allowed: hebbian, retnet, mamba2, "
-            "gated_rfa, mlstm"
+            f"rule {r.name!r} has no attention form; allowed: hebbian, retnet, mamba2, "
+            "gated_rfa, mlstm (no correction, no vector gate)"
         )
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool, got {normalize!r}")
+    rule, g, _ = prepare(q, k, v, r, eta=eta, decay=decay)
     f = get_feature_map(phi)
     q, k = f(q), f(k)
     B, T, H, _ = q.shape
     c = rule.write_coef(g)
     if not isinstance(c, torch.Tensor):
-        c = q.new_ones((B, T, H))
-    scores = torch.einsum("bthk,bshk->bhts", q, k)  # (B, H, T, S)
-    weight = c.permute(0, 2, 1).unsqueeze(-2).expand(B, H, T, T)
-    if g["decay"] is not None:
-        logl = torch.log(g["decay"].clamp_min(torch.finfo(q.dtype).tiny)).permute(0, 2, 1)
-        cum = torch.cumsum(logl, dim=-1)  # (B, H, T)
-        decay_ts = torch.exp(cum.unsqueeze(-1) - cum.unsqueeze(-2))  # prod_{s<r<=t} lambda_r
-        weight = weight * decay_ts
+        c = q.new_full((B, T, H), float(c))
     mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    A = torch.where(mask, scores * weight, torch.zeros((), dtype=q.dtype, device=q.device))
-    y = torch.einsum("bhts,bshv->bthv", A, v)
+    zero = q.new_zeros(())
+    weight = c.permute(0, 2, 1).unsqueeze(-2)  # (B, H, 1, S): c_s
+    if g["decay"] is not None:
+        from .chunk import _decay_matrix
+
+        lam = g["decay"].permute(0, 2, 1).unsqueeze(-1)  # (B, H, T, 1)
+        weight = weight * _decay_matrix(lam)[..., 0]  # prod_{s<r<=t} lambda_r
+    weight = torch.where(mask, weight, zero)  # (B, H, T, S)
+    scores = torch.einsum("bthk,bshk->bhts", q, k)
+    y = torch.einsum("bhts,bshv->bthv", scores * weight, v)
     if normalize:
-        z = torch.where(mask, weight, torch.zeros((), dtype=q.dtype, device=q.device))
-        den = torch.einsum("bhts,bshk,bthk->bth", z, k, q)
+        den = torch.einsum("bhts,bhts->bth", weight, scores)
         y = y / den.unsqueeze(-1)
     return y
