@@ -553,7 +553,10 @@ class Experiment:
         bar.close()
         ds = xr.concat(parts, dim="param") if len(parts) > 1 else parts[0]
         if keys:
-            ds = ds.set_index(param=keys).unstack("param")
+            if len(keys) == 1:  # one swept parameter: it becomes the dim
+                ds = ds.swap_dims(param=keys[0]).drop_vars("param")
+            else:  # a grid: one dim per swept parameter
+                ds = ds.set_index(param=keys).unstack("param")
             for k in keys:
                 ds[k].attrs.update(
                     units="s" if _TIME_NAMES.match(k) else "1", long_name=f"rule parameter {k}"

@@ -1,0 +1,234 @@
+"""Experiment files: a valid file runs and runs again the same way; malformed files are rejected
+before any work with a message naming the line, the key and what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from synaptic_fwp import experiment as E
+from synaptic_fwp.plasticity import TripletSTDP
+from synaptic_fwp.protocols.pairing import pairing
+
+GOOD = """\
+[experiment]
+name = "t"
+seed = 3
+output = "out.nc"
+
+[rule]
+name = "triplet_stdp"
+table = { dataset = "visual_cortex", pairing = "all_to_all", model = "minimal" }
+
+[protocol]
+name = "pairing"
+dt = ["-10 ms", 0.01]
+freq = [1, 20]
+n_pairs = 10
+
+[sweep]
+A3_plus = [0.005, 0.0065]
+
+[record]
+variables = ["dw"]
+"""
+
+
+def test_good_file_runs_reproducibly(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(GOOD)
+    ex = E.load(path)
+    assert ex.config["protocol"]["dt"] == [-0.01, 0.01]
+    assert ex.config["rule_resolved"]["tau_y"] == pytest.approx(0.114)
+    ds = ex.run(progress=False, out=tmp_path / "out.nc")
+    assert set(ds.dims) == {"A3_plus", "freq", "dt_pair"}
+    assert list(ds.data_vars) == ["dw"]
+    # the sweep equals separate calls of the protocol with the published set changed
+    for a3 in (0.005, 0.0065):
+        rule = TripletSTDP.from_table("visual_cortex", "all_to_all", "minimal")
+        ref = pairing(
+            rule.__class__(**{**_fields(rule), "A3_plus": a3}),
+            dt=[-0.01, 0.01],
+            freq=[1.0, 20.0],
+            n_pairs=10,
+        )
+        np.testing.assert_allclose(ds["dw"].sel(A3_plus=a3).values, ref["dw"].values, rtol=1e-12)
+    back = xr.load_dataset(tmp_path / "out.nc")
+    assert back.attrs["seed"] == 3
+    assert back.attrs["package_version"]
+    assert json.loads(back.attrs["experiment_config"])["sweep"] == {"A3_plus": [0.005, 0.0065]}
+    again = E.from_dataset(back).run(progress=False, write=False)
+    xr.testing.assert_identical(again["dw"], back["dw"])
+
+
+def _fields(rule):
+    import dataclasses
+
+    return {f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)}
+
+
+def test_units_and_ranges():
+    assert E.quantity("16.8 ms") == pytest.approx(0.0168)
+    assert E.quantity("2 kHz") == 2000.0
+    assert E.quantity(3) == 3.0
+    with pytest.raises(ValueError, match="is a frequency, but tau is a time"):
+        E.quantity("10 Hz", expect="time", key="tau")
+    text = GOOD.replace(
+        "A3_plus = [0.005, 0.0065]", "A3_plus = { start = 1e-3, stop = 1e-2, num = 3, log = true }"
+    )
+    ex = E.loads(text)
+    np.testing.assert_allclose(ex.config["sweep"]["A3_plus"], [1e-3, 10**-2.5, 1e-2])
+
+
+def _line(text: str, needle: str) -> int:
+    for i, ln in enumerate(text.splitlines(), start=1):
+        if needle in ln:
+            return i
+    raise AssertionError(needle)
+
+
+# (replace old -> new in GOOD, expected message fragments, line-locating needle or None)
+BAD = [
+    ("[record]", "[recrod]", ["unknown table 'recrod'", "allowed: experiment"], "[recrod]"),
+    (
+        'name = "triplet_stdp"',
+        'name = "tripplet"',
+        ["unknown rule 'tripplet'", "pair_stdp"],
+        'name = "tripplet"',
+    ),
+    (
+        "n_pairs = 10",
+        "n_pairs = 10\nrate = 3",
+        ["unknown protocol argument 'rate'", "n_pairs"],
+        "rate = 3",
+    ),
+    ("n_pairs = 10", "n_pairs = 0", ["[protocol.n_pairs]", "integer >= 1"], "n_pairs = 0"),
+    ("n_pairs = 10", "n_pairs = 2.5", ["[protocol.n_pairs]", "integer >= 1"], "n_pairs = 2.5"),
+    ("freq = [1, 20]", "freq = [1, -20]", ["[protocol.freq]", "> 0 Hz"], "freq = [1, -20]"),
+    (
+        "freq = [1, 20]",
+        'freq = ["1 ms"]',
+        ["[protocol.freq]", "is a time, but freq is a frequency"],
+        'freq = ["1 ms"]',
+    ),
+    ('dt = ["-10 ms", 0.01]', "dt = []", ["[protocol.dt]", "empty"], "dt = []"),
+    (
+        'dt = ["-10 ms", 0.01]',
+        'dt = ["ten ms"]',
+        ["[protocol.dt]", "not a number with a unit"],
+        'dt = ["ten ms"]',
+    ),
+    (
+        'name = "pairing"',
+        'name = "pearing"',
+        ["unknown protocol 'pearing'", "pairing"],
+        'name = "pearing"',
+    ),
+    (
+        "A3_plus = [0.005, 0.0065]",
+        "A3_pluss = [0.005]",
+        ["[sweep.A3_pluss]", "not a numeric parameter", "A3_plus"],
+        "A3_pluss",
+    ),
+    (
+        "A3_plus = [0.005, 0.0065]",
+        "A3_plus = []",
+        ["[sweep.A3_plus]", "non-empty list"],
+        "A3_plus = []",
+    ),
+    (
+        "A3_plus = [0.005, 0.0065]",
+        "A3_plus = { start = 0.1, stop = 1 }",
+        ["[sweep.A3_plus]", "missing 'num'"],
+        "A3_plus = {",
+    ),
+    (
+        'model = "minimal" }',
+        'model = "minimal" }\nA3_plus = 0.006',
+        ["[sweep.A3_plus]", "also set in [rule]"],
+        "A3_plus = [0.005",
+    ),
+    (
+        'model = "minimal" }',
+        'model = "minimal" }\ntau_plus = "-5 ms"',
+        ["[rule.tau_plus]", "tau_plus must lie in (0.0, inf]"],
+        'tau_plus = "-5 ms"',
+    ),
+    (
+        'model = "minimal" }',
+        'model = "minimal" }\ntau_plus = "5 Hz"',
+        ["[rule.tau_plus]", "is a frequency, but tau_plus is a time"],
+        'tau_plus = "5 Hz"',
+    ),
+    (
+        'model = "minimal" }',
+        'model = "minimal" }\ntau_pluss = 0.01',
+        ["unknown rule key or parameter 'tau_pluss'", "tau_plus"],
+        "tau_pluss",
+    ),
+    (
+        'model = "minimal" }',
+        'model = "mini" }',
+        ["[rule", "(dataset, pairing, model) must be"],
+        "table = {",
+    ),
+    (
+        'pairing = "all_to_all", model',
+        'pair = "all_to_all", model',
+        ["[rule.table.pair]", "unknown table option 'pair'", "dataset, pairing, model"],
+        "table = {",
+    ),
+    ("seed = 3", "seed = -1", ["[experiment.seed]", "integer >= 0"], "seed = -1"),
+    ("seed = 3", 'seed = "3"', ["[experiment.seed]", "integer >= 0"], 'seed = "3"'),
+    (
+        'output = "out.nc"',
+        'output = "out.csv"',
+        ["[experiment.output]", ".nc (NetCDF) or .zarr"],
+        'output = "out.csv"',
+    ),
+    (
+        'variables = ["dw"]',
+        'variables = ["weight"]',
+        ["[record.variables]", "unknown variables", "dw, w_final"],
+        'variables = ["weight"]',
+    ),
+    ("[rule]\nname", "[rule]\nnme", ["[rule]", "missing key 'name'", "triplet_stdp"], "[rule]"),
+    ("[protocol]", "[protocol_]", ["unknown table 'protocol_'"], "[protocol_]"),
+    ("n_pairs = 10", "n_pairs = 10\nn_pairs = 11", ["not valid TOML", "line"], None),
+    ("[sweep]", "[sweep\n", ["not valid TOML"], None),
+]
+
+
+@pytest.mark.parametrize("old, new, frags, needle", BAD, ids=[b[1][:24] for b in BAD])
+def test_malformed_files_are_rejected(old, new, frags, needle, tmp_path):
+    assert old in GOOD
+    text = GOOD.replace(old, new, 1)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(E.ExperimentError) as ei:
+        E.load(path)
+    msg = str(ei.value)
+    assert msg.startswith(str(path))
+    for f in frags:
+        assert f in msg, (f, msg)
+    if needle is not None:
+        assert f"line {_line(text, needle)}:" in msg, msg
+
+
+def test_missing_sections_and_fit_table(tmp_path):
+    with pytest.raises(E.ExperimentError, match=r"missing table \[protocol\]"):
+        E.loads(GOOD.split("[protocol]")[0])
+    fit = GOOD + '\n[fit]\ndata = "nope"\nfree = { A2_minus = [0, 0.01] }\n'
+    with pytest.raises(E.ExperimentError, match=r"line 23: \[fit.data\].*neither a shipped"):
+        E.loads(fit)
+    fit = GOOD + '\n[fit]\ndata = "sjostrom2001_frequency"\nfree = { A2_minus = [0.02, 0.01] }\n'
+    with pytest.raises(E.ExperimentError, match=r"\[fit.free.A2_minus\] needs low < high"):
+        E.loads(fit)
+    with pytest.raises(FileNotFoundError):
+        E.load(tmp_path / "none.toml")
+    (tmp_path / "x.yaml").write_text("a: 1")
+    with pytest.raises(E.ExperimentError, match="TOML"):
+        E.load(tmp_path / "x.yaml")
