@@ -1,0 +1,178 @@
+"""Chunk-wise parallel scan against the torch recurrence, and against this machine's matmul rate.
+
+One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``):
+
+* for ``delta``, ``gated_delta``, ``gla`` and ``retnet``: the wall time of ``recurrent`` and
+  ``chunk`` at 1 and at 2 intra-op threads (best of ``--repeats``);
+* the speed-up chunk / recurrent, each path at its own best thread count;
+* the achieved GFLOP/s of ``chunk``, counting the chunk algorithm's own matrix-product flops
+  (:func:`synaptic_fwp.scan.chunk.chunk_flops`, formula in its docstring), and
+* the same run's ``torch.matmul`` rate for batched 64 x 64 products (the shape the chunk algorithm
+  is made of: ``(B H N, 64, 64) @ (B H N, 64, 64)``) and for one 2048 x 2048 product, at both
+  thread counts. The fraction is reported against the best of all four (the machine's peak
+  matmul rate in this run, the stricter reference) and against batched 64 x 64 at the chunk's
+  thread count.
+
+Targets (issue 2): speed-up >= 5x for delta and gated_delta, >= 8x for retnet and gla; chunk at
+>= 25% of the matmul rate. Times themselves are not reported as results, only ratios against
+references measured in the same run.
+
+Usage::
+
+    python benchmarks/scan_chunk.py [--out results.json] [--chunk-sizes 32 64 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from synaptic_fwp import rules
+from synaptic_fwp.scan import prepare
+from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE, chunk_flops, scan_chunk
+from synaptic_fwp.scan.recurrent import scan_recurrent
+
+RULES = ("delta", "gated_delta", "gla", "retnet")
+TARGET = {"delta": 5.0, "gated_delta": 5.0, "gla": 8.0, "retnet": 8.0}
+THREADS = (1, 2)
+
+
+def best_time(f: Callable[[], object], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up call."""
+    f()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def timed(threads: int, repeats: int, fn: Callable, *args: object, **kw: object) -> float:
+    """Best time of ``fn(*args, **kw)`` at ``threads`` intra-op threads (restored afterwards)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return best_time(lambda: fn(*args, **kw), repeats)
+    finally:
+        torch.set_num_threads(old)
+
+
+def inputs(name: str, B: int, T: int, H: int, K: int, V: int, seed: int = 0):
+    """Typical inputs of each model: L2-normalised keys; eta = sigmoid; Gated DeltaNet decay in
+    [0.9, 1); GLA gates sigmoid(x)^(1/16) (Yang et al. 2024); RetNet lambda = 1 - 2^-5."""
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, K, generator=gen)
+    k = torch.nn.functional.normalize(torch.randn(B, T, H, K, generator=gen), dim=-1)
+    v = torch.randn(B, T, H, V, generator=gen)
+    rule = rules.get(name, decay=1 - 2**-5) if name == "retnet" else rules.get(name)
+    kw: dict[str, torch.Tensor] = {}
+    if "eta" in rule.needs:
+        kw["eta"] = torch.sigmoid(torch.randn(B, T, H, generator=gen))
+    if "decay" in rule.needs and name != "retnet":
+        kw["decay"] = 0.9 + 0.1 * torch.rand(B, T, H, generator=gen)
+    if "gate" in rule.needs:
+        kw["gate"] = torch.sigmoid(torch.randn(B, T, H, K, generator=gen)) ** (1 / 16)
+    rule, g, W0 = prepare(q, k, v, rule, **kw)
+    return q, k, v, rule, g, W0
+
+
+def matmul_rates(B: int, H: int, T: int, S: int, repeats: int) -> dict[str, dict[int, float]]:
+    n = B * H * (-(-T // S))
+    a, b = torch.randn(n, S, S), torch.randn(n, S, S)
+    A, Bm = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    out: dict[str, dict[int, float]] = {f"bmm_{n}x{S}x{S}": {}, "mm_2048": {}}
+    for th in THREADS:
+        t = timed(th, repeats, torch.matmul, a, b)
+        out[f"bmm_{n}x{S}x{S}"][th] = 2 * n * S**3 / t / 1e9
+        t = timed(th, max(1, repeats // 2), torch.matmul, A, Bm)
+        out["mm_2048"][th] = 2 * 2048**3 / t / 1e9
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--B", type=int, default=4)
+    ap.add_argument("--H", type=int, default=4)
+    ap.add_argument("--T", type=int, default=4096)
+    ap.add_argument("--K", type=int, default=64)
+    ap.add_argument("--V", type=int, default=64)
+    ap.add_argument("--chunk-sizes", type=int, nargs="+", default=[DEFAULT_CHUNK_SIZE])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
+    ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    B, H, T, K, V = args.B, args.H, args.T, args.K, args.V
+
+    load0 = os.getloadavg()
+    res: dict = {
+        "config": {"B": B, "H": H, "T": T, "K": K, "V": V, "dtype": "float32",
+                   "repeats": args.repeats, "torch": torch.__version__,
+                   "machine": platform.processor() or platform.machine(),
+                   "cpu_count": os.cpu_count(), "loadavg_start": load0},
+        "rules": {},
+    }
+    with torch.no_grad():
+        mm = matmul_rates(B, H, T, 64, args.repeats)
+        res["matmul_gflops"] = {k: {str(t): r for t, r in d.items()} for k, d in mm.items()}
+        peak = max(r for d in mm.values() for r in d.values())
+        bmm_key = next(k for k in mm if k.startswith("bmm"))
+        for name in args.rules:
+            q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
+            rec = {th: timed(th, args.repeats, scan_recurrent, q, k, v, rule, g, W0)
+                   for th in THREADS}
+            entry = {"recurrent_s": {str(t): x for t, x in rec.items()}, "chunk": {}}
+            for S in args.chunk_sizes:
+                ch = {th: timed(th, args.repeats, scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
+                      for th in THREADS}
+                th_c = min(ch, key=ch.get)
+                th_r = min(rec, key=rec.get)
+                flops = chunk_flops(rule, B, T, H, K, V, S)
+                gf = flops / ch[th_c] / 1e9
+                entry["chunk"][str(S)] = {
+                    "chunk_s": {str(t): x for t, x in ch.items()},
+                    "best_threads_chunk": th_c,
+                    "best_threads_recurrent": th_r,
+                    "speedup": rec[th_r] / ch[th_c],
+                    "speedup_target": TARGET[name],
+                    "flops": flops,
+                    "gflops": gf,
+                    "fraction_of_peak_matmul": gf / peak,
+                    "fraction_of_bmm64_same_threads": gf / mm[bmm_key][th_c],
+                }
+            res["rules"][name] = entry
+    res["config"]["loadavg_end"] = os.getloadavg()
+    res["matmul_reference"] = {"peak_gflops": peak, "why": (
+        "best torch.matmul rate measured in this run over batched 64x64 and 2048x2048 products "
+        "at 1 and 2 threads: the machine's attainable matmul rate, the stricter reference")}
+
+    print(f"B={B} H={H} T={T} K={K} V={V} float32; load average at start {load0[0]:.2f}, "
+          f"end {res['config']['loadavg_end'][0]:.2f}")
+    print("torch.matmul GFLOP/s: " + "; ".join(
+        f"{k} {d[1]:.1f} (1 thr) {d[2]:.1f} (2 thr)" for k, d in mm.items())
+        + f"; reference peak {peak:.1f}")
+    hdr = (f"{'rule':12s} {'S':>4s} {'rec 1t/2t (s)':>15s} {'chunk 1t/2t (s)':>17s} "
+           f"{'speed-up':>9s} {'target':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%bmm64':>7s}")
+    print(hdr)
+    for name, e in res["rules"].items():
+        r = e["recurrent_s"]
+        for S, c in e["chunk"].items():
+            cs = c["chunk_s"]
+            print(f"{name:12s} {S:>4s} {r['1']:7.3f}/{r['2']:<7.3f} {cs['1']:8.4f}/{cs['2']:<8.4f} "
+                  f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
+                  f"{100 * c['fraction_of_peak_matmul']:5.0f}% "
+                  f"{100 * c['fraction_of_bmm64_same_threads']:6.0f}%")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(res, fh, indent=2)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The chunk-wise parallel backend equals the recurrence (the oracle) for every rule it covers.
+
+Outputs, final and strided states, and gradients w.r.t. q, k, v, the gates and the initial
+state; float64 to 1e-10 relative, float32 to 1e-4 of the output scale; T not a multiple of the
+chunk size; decays of exactly 0; both GLA paths (factorised and exact).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synaptic_fwp import rules, scan
+from synaptic_fwp.scan import _pick_backend, prepare
+from synaptic_fwp.scan.chunk import _unit_lower_inverse, chunk_flops, scan_chunk
+
+CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
+F64 = torch.float64
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Max abs difference over the max abs of the reference (the output scale)."""
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+def make(name: str, seed: int, dtype=F64, shape=None, zero_decay: bool = False):
+    """Random inputs for ``name``: q, k, v, gates dict, W0; L2-normalised keys for the delta rules
+    (the stable regime, Primer Sec. 3.6), random shapes unless given."""
+    gen = torch.Generator().manual_seed(seed)
+    if shape is None:
+        B = int(torch.randint(1, 3, (1,), generator=gen))
+        T = int(torch.randint(9, 41, (1,), generator=gen))
+        H = int(torch.randint(1, 4, (1,), generator=gen))
+        K = int(torch.randint(2, 7, (1,), generator=gen))
+        V = int(torch.randint(2, 7, (1,), generator=gen))
+    else:
+        B, T, H, K, V = shape
+    rule = rules.get(name, decay=0.8) if name == "retnet" else rules.get(name)
+
+    def r(*s):
+        return torch.randn(*s, generator=gen, dtype=dtype)
+
+    def u(*s):
+        return torch.rand(*s, generator=gen, dtype=dtype)
+
+    q, k, v = r(B, T, H, K), r(B, T, H, K), r(B, T, H, V)
+    if rule.correction == "delta":
+        k = torch.nn.functional.normalize(k, dim=-1)
+    gates = {}
+    if "eta" in rule.needs:
+        gates["eta"] = 1.5 * u(B, T, H)
+    if "decay" in rule.needs and name != "retnet":
+        gates["decay"] = u(B, T, H)
+        if zero_decay:
+            gates["decay"] = torch.where(u(B, T, H) < 0.2, 0.0, gates["decay"])
+    if "gate" in rule.needs:
+        X = V if rule.decay == "post" else K
+        gates["gate"] = u(B, T, H, X)
+        if zero_decay:
+            gates["gate"] = torch.where(u(B, T, H, X) < 0.2, 0.0, gates["gate"])
+    W0 = r(B, H, V, K)
+    return rule, q, k, v, gates, W0
+
+
+@pytest.mark.parametrize("name", CHUNK_RULES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chunk_equals_recurrent_float64(name, seed):
+    rule, q, k, v, gates, W0 = make(name, seed)
+    S = [3, 8][seed]  # T (9..40) is rarely a multiple; make sure at least one case is ragged
+    if q.shape[1] % S == 0:
+        q, k, v = q[:, :-1], k[:, :-1], v[:, :-1]
+        gates = {n: x[:, :-1] for n, x in gates.items()}
+    kw = dict(initial_state=W0, **gates)
+    y1, W1 = scan(q, k, v, rule, backend="recurrent", **kw)
+    y2, W2 = scan(q, k, v, rule, backend="chunk", chunk_size=S, **kw)
+    assert rel(y2, y1) <= 1e-10
+    assert rel(W2, W1) <= 1e-10
+
+
+@pytest.mark.parametrize("name", CHUNK_RULES)
+def test_chunk_equals_recurrent_float32(name):
+    rule, q, k, v, gates, W0 = make(name, 7, dtype=torch.float32, shape=(2, 150, 2, 16, 12))
+    kw = dict(initial_state=W0, **gates)
+    y1, W1 = scan(q, k, v, rule, backend="recurrent", **kw)
+    y2, W2 = scan(q, k, v, rule, backend="chunk", chunk_size=32, **kw)
+    assert rel(y2, y1) <= 1e-4
+    assert rel(W2, W1) <= 1e-4
+
+
+@pytest.mark.parametrize("name", CHUNK_RULES)
+def test_gradients_match(name):
+    rule, q, k, v, gates, W0 = make(name, 3, shape=(2, 13, 2, 4, 3))
+    leaves = {"q": q, "k": k, "v": v, "W0": W0, **gates}
+    out = {}
+    for backend in ("recurrent", "chunk"):
+        xs = {n: x.clone().requires_grad_(True) for n, x in leaves.items()}
+        g = {n: xs[n] for n in gates}
+        y, W = scan(xs["q"], xs["k"], xs["v"], rule, initial_state=xs["W0"], backend=backend,
+                    chunk_size=5, **g)
+        gen = torch.Generator().manual_seed(11)
+        loss = (y * torch.randn(y.shape, generator=gen, dtype=F64)).sum() + (
+            W * torch.randn(W.shape, generator=gen, dtype=F64)).sum()
+        grads = torch.autograd.grad(loss, list(xs.values()))
+        out[backend] = dict(zip(xs, grads, strict=True))
+    for n in leaves:
+        assert torch.isfinite(out["chunk"][n]).all(), n
+        assert rel(out["chunk"][n], out["recurrent"][n]) <= 1e-10, n
+
+
+@pytest.mark.parametrize("name", ["mamba2", "gated_delta", "gated_delta_table1", "gla",
+                                  "gla_table1", "gated_rfa"])
+def test_zero_decay_no_nan_and_exact(name):
+    """Decays of exactly 0 (a full reset) give no NaN, forward or backward, and match."""
+    rule, q, k, v, gates, W0 = make(name, 5, shape=(2, 30, 2, 4, 5), zero_decay=True)
+    key = "gate" if "gate" in gates else "decay"
+    assert (gates[key] == 0).any()
+    res = {}
+    for backend in ("recurrent", "chunk"):
+        gt = gates[key].clone().requires_grad_(True)
+        W0r = W0.clone().requires_grad_(True)
+        y, W = scan(q, k, v, rule, initial_state=W0r, backend=backend, chunk_size=8,
+                    **{**gates, key: gt})
+        gy, gW0 = torch.autograd.grad((y**2).sum() + W.sum(), [gt, W0r])
+        res[backend] = (y, W, gy, gW0)
+    for a, b in zip(res["chunk"], res["recurrent"], strict=True):
+        assert torch.isfinite(a).all()
+        assert rel(a, b) <= 1e-10
+
+
+@pytest.mark.parametrize("side", ["gla", "gla_table1"])
+@pytest.mark.parametrize("regime", ["mild", "strong", "mixed"])
+def test_gla_both_intra_paths_float32(side, regime):
+    """Weak decay takes the factorised (log-space) path, strong decay the exact path."""
+    rule, q, k, v, gates, W0 = make(side, 9, dtype=torch.float32, shape=(2, 70, 2, 8, 6))
+    a = gates["gate"]
+    if regime == "mild":
+        a = a ** (1 / 16)  # GLA's usual range: total log-decay per chunk well above -20
+    elif regime == "mixed":
+        a = torch.where(torch.arange(70).view(1, -1, 1, 1) < 35, a ** (1 / 16), a)
+    y1, W1 = scan(q, k, v, rule, gate=a, initial_state=W0, backend="recurrent")
+    y2, W2 = scan(q, k, v, rule, gate=a, initial_state=W0, backend="chunk", chunk_size=16)
+    assert rel(y2, y1) <= 1e-4 and rel(W2, W1) <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["delta", "gla", "gla_table1", "mlstm", "gated_delta"])
+@pytest.mark.parametrize("stride", [1, 3, 4, 8, 50])
+def test_strided_states(name, stride):
+    rule, q, k, v, gates, W0 = make(name, 2, shape=(2, 26, 2, 3, 4))
+    kw = dict(initial_state=W0, return_states=stride, **gates)
+    y1, W1, s1 = scan(q, k, v, rule, backend="recurrent", **kw)
+    y2, W2, s2 = scan(q, k, v, rule, backend="chunk", chunk_size=4, **kw)
+    assert s2.shape == s1.shape == (2, 26 // stride, 2, 4, 3)
+    if s1.numel():
+        assert rel(s2, s1) <= 1e-10
+    assert rel(W2, W1) <= 1e-10
+
+
+def test_chunk_longer_than_sequence_and_single_step():
+    for T in (1, 5):
+        rule, q, k, v, gates, W0 = make("gated_delta", 4, shape=(1, T, 1, 3, 3))
+        y1, W1 = scan(q, k, v, rule, initial_state=W0, backend="recurrent", **gates)
+        y2, W2 = scan(q, k, v, rule, initial_state=W0, backend="chunk", chunk_size=64, **gates)
+        assert rel(y2, y1) <= 1e-12 and rel(W2, W1) <= 1e-12
+
+
+def test_auto_picks_chunk_for_long_sequences():
+    rule, q, k, v, gates, W0 = make("gated_delta", 6, shape=(1, 100, 2, 4, 4))
+    assert _pick_backend(rule, q, "auto") == "chunk"
+    assert _pick_backend(rule, q[:, :10], "auto") == "recurrent"
+    assert _pick_backend(rules.get("oja"), q, "auto") == "recurrent"
+    y0, W0_ = scan(q, k, v, rule, initial_state=W0, **gates)
+    yc, Wc = scan(q, k, v, rule, initial_state=W0, backend="chunk", **gates)
+    yr, Wr = scan(q, k, v, rule, initial_state=W0, backend="recurrent", **gates)
+    assert torch.equal(y0, yc) and torch.equal(W0_, Wc)
+    assert rel(y0, yr) <= 1e-10
+
+
+@pytest.mark.parametrize("S", [1, 2, 5, 16, 17, 40, 64])
+def test_unit_lower_inverse(S):
+    gen = torch.Generator().manual_seed(S)
+    A = torch.randn(3, S, S, generator=gen, dtype=F64).tril(-1) * 0.3
+    X = _unit_lower_inverse(A)
+    eye = torch.eye(S, dtype=F64)
+    ref = torch.linalg.solve_triangular(eye + A, eye.expand(3, S, S), upper=False)
+    assert rel(X, ref) <= 1e-12
+
+
+def test_errors():
+    rule, q, k, v, gates, W0 = make("delta", 0, shape=(1, 8, 1, 3, 3))
+    with pytest.raises(ValueError, match="oja"):
+        scan(q, k, v, "oja", eta=0.1, backend="chunk")
+    _, g, W = prepare(q, k, v, "bcm")
+    with pytest.raises(TypeError, match="LinearRule"):
+        scan_chunk(q, k, v, rules.get("bcm"), g, W)
+    weird = rules.LinearRule("delta_gla", decay="pre", correction="delta", write="eta")
+    with pytest.raises(ValueError, match="vector gate"):
+        scan_chunk(q, k, v, weird, {"eta": None, "decay": None, "gate": None}, W)
+    _, g, W = prepare(q, k, v, rule, **gates)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size"):
+            scan_chunk(q, k, v, rule, g, W, chunk_size=bad)
+    with pytest.raises(ValueError, match="stride"):
+        scan_chunk(q, k, v, rule, g, W, stride=-1)
+
+
+def test_flop_count_formula():
+    r = rules.get("retnet", decay=0.9)
+    # per chunk-head: 2 S^2 K + 2 S^2 V + 4 S K V; 2 chunks of 4 (T = 7 is padded)
+    assert chunk_flops(r, 1, 7, 1, 3, 2, 4) == 2 * (2 * 16 * 3 + 2 * 16 * 2 + 4 * 4 * 3 * 2)
+    assert chunk_flops(rules.get("delta"), 1, 8, 1, 3, 2, 4) > chunk_flops(r, 1, 8, 1, 3, 2, 4)
