@@ -1,0 +1,94 @@
+"""The synaptic-fwp command line: help on every command, the run -> plot path of the README,
+reruns from a result file, clear errors, the datasets browser and the demo's quick run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from synaptic_fwp import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["run", "fit", "plot", "compare", "datasets"]
+
+
+def test_help_on_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    top = capsys.readouterr().out
+    for c in COMMANDS:
+        assert c in top
+    for c in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            cli.main([c, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert f"synaptic-fwp {c}" in out
+        assert len(out) > 300  # a description, not just a usage line
+
+
+def test_run_plot_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "examples", "examples")
+    toml = Path("examples/stdp_pairing.toml")
+    text = toml.read_text().replace("freq = [0.1, 10, 20, 40, 50]", "freq = [0.1, 20]")
+    toml.write_text(text)
+    assert cli.main(["run", str(toml), "--check"]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert cli.main(["run", str(toml), "--no-progress"]) == 0
+    res = Path("results/stdp_pairing.nc")
+    ds = xr.load_dataset(res)
+    assert dict(ds.sizes) == {"freq": 2, "dt_pair": 2}
+    assert ds.attrs["experiment"] == "stdp_pairing"
+    # plot with the shipped data overlaid: PDF + PNG next to the result
+    assert cli.main(["plot", str(res), "--data", "sjostrom2001_frequency"]) == 0
+    assert Path("results/stdp_pairing.pdf").stat().st_size > 1000
+    assert Path("results/stdp_pairing.png").stat().st_size > 1000
+    assert cli.main(["plot", str(res), "-k", "stdp_window", "-o", "w.pdf"]) == 0
+    assert Path("w.pdf").exists() and not Path("w.png").exists()
+    # a result file runs again the same way
+    assert cli.main(["run", str(res), "-o", "again.nc", "--no-progress"]) == 0
+    xr.testing.assert_identical(xr.load_dataset("again.nc")["dw"], ds["dw"])
+
+
+def test_errors_are_one_line_messages(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.toml").write_text('[rule]\nname = "nope"\n[protocol]\nname = "pairing"\n')
+    assert cli.main(["run", "bad.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml, line 2: [rule.name] unknown rule 'nope'" in err
+    assert "Traceback" not in err
+    assert cli.main(["plot", "missing.nc"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["datasets", "show", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["plot", "x.nc", "--kind", "pie_chart"])
+
+
+def test_datasets_command(tmp_path, capsys):
+    assert cli.main(["datasets"]) == 0
+    assert "sjostrom2001_frequency" in capsys.readouterr().out
+    assert cli.main(["datasets", "show", "sjostrom2001_frequency"]) == 0
+    assert "doi" in capsys.readouterr().out.lower()
+    out = tmp_path / "s.csv"
+    assert cli.main(["datasets", "export", "sjostrom2001_frequency", "-o", str(out)]) == 0
+    assert out.read_text().splitlines()[0].startswith("point")
+
+
+def test_demo_quick(tmp_path):
+    from synaptic_fwp import demo
+
+    res = demo.run(tmp_path, quick=True, progress=False)
+    kv = res["kv_memory"]
+    assert (tmp_path / "kv_memory.nc").exists() and (tmp_path / "kv_memory.pdf").exists()
+    e = kv["recall_error"]
+    # the delta rule recalls better than Hebbian at every load, and Hebbian follows the
+    # crosstalk theory (P - 1)/(N - 2) within 3 SEM + 10%
+    assert bool((e.sel(rule="delta") < e.sel(rule="hebbian")).all())
+    heb, sem = e.sel(rule="hebbian"), kv["recall_error_sem"].sel(rule="hebbian")
+    assert bool((abs(heb - kv["theory"]) <= 3 * sem + 0.1 * kv["theory"]).all())
