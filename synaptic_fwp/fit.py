@@ -118,46 +118,68 @@ def pairing_model(
 ) -> Model:
     """A :class:`Model` of a pairing dataset (schema ``pairing``: ``freq``, ``dt`` -> ``dw``)
     from a spiking rule of :mod:`synaptic_fwp.plasticity`, run through
-    :func:`synaptic_fwp.protocols.pairing` with the candidate parameter sets on the batch axis.
+    :func:`synaptic_fwp.protocols.pairing` with the candidate parameter sets on its batch axis
+    (per-instance tensor parameters of shape ``(S,)``): ONE protocol call per population.
 
-    ``rule`` is the base rule (its field values are the defaults); ``params`` the numeric
-    fields that may be fitted (default: every float field of the rule). The prediction is the
-    fractional weight change ``w_after / w_before - 1`` after ``n_pairs`` pairings from
-    ``w0``.
+    ``rule`` is the base rule: its float fields are the model's parameters and defaults
+    (``params`` restricts them). Parameters whose candidate values are all equal are passed
+    as floats (so e.g. the minimal triplet model keeps ``A3_minus = 0`` with ``tau_x=None``).
+    The prediction at each data point ``(freq, dt)`` is the protocol's ``dw`` after
+    ``n_pairs`` pairings from ``w0`` (the product grid of the distinct frequencies and lags
+    is simulated and the data points picked from it). ``protocol_kwargs`` go to ``pairing``
+    (e.g. ``n_trials`` and ``seed`` for Graupner-Brunel).
     """
-    from .protocols.pairing import pairing_dw  # layer 6; imported on use
+    from .protocols.pairing import pairing as run_pairing  # layer 6; imported on use
 
-    if not dataclasses.is_dataclass(rule):
+    if not dataclasses.is_dataclass(rule) or isinstance(rule, type):
         raise TypeError(
-            f"rule must be a rule dataclass of synaptic_fwp.plasticity, got {type(rule).__name__}"
+            "rule must be a rule instance of synaptic_fwp.plasticity (e.g. "
+            f"TripletSTDP.from_table()), got {rule!r}"
         )
     numeric = {
         f.name: float(getattr(rule, f.name))
         for f in dataclasses.fields(rule)
-        if isinstance(getattr(rule, f.name), (int, float))
-        and not isinstance(getattr(rule, f.name), bool)
-        and f.name not in ("w_min", "w_max")
+        if isinstance(getattr(rule, f.name), float) and f.name not in ("w_min", "w_max")
     }
     if params is not None:
         bad = [p for p in params if p not in numeric]
         if bad:
             raise ValueError(
-                f"params {bad} are not numeric fields of {type(rule).__name__}; "
+                f"params {bad} are not float fields of {type(rule).__name__}; "
                 f"allowed: {sorted(numeric)}"
             )
         numeric = {p: numeric[p] for p in params}
-    units = {p: ("s" if p.startswith("tau") or p == "D" else "1") for p in numeric}
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be an int >= 1, got {n_pairs!r}")
+    units = {p: ("s" if p.lower().startswith("tau") or p == "D" else "1") for p in numeric}
     kw = dict(protocol_kwargs or {})
 
     def predict(p: dict[str, np.ndarray], cond: dict[str, np.ndarray]) -> np.ndarray:
-        return pairing_dw(rule, p, cond["freq"], cond["dt"], n_pairs=n_pairs, w0=w0, **kw)
+        import torch
+
+        S = next(iter(p.values())).shape[0]
+        fields: dict[str, Any] = {}
+        for k, v in p.items():
+            if np.all(v == v[0]):
+                fields[k] = float(v[0])
+            else:
+                fields[k] = torch.as_tensor(v, dtype=torch.float64)
+        r = dataclasses.replace(rule, **fields)
+        fu, fi = np.unique(cond["freq"], return_inverse=True)
+        du, di = np.unique(cond["dt"], return_inverse=True)
+        ds = run_pairing(r, dt=du, freq=fu, n_pairs=n_pairs, w0=w0, **kw)
+        dw = ds["dw"].transpose(..., "freq", "dt_pair").values
+        if dw.ndim == 2:
+            dw = np.broadcast_to(dw[None], (S,) + dw.shape)
+        return dw[:, fi, di]
 
     return Model(
         name=name or str(getattr(rule, "name", type(rule).__name__)),
         predict=predict,
         defaults=numeric,
         units=units,
-        description=f"{type(rule).__name__} through protocols.pairing ({n_pairs} pairings)",
+        description=f"{type(rule).__name__} through protocols.pairing ({n_pairs} pairings, "
+        f"w0={w0})",
     )
 
 
@@ -320,10 +342,10 @@ def batched_least_squares(
     residuals: Callable[[np.ndarray, np.ndarray], np.ndarray],
     U0: np.ndarray,
     *,
-    max_iter: int = 50,
+    max_iter: int = 30,
     step: float = 1e-6,
     lam0: float = 1e-3,
-    ftol: float = 1e-10,
+    ftol: float = 1e-8,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Levenberg-Marquardt (Marquardt 1963) for ``B`` independent problems at once, in the
     unit box ``[0, 1]^k``.
@@ -364,7 +386,7 @@ def batched_least_squares(
         acc = ct < cost[idx]
         gain = cost[idx] - ct
         done = (acc & (gain <= ftol * np.maximum(cost[idx], 1e-300))) | (lam[idx] > 1e12)
-        done |= np.abs(Ut - Ua).max(axis=1) < 1e-14
+        done |= np.abs(Ut - Ua).max(axis=1) < 1e-9
         U[idx[acc]], r[idx[acc]], cost[idx[acc]] = Ut[acc], rt[acc], ct[acc]
         lam[idx] = np.where(acc, lam[idx] / 3.0, lam[idx] * 4.0)
         active[idx[done]] = False
@@ -498,9 +520,9 @@ def fit(
     fixed: Mapping[str, float] | None = None,
     log: list[str] | tuple[str, ...] | None = None,
     seed: int = 0,
-    popsize: int = 15,
+    popsize: int = 10,
     maxiter: int = 100,
-    tol: float = 1e-3,
+    tol: float = 1e-2,
     polish: bool = True,
     n_boot: int = 100,
     ci: float = 0.95,
