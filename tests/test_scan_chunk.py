@@ -12,6 +12,7 @@ import torch
 
 from synaptic_fwp import rules, scan
 from synaptic_fwp.scan import _pick_backend, prepare
+from synaptic_fwp.scan import chunk as chunk_mod
 from synaptic_fwp.scan.chunk import _unit_lower_inverse, chunk_flops, scan_chunk
 
 CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
@@ -76,6 +77,16 @@ def test_chunk_equals_recurrent_float64(name, seed):
     y2, W2 = scan(q, k, v, rule, backend="chunk", chunk_size=S, **kw)
     assert rel(y2, y1) <= 1e-10
     assert rel(W2, W1) <= 1e-10
+
+
+@pytest.mark.parametrize("name", CHUNK_RULES)
+def test_exact_decay_path(name, monkeypatch):
+    """With the factorised-decay threshold disabled every chunk takes the exact product path."""
+    monkeypatch.setitem(chunk_mod._SAFE_LOG, F64, -1.0)
+    rule, q, k, v, gates, W0 = make(name, 4)
+    y1, W1 = scan(q, k, v, rule, initial_state=W0, backend="recurrent", **gates)
+    y2, W2 = scan(q, k, v, rule, initial_state=W0, backend="chunk", chunk_size=6, **gates)
+    assert rel(y2, y1) <= 1e-10 and rel(W2, W1) <= 1e-10
 
 
 @pytest.mark.parametrize("name", CHUNK_RULES)
