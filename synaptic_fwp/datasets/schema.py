@@ -262,7 +262,7 @@ def from_columns(
         i = int(bad[0])
         at = f"row {lines[i]}" if lines is not None else f"row {i}"
         raise ValueError(
-            f"{where}: column {found[sem_name][0]!r}, {at}: SEM {sem[i]!r} must be > 0 "
+            f"{where}: column {found[sem_name][0]!r}, {at}: SEM {float(sem[i])!r} must be > 0 "
             "(a zero or negative SEM cannot weight a chi-square)"
         )
     cond_names = list(sch.conditions)
