@@ -9,6 +9,7 @@ seconds are shown in ms where that is the natural scale (STDP windows).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -57,8 +58,18 @@ def _get(ds: xr.Dataset, name: str, arg: str, fn: str) -> xr.DataArray:
     )
 
 
+def _short(name: str, limit: int = 34) -> str:
+    """An axis label short enough for a single column: parenthetical remarks and a leading
+    "mean"/"measured" go first when ``name`` is long."""
+    if len(name) <= limit:
+        return name
+    name = re.sub(r"\s*\([^)]*\)", "", name).strip()
+    name = re.sub(r"^(mean|measured)\s+", "", name)
+    return name
+
+
 def _label(da: xr.DataArray, scale_to_ms: bool = False) -> str:
-    name = str(da.attrs.get("long_name", da.name))
+    name = _short(str(da.attrs.get("long_name", da.name)))
     units = str(da.attrs.get("units", ""))
     if scale_to_ms and units == "s":
         units = "ms"
@@ -391,7 +402,7 @@ def fit_result(
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel(_label(ds[x], scale_to_ms=to_ms))
-        ax.set_ylabel(_label(ds["data"]).replace("measured ", ""))
+        ax.set_ylabel(_label(ds["data"]))
         title = str(ds.attrs.get("model", ""))
         if "objective" in ds:
             title += f"  \u03c7\u00b2 = {float(ds['objective']):.3g}"
