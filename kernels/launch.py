@@ -135,7 +135,7 @@ def kernel_plan(
         seg = bt
     else:
         bk, bv = bk_rec, bv_rec
-        seg = min(max(int(chunk_size), 1), 64)
+        seg = min(max(int(chunk_size), 1), 16)  # backward scratch SEG x BV x BK stays in L2
     return Plan(mode=mode, stride=stride, seg=seg, bk=bk, bv=bv, bk_bwd=bk_rec, bv_bwd=bv_rec,
                 **f)
 
