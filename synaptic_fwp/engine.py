@@ -392,6 +392,10 @@ class Network:
             every_steps = int(round(every / self.dt))
             if every_steps < 1 or abs(every_steps * self.dt - every) > 1e-6 * self.dt:
                 raise ValueError(f"every={every} s must be a whole multiple of dt={self.dt} s")
+        if every_steps > n_steps:
+            raise ValueError(
+                f"every={every} s is longer than duration={duration} s; nothing would be recorded"
+            )
         items = self._parse_record(record)
         if chunk is None:
             chunk_steps = every_steps * max(1, round(2000 / every_steps))
@@ -491,13 +495,6 @@ class Network:
               for n, i in self.inputs.items() if i.kind == "spikes"}
         vals = {n: i.values(s0, T)  # type: ignore[attr-defined]
                 for n, i in self.inputs.items() if i.kind == "rate"}
-        pops = [(n, p, st["pop"][n]) for n, p in self.populations.items()]
-        projs = []
-        for n, p in self.projections.items():
-            pre_name = p.pre.name  # type: ignore[attr-defined]
-            post_name = p.post.name  # type: ignore[attr-defined]
-            val_name = p.value.name if p.value is not None else None  # type: ignore[attr-defined]
-            projs.append((n, p, pre_name, post_name, val_name))
         # spike counters for records
         counters = {}
         for kind, obj, var in items:
@@ -512,56 +509,28 @@ class Network:
         spk_pops = {n for n, p in self.populations.items() if p.kind == "spikes"}
         need_bi = {p.pre.name for p in self.projections.values()  # type: ignore[attr-defined]
                    if p.pre.name in spk_pops}  # type: ignore[attr-defined]
+        pop_fns = []
+        for n, p in self.populations.items():
+            s = st["pop"][n]
+            fn = p.stepper(s) if isinstance(p, LIFPopulation) else (
+                lambda p=p, s=s: p.step(s))  # type: ignore[misc]
+            pop_fns.append((n, fn, n in need_bi))
+        proj_fns = [self._proj_fn(n, p, st) for n, p in self.projections.items()]
         for t in range(T):
             act: dict = {}
-            for n, p, s in pops:
-                out = p.step(s)  # type: ignore[attr-defined]
-                if n in spk_pops:
-                    act[n] = out
-                    if n in need_bi:
-                        b_, i_ = out.nonzero(as_tuple=True)
-                        act[(n, "bi")] = (b_, i_) if b_.numel() else None
-                else:
-                    act[n] = out
+            for n, fn, bi in pop_fns:
+                out = fn()
+                act[n] = out
+                if bi:
+                    b_, i_ = out.nonzero(as_tuple=True)
+                    act[(n, "bi")] = (b_, i_, b_ * out.shape[1] + i_) if b_.numel() else None
             for n, lst in ev.items():
                 act[(n, "bi")] = lst[t]
             for n, v in vals.items():
                 act[n] = v[t]
                 self._last_rate[n] = v[t]
-            for n, p, pre, post, valn in projs:
-                s = st["proj"][n]
-                post_s = st["pop"][post]
-                if p.pre.kind == "spikes":  # type: ignore[attr-defined]
-                    a = act[(pre, "bi")]
-                    if p.delay_steps:
-                        a = self._delayed(st["buf"][n], a)
-                    if p.tau_pre is not None:
-                        p.update_pre_trace(s, a)
-                    if a is not None:
-                        p.transmit_spikes(s, post_s, a[0], a[1])
-                    if isinstance(p.post, RatePopulation):
-                        p.transmit_rates(s, post_s, s["x_pre"])
-                    r_pre = None
-                else:
-                    r_pre = act[pre]
-                    if p.delay_steps:
-                        r_pre = self._delayed(st["buf"][n], r_pre)
-                        if r_pre is None:
-                            r_pre = torch.zeros(self.batch, p.n_pre, dtype=self.dtype,
-                                                device=self.device)
-                    p.transmit_rates(s, post_s, r_pre)
-                if p.kind == "spiking":
-                    p.spike_decay(s)
-                    if a is not None:
-                        p.spike_on_pre(s, a[0], a[1])
-                    spk = act[post]
-                    if bool(spk.any()):
-                        p.spike_on_post(s, spk)
-                elif p.kind == "rate":
-                    if p.tau_post is not None:
-                        p.update_post_trace(s, act[post])
-                    k = p.pre_signal(s, r_pre)
-                    p.rate_plasticity(s, k, post_s, act[valn] if valn is not None else None)
+            for fn in proj_fns:
+                fn(act)
             for (kind, obj), c in counters.items():
                 if kind == "pop":
                     c += act[obj]
@@ -590,6 +559,62 @@ class Network:
                 data[k] = np.zeros((self.batch, 0), dtype=np.float32)
         times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * dt
         return data, times
+
+    def _proj_fn(self, n: str, p: Projection, st: dict):  # noqa: ANN202 - a closure
+        """The per-step work of projection ``p`` as a closure over its state."""
+        s = st["proj"][n]
+        pre = p.pre.name  # type: ignore[attr-defined]
+        post = p.post.name  # type: ignore[attr-defined]
+        post_s = st["pop"][post]
+        valn = p.value.name if p.value is not None else None  # type: ignore[attr-defined]
+        pre_bi = (pre, "bi")
+        if (p.kind == "spiking" and p.compact and p.delay_steps == 0
+                and isinstance(p.post, LIFPopulation)):
+            core = p.spike_stepper(s, post_s)
+
+            def fast(act: dict) -> None:
+                spk = act[post]
+                core(act[pre_bi], spk, bool(spk.any()))
+
+            return fast
+        buf = st["buf"].get(n)
+        delayed = self._delayed
+        batch, dtype, device = self.batch, self.dtype, self.device
+
+        def general(act: dict) -> None:
+            a = None
+            if p.pre.kind == "spikes":  # type: ignore[attr-defined]
+                a = act[pre_bi]
+                if buf is not None:
+                    a = delayed(buf, a)
+                if p.tau_pre is not None:
+                    p.update_pre_trace(s, a)
+                if a is not None:
+                    p.transmit_spikes(s, post_s, a[0], a[1])
+                if isinstance(p.post, RatePopulation):
+                    p.transmit_rates(s, post_s, s["x_pre"])
+                r_pre = None
+            else:
+                r_pre = act[pre]
+                if buf is not None:
+                    r_pre = delayed(buf, r_pre)
+                    if r_pre is None:
+                        r_pre = torch.zeros(batch, p.n_pre, dtype=dtype, device=device)
+                p.transmit_rates(s, post_s, r_pre)
+            if p.kind == "spiking":
+                p.spike_decay(s)
+                if a is not None:
+                    p.spike_on_pre(s, a[0], a[1])
+                spk = act[post]
+                if bool(spk.any()):
+                    p.spike_on_post(s, spk)
+            elif p.kind == "rate":
+                if p.tau_post is not None:
+                    p.update_post_trace(s, act[post])
+                k = p.pre_signal(s, r_pre)
+                p.rate_plasticity(s, k, post_s, act[valn] if valn is not None else None)
+
+        return general
 
     @staticmethod
     def _delayed(buf: deque, a: object) -> object:

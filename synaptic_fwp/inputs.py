@@ -79,17 +79,19 @@ class Events:
     i: torch.Tensor
     n: int
 
-    def split(self, T: int) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
-        """Per step of the chunk: ``(b, i)`` of its spikes, or ``None`` without spikes."""
-        out: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * T
+    def split(self, T: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+        """Per step of the chunk: ``(b, i, flat)`` of its spikes (``flat = b n + i``), or
+        ``None`` for a step without spikes."""
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] = [None] * T
         if self.step.numel() == 0:
             return out
         counts = torch.bincount(self.step, minlength=T).tolist()
         bs = torch.split(self.b, counts)
         is_ = torch.split(self.i, counts)
+        fl = torch.split(self.b * self.n + self.i, counts)
         for t, c in enumerate(counts):
             if c:
-                out[t] = (bs[t], is_[t])
+                out[t] = (bs[t], is_[t], fl[t])
         return out
 
 
@@ -111,7 +113,10 @@ class Source:
         return {}
 
     def swept(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.params().items() if is_swept(v)}
+        """Per-instance parameters: 1-d tensors of length batch (a 1-d tensor whose length is
+        not the batch size is per neuron; when ``batch == n`` it is per instance)."""
+        B = getattr(self, "_B", None)
+        return {k: v for k, v in self.params().items() if is_swept(v) and v.shape[0] == B}
 
 
 RateSpec = float | torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
@@ -193,7 +198,7 @@ class PoissonInput(Source):
             r = self.rate
             if isinstance(r, torch.Tensor):
                 r = r.detach().to(dtype)
-                if r.ndim == 1 and r.shape[0] == B and (r.shape[0] != n or B == n):
+                if r.ndim == 1 and r.shape[0] == B:
                     r = r.reshape(B, 1)
                 elif r.ndim == 1 and r.shape[0] == n:
                     r = r.reshape(1, n)
@@ -410,7 +415,7 @@ class RateInput(Source):
             v = torch.broadcast_to(v if v.ndim == 3 else v.unsqueeze(1), (T, B, n))
         elif isinstance(r, torch.Tensor):
             rr = r.to(torch.float64)
-            if rr.ndim == 1 and rr.shape[0] == B and rr.shape[0] != n:
+            if rr.ndim == 1 and rr.shape[0] == B:
                 rr = rr.reshape(B, 1)
             v = torch.broadcast_to(rr, (B, n)).unsqueeze(0).expand(T, B, n)
         else:

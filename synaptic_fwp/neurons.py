@@ -277,44 +277,58 @@ class LIFPopulation(Population):
         return s
 
     def step(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Advance one step (module docstring); returns the spike mask ``(batch, n)`` (bool)."""
+        """Advance one step (module docstring); returns the spike mask ``(batch, n)`` (bool).
+        ``s`` is updated in place."""
+        return self.stepper(s)()
+
+    def stepper(self, s: dict[str, torch.Tensor]):  # noqa: ANN201 - returns a closure
+        """A closure advancing the state ``s`` in place by one step (the engine's hot path)."""
         p = self._p
-        V = s["V"]
-        ga = s["g_ampa"]
-        if self.ampa_drive is not None and not self.uses["nmda"] and not self.uses["gaba"]:
-            V_inf = torch.addcmul(p["V_rest"], ga, p["drive_over_gL"])
-            V = torch.lerp(V_inf, V, p["fac_m"])
-        else:
-            if self.ampa_drive is not None:
-                g_tot = p["g_L"]
-                num = torch.addcmul(p["gLEL"], ga, p["ampa_drive"])
+        V, ga, gn, gg, ref = s["V"], s["g_ampa"], s["g_nmda"], s["g_gaba"], s["ref"]
+        Vth, Vr, nref = p["V_th"], p["V_reset"], p["n_ref"]
+        dec_a, dec_n, dec_g = p["dec_ampa"], p["dec_nmda"], p["dec_gaba"]
+        use_n, use_g, has_ref = self.uses["nmda"], self.uses["gaba"], self.has_ref
+        fixed = self.ampa_drive is not None
+        fast = fixed and not use_n and not use_g
+        gL, gLEL, dtC = p["g_L"], p["gLEL"], p["dt_over_C"]
+        Ea, En, Eg, mg = p["E_ampa"], p["E_nmda"], p["E_gaba"], p["mg"]
+        drive = p.get("ampa_drive")
+        V_rest, d_over_gL, fac_m = p.get("V_rest"), p.get("drive_over_gL"), p.get("fac_m")
+
+        def f() -> torch.Tensor:
+            if fast:
+                # fixed driving force: V_inf = E_L + I/g_L + g_A drive/g_L, factor exp(-dt/tau_m)
+                torch.lerp(torch.addcmul(V_rest, ga, d_over_gL), V, fac_m, out=V)
             else:
-                g_tot = p["g_L"] + ga
-                num = torch.addcmul(p["gLEL"], ga, p["E_ampa"])
-            if self.uses["nmda"]:
-                gn = s["g_nmda"] * mg_block(V, p["mg"])
-                g_tot = g_tot + gn
-                num = torch.addcmul(num, gn, p["E_nmda"])
-            if self.uses["gaba"]:
-                g_tot = g_tot + s["g_gaba"]
-                num = torch.addcmul(num, s["g_gaba"], p["E_gaba"])
-            V_inf = num / g_tot
-            V = torch.lerp(V_inf, V, torch.exp(-g_tot * p["dt_over_C"]))
-        if self.has_ref:
-            ref = s["ref"]
-            V = torch.where(ref > 0, p["V_reset"], V)
-            ref = (ref - 1).clamp_(min=0)
-        spk = V > p["V_th"]
-        V = torch.where(spk, p["V_reset"], V)
-        if self.has_ref:
-            s["ref"] = torch.where(spk, p["n_ref"], ref)
-        s["V"] = V
-        ga.mul_(p["dec_ampa"])
-        if self.uses["nmda"]:
-            s["g_nmda"].mul_(p["dec_nmda"])
-        if self.uses["gaba"]:
-            s["g_gaba"].mul_(p["dec_gaba"])
-        return spk
+                if fixed:
+                    g_tot = gL
+                    num = torch.addcmul(gLEL, ga, drive)
+                else:
+                    g_tot = gL + ga
+                    num = torch.addcmul(gLEL, ga, Ea)
+                if use_n:
+                    gnb = gn * mg_block(V, mg)
+                    g_tot = g_tot + gnb
+                    num = torch.addcmul(num, gnb, En)
+                if use_g:
+                    g_tot = g_tot + gg
+                    num = torch.addcmul(num, gg, Eg)
+                torch.lerp(num / g_tot, V, torch.exp(-g_tot * dtC), out=V)
+            if has_ref:
+                torch.where(ref > 0, Vr, V, out=V)
+                ref.sub_(1).clamp_(min=0)
+            spk = V > Vth
+            torch.where(spk, Vr, V, out=V)
+            if has_ref:
+                torch.where(spk, nref, ref, out=ref)
+            ga.mul_(dec_a)
+            if use_n:
+                gn.mul_(dec_n)
+            if use_g:
+                gg.mul_(dec_g)
+            return spk
+
+        return f
 
     def output(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
         return s["V"]

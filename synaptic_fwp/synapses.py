@@ -443,51 +443,93 @@ class Projection:
                 s[f"rule.{k}"].mul_(f)
 
     def spike_on_pre(self, s: dict[str, torch.Tensor], b: torch.Tensor, i: torch.Tensor) -> None:
-        rule = self.rule
-        shapes = rule.state_shapes
-        if self.compact:
-            W = s["W"]
-            We = W[b, :, i].unsqueeze(-1)  # (E, n_post, 1)
-            st = {}
-            for k, kind in shapes.items():
-                x = s[f"rule.{k}"]
-                st[k] = x[b, i].unsqueeze(-1) if kind == "pre" else (
-                    x[b] if kind == "post" else x[b, :, i].unsqueeze(-1))
-            pre = torch.ones(b.shape[0], 1, dtype=W.dtype, device=W.device)
-            We2, st2 = rule.on_pre(We, st, pre)
-            if all(st2[k] is st[k] for k, kind in shapes.items() if kind == "post"):
-                W[b, :, i] = We2.squeeze(-1)
-                for k, kind in shapes.items():
-                    if kind == "pre":
-                        s[f"rule.{k}"][b, i] = st2[k].squeeze(-1)
-                    elif kind == "syn":
-                        s[f"rule.{k}"][b, :, i] = st2[k].squeeze(-1)
-                return
-            self.compact = False  # the rule changes post traces at pre spikes: go dense
+        """Dense ``on_pre`` for the spikes ``(b, i)`` of one step (general path)."""
         mask = torch.zeros(self._B, self.n_pre, dtype=s["W"].dtype, device=s["W"].device)
         mask[b, i] = 1.0
-        W, st = rule.on_pre(s["W"], self.rule_state(s), mask)
+        W, st = self.rule.on_pre(s["W"], self.rule_state(s), mask)
         s["W"] = W
         for k, v in st.items():
             s[f"rule.{k}"] = v
 
     def spike_on_post(self, s: dict[str, torch.Tensor], spk: torch.Tensor) -> None:
-        rule = self.rule
-        post = spk.to(s["W"].dtype)
-        if self.compact:
-            bi = spk.any(-1).nonzero().squeeze(-1)
-            W = s["W"]
-            st = {k: s[f"rule.{k}"][bi] for k in rule.state_shapes}
-            W2, st2 = rule.on_post(W[bi], st, post[bi])
-            W[bi] = W2
-            for k in rule.state_shapes:
-                if st2[k] is not st[k]:
-                    s[f"rule.{k}"][bi] = st2[k]
-            return
-        W, st = rule.on_post(s["W"], self.rule_state(s), post)
+        """Dense ``on_post`` for the post spike mask ``spk`` (general path)."""
+        W, st = self.rule.on_post(s["W"], self.rule_state(s), spk.to(s["W"].dtype))
         s["W"] = W
         for k, v in st.items():
             s[f"rule.{k}"] = v
+
+    def spike_stepper(self, s: dict[str, torch.Tensor], post_s: dict[str, torch.Tensor]):  # noqa: ANN201
+        """The engine's hot path for a spiking rule with scalar parameters (``compact``): a
+        closure ``f(ev, spk_post, any_post)`` doing, for one step, the trace decay, the spike
+        transmission and ``on_pre`` on the synapses of the spiking inputs only (gathered, the rule
+        called on them, scattered back) and ``on_post`` on the instances whose post neurons
+        spiked. ``ev`` is ``(b, i, flat)`` or ``None``. State tensors are updated in place."""
+        rule = self.rule
+        shapes = rule.state_shapes
+        B, n_post, n_pre = self._B, self.n_post, self.n_pre
+        W = s["W"]
+        Wf = W.view(-1)
+        U = s.get("U")
+        Uf = U.view(-1) if U is not None else None
+        lif = isinstance(self.post, LIFPopulation)
+        g = post_s["g_gaba" if self.target == "gaba" else "g_ampa"] if lif else None
+        gn = post_s["g_nmda"] if (lif and U is not None) else None
+        decays = [(s[f"rule.{k}"], f) for k, f in self._fac.items()]
+        pre_k = [k for k, v in shapes.items() if v == "pre"]
+        post_k = [k for k, v in shapes.items() if v == "post"]
+        syn_k = [k for k, v in shapes.items() if v == "syn"]
+        pre_t = {k: s[f"rule.{k}"] for k in pre_k}
+        post_t = {k: s[f"rule.{k}"] for k in post_k}
+        syn_t = {k: s[f"rule.{k}"] for k in syn_k}
+        all_t = {**pre_t, **post_t, **syn_t}
+        jj = torch.arange(n_post, device=W.device) * n_pre
+        ones = torch.ones(B * n_pre, 1, dtype=W.dtype, device=W.device)
+
+        def f(ev, spk_post, any_post) -> None:  # noqa: ANN001
+            for x, fac in decays:
+                x.mul_(fac)
+            if ev is not None:
+                b, i, flat = ev
+                E = b.shape[0]
+                if n_post == 1:
+                    idxW = flat
+                else:
+                    idxW = ((b * (n_post * n_pre) + i).unsqueeze(1) + jj).reshape(-1)
+                We = Wf.index_select(0, idxW).view(E, n_post)
+                if g is not None:
+                    g.index_add_(0, b, We)
+                    if gn is not None:
+                        gn.index_add_(0, b, Uf.index_select(0, idxW).view(E, n_post))
+                st = {}
+                for k, x in pre_t.items():
+                    st[k] = x.view(-1).index_select(0, flat).unsqueeze(-1)
+                for k, x in post_t.items():
+                    st[k] = x.index_select(0, b)
+                for k, x in syn_t.items():
+                    st[k] = x.view(-1).index_select(0, idxW).view(E, n_post, 1)
+                We2, st2 = rule.on_pre(We.unsqueeze(-1), st, ones[:E])
+                for k in post_k:
+                    if st2[k] is not st[k]:
+                        raise RuntimeError(
+                            f"rule {rule.name!r} changes the post trace {k!r} at presynaptic "
+                            "spikes; the engine's event path does not support that"
+                        )
+                Wf.index_copy_(0, idxW, We2.reshape(-1))
+                for k, x in pre_t.items():
+                    x.view(-1).index_copy_(0, flat, st2[k].reshape(-1))
+                for k, x in syn_t.items():
+                    x.view(-1).index_copy_(0, idxW, st2[k].reshape(-1))
+            if any_post:
+                bi = spk_post.any(-1).nonzero().squeeze(-1)
+                stp = {k: x.index_select(0, bi) for k, x in all_t.items()}
+                W2, st2 = rule.on_post(W.index_select(0, bi), stp,
+                                       spk_post.index_select(0, bi).to(W.dtype))
+                W.index_copy_(0, bi, W2)
+                for k, x in all_t.items():
+                    if st2[k] is not stp[k]:
+                        x.index_copy_(0, bi, st2[k])
+
+        return f
 
 
 def connect(pre: object, post: object, W0: torch.Tensor | float, rule: object = None,
