@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYER = {
     "_validation": 0,
+    "_params": 0,
     "rules": 1,
     "scan": 2,
     "kernels": 2,
