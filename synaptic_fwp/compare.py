@@ -60,7 +60,7 @@ class Comparison:
     def to_pandas(self):
         """One row per (dataset, rule), sorted by dataset then AIC (a pandas DataFrame)."""
         cols = ["objective", "published_objective", "rmse", "aic", "bic", "delta_aic",
-                "aic_weight", "rank", "n_free"]
+                "aic_weight", "rank", "n_free", "seconds", "population", "n_model_calls"]
         df = self.table[cols].to_dataframe().reset_index()
         return df.sort_values(["dataset", "aic"]).reset_index(drop=True)
 
@@ -149,7 +149,8 @@ def compare(
     pubs: dict[tuple[str, str], xr.Dataset] = {}
     R, D, P = len(specs), len(dnames), len(params)
     scal = {k: np.full((R, D), np.nan) for k in
-            ("objective", "published_objective", "rmse", "aic", "bic", "n_free")}
+            ("objective", "published_objective", "rmse", "aic", "bic", "n_free", "seconds",
+             "population", "n_model_calls")}
     val = {k: np.full((R, D, P), np.nan) for k in ("value", "ci_low", "ci_high")}
     for s, dn in pairs:
         i, j = rnames.index(s.name), dnames.index(dn)
@@ -158,6 +159,9 @@ def compare(
         fits[(s.name, dn)] = res
         for k in ("objective", "rmse", "aic", "bic", "n_free"):
             scal[k][i, j] = float(res[k])
+        scal["seconds"][i, j] = res.attrs["seconds_total"]
+        scal["population"][i, j] = res.attrs["population"]
+        scal["n_model_calls"][i, j] = res.attrs["n_model_calls"]
         for pi, p in enumerate(res["param"].values):
             pj = params.index(str(p))
             for k in val:
@@ -191,6 +195,12 @@ def compare(
             "rank": (dims2, rank, {"units": "1", "long_name": "rank by AIC (1 = best)"}),
             "n_free": (dims2, scal["n_free"], {"units": "1",
                                                "long_name": "free parameters"}),
+            "seconds": (dims2, scal["seconds"], {"units": "s",
+                                                 "long_name": "wall time of the whole fit"}),
+            "population": (dims2, scal["population"], {
+                "units": "1", "long_name": "candidate parameter sets per model (engine) call"}),
+            "n_model_calls": (dims2, scal["n_model_calls"], {
+                "units": "1", "long_name": "model (engine) calls of the whole fit"}),
             "value": (dims3, val["value"], {"units": "see param_units",
                                             "long_name": "best-fit value (NaN: not in rule)"}),
             "ci_low": (dims3, val["ci_low"], {"units": "see param_units",

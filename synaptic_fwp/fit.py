@@ -524,6 +524,7 @@ def fit(
     maxiter: int = 100,
     tol: float = 1e-2,
     polish: bool = True,
+    max_nfev: int = 200,
     n_boot: int = 100,
     ci: float = 0.95,
     grid_points: int = 60,
@@ -543,6 +544,7 @@ def fit(
         generation evaluated as ONE model call.
     maxiter, tol : differential-evolution generations and relative tolerance.
     polish : refine the best candidate with ``scipy.optimize.least_squares``.
+    max_nfev : most residual evaluations of the polish (each one model call).
     n_boot : parametric-bootstrap replicates for the confidence intervals (0: none).
     ci : confidence level of the percentile intervals.
     grid_points : points of the fine-grid model curve per group.
@@ -556,7 +558,7 @@ def fit(
     (``n_model_calls``), the candidate sets evaluated per call (``population``) and the time.
     """
     for nm, v, lo in (("popsize", popsize, 1), ("maxiter", maxiter, 1), ("n_boot", n_boot, 0),
-                      ("seed", seed, 0)):
+                      ("seed", seed, 0), ("max_nfev", max_nfev, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{nm} must be an int >= {lo}, got {v!r}")
     if not (isinstance(ci, float) and 0.0 < ci < 1.0):
@@ -600,7 +602,8 @@ def fit(
             return ((R[1:] - R[0]) / h[:, None]).T
 
         ls = least_squares(fun, u_best, jac=jac, bounds=(0.0, 1.0), method="trf",
-                           x_scale=1.0, xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=200)
+                           x_scale=1.0, xtol=1e-12, ftol=1e-12, gtol=1e-12,
+                           max_nfev=max_nfev)
         if 2 * ls.cost <= obj_de:
             u_best = ls.x
     best_p = prob.to_params(u_best[None])[0]

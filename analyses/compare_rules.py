@@ -1,0 +1,230 @@
+"""Which plasticity rule explains the frequency dependence of STDP (Sjostrom et al. 2001)?
+
+Pair STDP, the minimal and full triplet rules (Pfister & Gerstner 2006), the Graupner-Brunel
+calcium synapse (2012) and the Shouval-Bear-Cooper calcium control rule (2002), each fitted by
+:func:`synaptic_fwp.fit.fit` (SEM-weighted chi-square; batched differential evolution, each
+population ONE pairing-protocol call; least-squares polish; parametric bootstrap) to the
+Sjostrom 2001 frequency data (60 pairings at dt = +-10 ms, 0.1-50 Hz) and ranked by AIC with
+:func:`synaptic_fwp.compare.compare`; rules with a published parameter set for these data are
+also evaluated at that set by the same code.
+
+Run::
+
+    python -m synaptic_fwp.analyses.compare_rules [--quick] [--out DIR] [--seed N]
+
+writes ``compare_rules.nc`` (table + curves), ``compare_rules.csv`` (the ranked table),
+``compare_rules.pdf`` and ``compare_rules.png`` (data with SEM bars and each rule's best-fit
+curve for pre-post and post-pre pairing; Delta-AIC bars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from synaptic_fwp import datasets
+from synaptic_fwp.compare import FitSpec, compare
+from synaptic_fwp.fit import pairing_model
+
+NAME = "compare_rules"
+DATASET = "sjostrom2001_frequency"
+AMP = (0.0, 0.05)  # bounds of dimensionless STDP amplitudes
+TAU = (0.005, 1.0)  # bounds of trace time constants (s), searched in log10
+
+__all__ = ["rule_specs", "run", "figure", "main"]
+
+
+def _triplet(model: str) -> FitSpec:
+    from synaptic_fwp.plasticity import TripletSTDP
+
+    rule = TripletSTDP.from_table("visual_cortex", "all_to_all", model)
+    if model == "minimal":
+        bounds = {"A3_plus": AMP, "A2_minus": AMP, "tau_y": TAU}
+        fixed = {"A2_plus": 0.0}
+    else:
+        bounds = {"A2_plus": AMP, "A3_plus": AMP, "A2_minus": AMP, "A3_minus": AMP,
+                  "tau_x": TAU, "tau_y": TAU}
+        fixed = {}
+    published = {p: float(getattr(rule, p)) for p in bounds}
+    return FitSpec(f"triplet_{model}", pairing_model(rule, name=f"triplet_{model}"), bounds,
+                   fixed=fixed, published=published)
+
+
+def _pair() -> FitSpec:
+    from synaptic_fwp.plasticity import PairSTDP
+
+    rule = PairSTDP(tau_plus=16.8e-3, tau_minus=33.7e-3, A_plus=5e-3, A_minus=5e-3)
+    return FitSpec("pair_stdp", pairing_model(rule, name="pair_stdp"),
+                   {"A_plus": AMP, "A_minus": AMP})
+
+
+def _graupner_brunel(quick: bool) -> FitSpec:
+    from synaptic_fwp.plasticity import GraupnerBrunel
+
+    rule = GraupnerBrunel.from_table("cortical_slices")
+    n_trials = 10 if quick else 40
+    bounds = {"C_pre": (0.1, 3.0), "C_post": (0.1, 3.0), "gamma_d": (10.0, 1000.0),
+              "gamma_p": (10.0, 2000.0), "tau_ca": (0.005, 0.1)}
+    bounds = {k: v for k, v in bounds.items() if k in dataclasses.asdict(rule)}
+    published = {p: float(getattr(rule, p)) for p in bounds}
+    model = pairing_model(rule, name="graupner_brunel",
+                          protocol_kwargs={"n_trials": n_trials, "seed": 0})
+    return FitSpec("graupner_brunel", model, bounds, published=published)
+
+
+def _shouval() -> FitSpec:
+    from synaptic_fwp.plasticity import ShouvalCalcium
+
+    rule = ShouvalCalcium.from_table() if hasattr(ShouvalCalcium, "from_table") else \
+        ShouvalCalcium()
+    cand = {"alpha1": (0.1, 1.0), "alpha2": (0.2, 1.5), "eta_scale": (1e-3, 10.0)}
+    bounds = {k: v for k, v in cand.items() if k in dataclasses.asdict(rule)}
+    return FitSpec("shouval", pairing_model(rule, name="shouval"), bounds)
+
+
+def rule_specs(quick: bool = False) -> tuple[list[FitSpec], dict[str, str]]:
+    """The rules to compare, and ``{rule: reason}`` for those whose definition or protocol
+    support is not available (they are reported, not silently dropped)."""
+    specs, missing = [], {}
+    builders = [("pair_stdp", _pair), ("triplet_minimal", lambda: _triplet("minimal")),
+                ("triplet_full", lambda: _triplet("full")),
+                ("graupner_brunel", lambda: _graupner_brunel(quick)),
+                ("shouval", _shouval)]
+    for name, build in builders:
+        try:
+            specs.append(build())
+        except (ImportError, AttributeError, TypeError, ValueError) as e:
+            missing[name] = f"{type(e).__name__}: {e}"
+    return specs, missing
+
+
+def run(quick: bool = False, seed: int = 0, progress: bool = False) -> xr.Dataset:
+    """Fit every rule to the Sjostrom data; the table (dims rule x dataset x param) merged with
+    the best-fit and published curves (dims rule x grid) and the data (dim point)."""
+    data = datasets.load(DATASET)
+    specs, missing = rule_specs(quick)
+    kw = (dict(popsize=4, maxiter=3, n_boot=4, grid_points=8, max_nfev=15) if quick
+          else dict(popsize=10, maxiter=100, n_boot=100, grid_points=60))
+    cmp = compare(specs, [data], seed=seed, progress=progress, **kw)
+    rules = [s.name for s in specs]
+    first = cmp.fits[(rules[0], DATASET)]
+    curves = np.stack([cmp.fits[(r, DATASET)]["model_grid"].values for r in rules])
+    pub = np.full_like(curves, np.nan)
+    for i, r in enumerate(rules):
+        if (r, DATASET) in cmp.published:
+            pub[i] = cmp.published[(r, DATASET)]["model_grid"].values
+    at_data = np.stack([cmp.fits[(r, DATASET)]["model"].values for r in rules])
+    units = data["dw"].attrs["units"]
+    ds = cmp.table.copy()
+    ds = ds.assign_coords(
+        grid=first["grid"], grid_freq=first["grid_freq"], grid_dt=first["grid_dt"],
+        point=first["point"], freq=first["freq"], dt=first["dt"],
+    )
+    ds["curve"] = (("rule", "grid"), curves,
+                   {"units": units, "long_name": "best-fit weight change on a fine grid"})
+    ds["published_curve"] = (("rule", "grid"), pub,
+                             {"units": units,
+                              "long_name": "weight change at the published parameters "
+                                           "(NaN: none)"})
+    ds["model"] = (("rule", "point"), at_data,
+                   {"units": units, "long_name": "best-fit weight change at the data points"})
+    ds["data"] = ("point", data["dw"].values, dict(data["dw"].attrs))
+    ds["data_sem"] = ("point", data["dw_sem"].values, dict(data["dw_sem"].attrs))
+    ds.attrs.update(
+        analysis=NAME,
+        quick=int(quick),
+        dataset=DATASET,
+        dataset_citation=data.attrs["citation"],
+        missing_rules="; ".join(f"{k}: {v}" for k, v in missing.items()) or "none",
+        fit_settings=repr(kw),
+    )
+    return ds
+
+
+def figure(ds: xr.Dataset):
+    """Data (mean +- SEM) and each rule's best-fit curve for dt = +10 ms and -10 ms, and the
+    AIC differences to the best rule."""
+    from synaptic_fwp.analyses._study import new_figure
+
+    from synaptic_fwp.plot import figures as pf
+
+    fig, axes = new_figure(1, 3, 180.0, 62.0)
+    rules = [str(r) for r in ds["rule"].values]
+    lags = sorted(set(np.round(ds["dt"].values, 9)), reverse=True)
+    for ax, lag in zip(axes[0, :2], lags, strict=False):
+        pts = np.isclose(ds["dt"].values, lag)
+        g = np.isclose(ds["grid_dt"].values, lag)
+        ax.errorbar(ds["freq"].values[pts], ds["data"].values[pts], ds["data_sem"].values[pts],
+                    fmt="o", color="k", capsize=2, label="Sjostrom et al. 2001", zorder=5)
+        for i, r in enumerate(rules):
+            line, = ax.plot(ds["grid_freq"].values[g], ds["curve"].values[i, g],
+                            label=f"{r} (AIC {float(ds['aic'].values[i, 0]):.1f})")
+            if np.isfinite(ds["published_curve"].values[i, g]).all():
+                ax.plot(ds["grid_freq"].values[g], ds["published_curve"].values[i, g], ls=":",
+                        color=line.get_color(), lw=0.9)
+        ax.axhline(0.0, color="0.6", lw=0.5)
+        ax.set_xlabel("pairing frequency (Hz)")
+        ax.set_ylabel("weight change (after/before - 1)")
+        ax.set_title(f"dt = {lag * 1e3:+.0f} ms (dotted: published sets)")
+    axes[0, 0].legend(loc="upper left", fontsize=5.5)
+    pf.rule_comparison(ds, "aic", ax=axes[0, 2])
+    axes[0, 2].set_title("AIC difference to the best rule")
+    return fig
+
+
+def summary(ds: xr.Dataset) -> str:
+    lines = [f"{'rule':18s} {'chi2':>8s} {'published':>9s} {'AIC':>7s} {'rank':>4s} "
+             f"{'seconds':>7s} {'sets/call':>9s}"]
+    order = np.argsort(ds["aic"].values[:, 0])
+    for i in order:
+        lines.append(
+            f"{str(ds['rule'].values[i]):18s} {ds['objective'].values[i, 0]:8.3f} "
+            f"{ds['published_objective'].values[i, 0]:9.3f} {ds['aic'].values[i, 0]:7.2f} "
+            f"{int(ds['rank'].values[i, 0]):4d} {ds['seconds'].values[i, 0]:7.1f} "
+            f"{int(ds['population'].values[i, 0]):9d}"
+        )
+    lines.append(f"missing rules: {ds.attrs['missing_rules']}")
+    return "\n".join(lines)
+
+
+def to_csv(ds: xr.Dataset, path: Path) -> None:
+    cols = ["objective", "published_objective", "rmse", "aic", "bic", "delta_aic",
+            "aic_weight", "rank", "n_free", "seconds", "population", "n_model_calls"]
+    df = ds[cols].to_dataframe().reset_index().sort_values(["dataset", "aic"])
+    vals = ds["value"].to_dataframe().reset_index().pivot(
+        index=["rule", "dataset"], columns="param", values="value")
+    vals.columns = [f"{c} ({u})" if u else str(c) for c, u in
+                    zip(vals.columns, ds["param_units"].sel(param=list(vals.columns)).values,
+                        strict=True)]
+    df = df.merge(vals.reset_index(), on=["rule", "dataset"])
+    df.to_csv(path, index=False, float_format="%.6g")
+
+
+def main(argv: Sequence[str] | None = None) -> xr.Dataset:
+    import matplotlib
+    from synaptic_fwp.analyses._study import STYLE, write_outputs
+
+    p = argparse.ArgumentParser(prog=f"python -m synaptic_fwp.analyses.{NAME}")
+    p.add_argument("--quick", action="store_true", help="reduced size (seconds, for tests)")
+    p.add_argument("--out", default=f"results/{NAME}", help="output directory (%(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every fit (%(default)s)")
+    a = p.parse_args(argv)
+    ds = run(quick=a.quick, seed=a.seed, progress=not a.quick)
+    with matplotlib.rc_context(STYLE):
+        fig = figure(ds)
+    paths = write_outputs(ds, fig, a.out, NAME)
+    csv = Path(a.out) / f"{NAME}.csv"
+    to_csv(ds, csv)
+    print(summary(ds))
+    for path in [*paths, csv]:
+        print(f"wrote {path}")
+    return ds
+
+
+if __name__ == "__main__":
+    main()
