@@ -6,7 +6,7 @@
     synaptic-fwp run results/stdp_pairing.nc         # run again what produced a result file
     synaptic-fwp fit examples/stdp_pairing.toml      # fit the rule to the file's [fit] data
     synaptic-fwp plot results/stdp_fit.nc            # figure (PDF + PNG) of any result file
-    synaptic-fwp compare --rules ... --data ...      # rule-versus-data comparison table
+    synaptic-fwp compare a.toml b.toml --figure f    # rank the files' rules on data by AIC
     synaptic-fwp datasets                            # list / show / export shipped data
 
 ``synaptic-fwp <command> --help`` explains each command. Errors in files or arguments are
@@ -141,19 +141,29 @@ def _cmd_datasets(a: argparse.Namespace) -> int:
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     from . import compare
-
-    data = [_load_data(d) for d in a.data]
-    table = compare.compare(a.rules, data, seed=a.seed)
-    out = Path(a.out)
     from .experiment import save
 
-    save(table, out)
-    print(table)
+    exps = [_experiment_from(x) for x in a.experiments]
+    specs = [e.fit_spec() for e in exps]
+    if a.data:
+        data = {d: _load_data(d) for d in a.data}
+    else:  # the [fit] data of the files
+        names = list(dict.fromkeys(e.config["fit"]["data"] for e in exps))
+        data = {d: _load_data(d) for d in names}
+    opts = exps[0].fit_options()
+    if a.seed is not None:
+        opts["seed"] = a.seed
+    res = compare.compare(specs, data, progress=not a.no_progress, **opts)
+    out = Path(a.out)
+    save(res.table, out)
+    cols = ["objective", "published_objective", "aic", "delta_aic", "aic_weight", "rank"]
+    df = res.table[cols].to_dataframe()
+    print(df.sort_values(["dataset", "rank"]).to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {out}")
     if a.figure:
         from . import plot
 
-        written = plot.save(plot.rule_comparison(table), Path(a.figure))
+        written = plot.save(plot.rule_comparison(res.table), Path(a.figure))
         print("wrote " + ", ".join(map(str, written)))
     return 0
 
@@ -243,15 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "compare",
-        help="compare rules on datasets (fit each, rank by AIC)",
-        description="Fit each rule to each dataset (synaptic_fwp.compare) and write the table "
-        "of best fits ranked by AIC; optionally a rule-comparison figure (Delta-AIC bars).",
+        help="compare rules on data: fit each, rank by AIC",
+        description="Fit the rule of each experiment file (its [fit] free parameters and "
+        "bounds) to each dataset (the files' [fit] data, or --data) with synaptic_fwp.compare, "
+        "and write the table (chi-square, chi-square of the published set, AIC, Delta-AIC, "
+        "Akaike weight, rank, best values and CIs) ranked by AIC; optionally a figure of "
+        "Delta-AIC bars. Fit options (seed, popsize, maxiter, n_boot) come from the first file.",
     )
-    c.add_argument("--rules", nargs="+", required=True, help="rule names to compare")
-    c.add_argument("--data", nargs="+", required=True, help="shipped dataset names or CSV paths")
-    c.add_argument("--seed", type=int, default=0, help="random seed of the fits (default 0)")
+    c.add_argument("experiments", nargs="+", help="experiment files (.toml) with [fit] tables")
+    c.add_argument(
+        "--data",
+        nargs="+",
+        help="shipped dataset names or CSV paths (default: the files' [fit] data)",
+    )
+    c.add_argument("--seed", type=int, help="random seed of the fits (default: the file's)")
     c.add_argument("-o", "--out", default="results/compare.nc", help="table output (.nc)")
     c.add_argument("--figure", help="also write a figure here (.pdf/.png, or no suffix: both)")
+    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c.set_defaults(func=_cmd_compare)
 
     d = sub.add_parser(

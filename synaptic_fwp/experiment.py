@@ -585,6 +585,52 @@ class Experiment:
             save(ds, target)
         return ds
 
+    def _fit_table(self) -> dict[str, Any]:
+        cfg = self.config
+        if "fit" not in cfg:
+            raise ExperimentError(f"{self.source}: missing table [fit] ({SECTIONS['fit']})")
+        if cfg["protocol"]["name"] != "pairing":
+            raise ExperimentError(
+                f"{self.source}: [fit] fits run through the pairing protocol; "
+                f"[protocol] name is {cfg['protocol']['name']!r}"
+            )
+        return cfg["fit"]
+
+    def fit_spec(self):
+        """The :class:`synaptic_fwp.compare.FitSpec` of this file's rule and ``[fit]`` table
+        (named after the experiment); its ``published`` set is the rule's values of the free
+        parameters when the rule comes from a published table or preset."""
+        from . import fit as fitmod
+        from .compare import FitSpec
+
+        cfg = self.config
+        f = self._fit_table()
+        rule = build_rule(cfg["rule"], None, _Ctx(self.text, self.source))
+        model = fitmod.pairing_model(
+            rule,
+            name=cfg["experiment"]["name"],
+            n_pairs=cfg["protocol"]["n_pairs"],
+            w0=cfg["protocol"].get("w0", 1.0),
+            params=sorted({*f["free"], *f.get("fixed", {})}),
+        )
+        published = None
+        if "table" in cfg["rule"] or "preset" in cfg["rule"]:
+            published = {k: float(getattr(rule, k)) for k in f["free"]}
+        return FitSpec(
+            name=cfg["experiment"]["name"],
+            model=model,
+            bounds={k: tuple(v) for k, v in f["free"].items()},
+            fixed=f.get("fixed") or None,
+            log=f.get("log"),
+            published=published,
+        )
+
+    def fit_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`synaptic_fwp.fit.fit` from ``[fit]`` (seed, popsize,
+        maxiter, n_boot)."""
+        f = self._fit_table()
+        return {k: f[k] for k in ("seed", "popsize", "maxiter", "n_boot") if k in f}
+
     def fit(
         self, progress: bool = True, out: str | Path | None = None, write: bool = True
     ) -> xr.Dataset:
@@ -594,32 +640,15 @@ class Experiment:
         from . import fit as fitmod
 
         cfg = self.config
-        if "fit" not in cfg:
-            raise ExperimentError(f"{self.source}: missing table [fit] ({SECTIONS['fit']})")
-        f = cfg["fit"]
-        if cfg["protocol"]["name"] != "pairing":
-            raise ExperimentError(
-                f"{self.source}: [fit] fits run through the pairing protocol; "
-                f"[protocol] name is {cfg['protocol']['name']!r}"
-            )
-        data = _load_data(f["data"])
-        rule = build_rule(cfg["rule"], None, _Ctx(self.text, self.source))
-        model = fitmod.pairing_model(
-            rule,
-            n_pairs=cfg["protocol"]["n_pairs"],
-            w0=cfg["protocol"].get("w0", 1.0),
-            params=sorted({*f["free"], *f.get("fixed", {})}),
-        )
-        kw: dict[str, Any] = {k: f[k] for k in ("popsize", "maxiter", "n_boot") if k in f}
-        if "log" in f:
-            kw["log"] = f["log"]
+        f = self._fit_table()
+        spec = self.fit_spec()
         ds = fitmod.fit(
-            model,
-            data,
-            bounds={k: tuple(v) for k, v in f["free"].items()},
-            fixed=f.get("fixed") or None,
-            seed=f["seed"],
-            **kw,
+            spec.model,
+            _load_data(f["data"]),
+            bounds=dict(spec.bounds),
+            fixed=spec.fixed,
+            log=spec.log,
+            **self.fit_options(),
         )
         ds.attrs.update(_netcdf_safe(ds.attrs))
         ds.attrs.update(

@@ -139,7 +139,7 @@ def test_place_field_kernel_capacity_learning_comparison(tmp_path):
     texts = [t.get_text() for a in axes.ravel() for t in a.texts]
     assert texts == list("abcde")
     # rule comparison is relative to the best rule per dataset
-    bars = [p.get_height() for p in axes[0, 4].patches]
+    bars = [p.get_width() for p in axes[0, 4].patches]
     assert sorted(bars) == [0.0, 0.0, 2.0, 2.0]
 
 

@@ -637,9 +637,10 @@ def rule_comparison(
     width: str | float = "single",
     height_mm: float | None = None,
 ) -> Figure:
-    """Rule comparison: grouped bars of ``metric`` (e.g. AIC, BIC, RMSE) for each rule (dim
-    ``rule``) on each dataset (dim ``dataset``). With ``relative`` the best (lowest) rule of each
-    dataset is subtracted, so bars show Delta-AIC and the best rule sits at 0."""
+    """Rule comparison: horizontal bars of ``metric`` (e.g. AIC, BIC, RMSE) for each rule (dim
+    ``rule``), one colour per dataset (dim ``dataset``), each bar labelled with its value. With
+    ``relative`` the best (lowest) rule of each dataset is subtracted, so bars show Delta-AIC
+    and the best rule of each dataset reads "0 (best)"."""
     fn = "rule_comparison"
     ds = _check_ds(ds, fn)
     da = _get(ds, metric, "metric", fn)
@@ -652,17 +653,29 @@ def rule_comparison(
         vals = vals - np.nanmin(vals, axis=0, keepdims=True)
     rules = [_fmt(r) for r in ds[rule].values]
     groups = [_fmt(g) for g in ds[keep[1]].values] if len(keep) == 2 else [""]
+    if height_mm is None and ax is None:
+        height_mm = min(20.0 + 7.0 * len(rules) * len(groups), 200.0)
     with style():
         fig, ax = _axes(ax, width, height_mm)
-        n = len(rules)
-        w = 0.8 / n
-        xg = np.arange(len(groups))
-        for i, r in enumerate(rules):
-            ax.bar(xg + (i - (n - 1) / 2) * w, vals[i], width=w, color=color(i), label=r)
-        ax.set_xticks(xg, groups)
+        m = len(groups)
+        h = 0.8 / m
+        y = np.arange(len(rules))
+        top = np.nanmax(vals) if np.isfinite(vals).any() else 1.0
+        for j, g in enumerate(groups):
+            yy = y + (j - (m - 1) / 2) * h
+            ax.barh(yy, vals[:, j], height=h, color=color(j), label=g or None)
+            for yi, v in zip(yy, vals[:, j], strict=True):
+                txt = "0 (best)" if relative and v == 0 else f"{v:.3g}"
+                ax.text(v + 0.01 * (top or 1.0), yi, txt, va="center", ha="left", fontsize=6)
+        ax.set_yticks(y, rules)
+        ax.invert_yaxis()
+        ax.set_xlim(0, (top or 1.0) * 1.25)
         name = str(da.attrs.get("long_name", metric))
-        ax.set_ylabel(f"\u0394 {name} (vs best)" if relative else _label(ds[metric]))
-        ax.legend(ncols=min(3, n))
+        ax.set_xlabel(f"\u0394 {name} (vs best)" if relative else _label(ds[metric]))
+        if m > 1:
+            ax.legend(loc="lower right")
+        elif groups[0]:
+            ax.set_title(groups[0], fontsize=7)
     return fig
 
 
