@@ -100,7 +100,12 @@ def apply_bounds(
     if bounds == "soft":
         W = W + dw_plus * (w_max - W) - dw_minus * (W - w_min)
         return W.clamp(w_min, w_max)
-    W = W + dw_plus - dw_minus
+    if isinstance(dw_plus, float) and dw_plus == 0.0:
+        W = W - dw_minus
+    elif isinstance(dw_minus, float) and dw_minus == 0.0:
+        W = W + dw_plus
+    else:
+        W = W + dw_plus - dw_minus
     if bounds == "hard":
         return W.clamp(w_min, w_max)
     return W

@@ -107,12 +107,19 @@ def run_events(
         torch.set_num_threads(1)
     try:
         if hasattr(rule, "decay_factors") and not rule.has_continuous_dynamics:
-            # trace rules: all decay factors at once, (batch..., G, E) per trace
-            batch = W0.shape[:-3]
-            fac = rule.decay_factors(dt_t.expand(batch + dt_t.shape))
-            fac = {n: f.movedim(-1, 0).contiguous() for n, f in fac.items()}  # (E, batch.., G)
+            # Trace rules: a protocol grid has few distinct inter-event intervals (a pairing
+            # protocol: d and T - d), so compute exp(-dt/tau) once per distinct interval,
+            # (batch..., U) per trace, and gather the (batch..., G) factors of each event.
+            uniq, inv = np.unique(dt, return_inverse=True)
+            inv = torch.as_tensor(inv.reshape(G, E), device=W0.device)
+            nb = W0.ndim - 3
+            u_t = torch.as_tensor(uniq, **opts).reshape((1,) * nb + (uniq.size,))
+            fac = rule.decay_factors(u_t)  # (batch.., U)
+            fac = {n: f.movedim(-1, 0).contiguous() for n, f in fac.items()}  # (U, batch..)
             for k in range(E):
-                st = rule.scale(st, {n: f[k] for n, f in fac.items()}, flush=k % 3 == 0)
+                idx = inv[:, k]  # row gathers: (G, batch..) -> view (batch.., G)
+                st = rule.scale(st, {n: f[idx].movedim(0, -1) for n, f in fac.items()},
+                                flush=k % 3 == 0)
                 if any_pre[k]:
                     W, st = rule.on_pre(W, st, pre_t[:, k])
                 if any_post[k]:
