@@ -13,7 +13,7 @@ import torch
 from synaptic_fwp import rules, scan
 from synaptic_fwp.scan import _pick_backend, prepare
 from synaptic_fwp.scan import chunk as chunk_mod
-from synaptic_fwp.scan.chunk import _unit_lower_inverse, chunk_flops, scan_chunk
+from synaptic_fwp.scan.chunk import _unit_lower_solve, chunk_flops, scan_chunk
 
 CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
 F64 = torch.float64
@@ -180,6 +180,8 @@ def test_auto_picks_chunk_for_long_sequences():
     assert _pick_backend(rule, q, "auto") == "chunk"
     assert _pick_backend(rule, q[:, :10], "auto") == "recurrent"
     assert _pick_backend(rules.get("oja"), q, "auto") == "recurrent"
+    weird = rules.LinearRule("delta_gla", decay="pre", correction="delta", write="eta")
+    assert _pick_backend(weird, q, "auto") == "recurrent"  # a form the chunk path lacks
     y0, W0_ = scan(q, k, v, rule, initial_state=W0, **gates)
     yc, Wc = scan(q, k, v, rule, initial_state=W0, backend="chunk", **gates)
     yr, Wr = scan(q, k, v, rule, initial_state=W0, backend="recurrent", **gates)
@@ -188,12 +190,12 @@ def test_auto_picks_chunk_for_long_sequences():
 
 
 @pytest.mark.parametrize("S", [1, 2, 5, 16, 17, 40, 64])
-def test_unit_lower_inverse(S):
+def test_unit_lower_solve(S):
     gen = torch.Generator().manual_seed(S)
     A = torch.randn(3, S, S, generator=gen, dtype=F64).tril(-1) * 0.3
-    X = _unit_lower_inverse(A)
-    eye = torch.eye(S, dtype=F64)
-    ref = torch.linalg.solve_triangular(eye + A, eye.expand(3, S, S), upper=False)
+    R = torch.randn(3, S, 4, generator=gen, dtype=F64)
+    X = _unit_lower_solve(A, R)
+    ref = torch.linalg.solve_triangular(torch.eye(S, dtype=F64) + A, R, upper=False)
     assert rel(X, ref) <= 1e-12
 
 

@@ -165,6 +165,10 @@ def prepare(
     return rule, g, W0
 
 
+#: Shortest sequence for which ``backend="auto"`` takes the chunk-wise path on the CPU.
+_AUTO_CHUNK_MIN_T = 64
+
+
 def _pick_backend(rule: LinearRule | BCMRule, q: torch.Tensor, backend: str) -> str:
     if backend != "auto":
         return backend
@@ -173,7 +177,9 @@ def _pick_backend(rule: LinearRule | BCMRule, q: torch.Tensor, backend: str) -> 
             import triton  # noqa: F401
 
             return "triton"
-    if rule.has_chunk_form and q.shape[1] >= 64:
+    from .chunk import supports
+
+    if supports(rule) and q.shape[1] >= _AUTO_CHUNK_MIN_T:
         return "chunk"
     return "recurrent"
 

@@ -61,7 +61,7 @@ import torch
 
 from ..rules import LinearRule
 
-__all__ = ["scan_chunk", "chunk_flops", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE"]
 
 #: Chunk length used when the caller does not choose one (measured in benchmarks/scan_chunk.py).
 DEFAULT_CHUNK_SIZE = 64
@@ -71,6 +71,16 @@ _SAFE_LOG = {torch.float64: 200.0, torch.float32: 20.0, torch.float16: 5.0, torc
 
 #: Diagonal block size of the recursive inversion of the unit lower-triangular UT matrix.
 _BASE_BLOCK = 16
+
+
+def supports(rule: object) -> bool:
+    """Whether :func:`scan_chunk` covers ``rule``: every :class:`LinearRule` except Oja's
+    (left correction) and the delta correction combined with a vector gate."""
+    return (
+        isinstance(rule, LinearRule)
+        and rule.correction != "oja"
+        and not (rule.correction == "delta" and rule.decay in ("pre", "post"))
+    )
 
 
 def _check(rule: object, chunk_size: object, stride: object) -> None:
@@ -130,44 +140,46 @@ def _decay_to_end(a: torch.Tensor) -> torch.Tensor:
     return torch.flip(torch.cumprod(torch.flip(nxt, [-2]), dim=-2), [-2])
 
 
-def _unit_lower_inverse(A: torch.Tensor) -> torch.Tensor:
-    """``(I + A)^{-1}`` for strictly lower-triangular ``A: (..., S, S)`` (the UT transform).
+def _nilpotent_inverse(A: torch.Tensor) -> torch.Tensor:
+    """``(I + A)^{-1} = sum_j (-A)^j = (I - A)(I + A^2)(I + A^4)...`` for strictly lower ``A``
+    (nilpotent: ``A^b = 0`` for ``b x b``); ``log2(b)`` squarings, all batched matmuls."""
+    b = A.shape[-1]
+    X = torch.eye(b, dtype=A.dtype, device=A.device) - A
+    P, p = A, 1
+    while 2 * p < b:
+        P = P @ P
+        p *= 2
+        X = X + X @ P
+    return X
 
-    Forward substitution on diagonal blocks of ``_BASE_BLOCK`` rows, then the recursive block
-    formula ``[[X11, 0], [X21, X22]]`` with ``X21 = -X22 L21 X11`` (all blocks of a level in one
-    batched matmul). Exact up to rounding; differentiable; no in-place writes.
+
+def _unit_lower_solve(A: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """``(I + A)^{-1} R`` for strictly lower-triangular ``A: (..., S, S)``, ``R: (..., S, C)``
+    (the UT transform applied to ``R``).
+
+    Blocked forward substitution: the ``_BASE_BLOCK x _BASE_BLOCK`` diagonal blocks are inverted
+    by the nilpotent product formula (batched over all blocks), then block row ``i`` is
+    ``X_i = (I + A_ii)^{-1} (R_i - A_{i,<i} X_{<i})``. Exact up to rounding; differentiable; no
+    in-place writes.
     """
     S = A.shape[-1]
     b = min(_BASE_BLOCK, S)
-    n_blocks = 1 << max(0, math.ceil(math.log2(math.ceil(S / b))))
-    P = b * n_blocks
+    nb = -(-S // b)
+    P = nb * b
     if P != S:
         A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
-    lead = A.shape[:-2]
-    # diagonal blocks (..., nb, b, b)
-    Ab = A.unflatten(-2, (n_blocks, b)).unflatten(-1, (n_blocks, b))
+        R = torch.nn.functional.pad(R, (0, 0, 0, P - S))
+    Ab = A.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))  # (..., nb, b, nb, b)
     Ad = torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
-    eye_b = torch.eye(b, dtype=A.dtype, device=A.device)
-    rows = [eye_b[0].expand(*Ad.shape[:-2], b)]
-    for i in range(1, b):
-        prev = torch.stack(rows, dim=-2)  # (..., nb, i, b)
-        r = eye_b[i] - (Ad[..., i : i + 1, :i] @ prev).squeeze(-2)
-        rows.append(r)
-    X = torch.stack(rows, dim=-2)  # (..., nb, b, b)
-    size = b
-    while size < P:
-        m = P // (2 * size)
-        A2 = A.unflatten(-2, (m, 2, size)).unflatten(-1, (m, 2, size))  # (..., m,2,s, m,2,s)
-        blk = torch.diagonal(A2, dim1=-6, dim2=-3)  # (..., 2, s, 2, s, m)
-        L21 = blk[..., 1, :, 0, :, :].movedim(-1, -3)  # (..., m, s, s)
-        X11, X22 = X[..., 0::2, :, :], X[..., 1::2, :, :]
-        X21 = -(X22 @ (L21 @ X11))
-        top = torch.cat([X11, torch.zeros_like(X11)], dim=-1)
-        bot = torch.cat([X21, X22], dim=-1)
-        X = torch.cat([top, bot], dim=-2)  # (..., m, 2s, 2s)
-        size *= 2
-    X = X.reshape(*lead, P, P)
-    return X[..., :S, :S] if P != S else X
+    Xd = _nilpotent_inverse(Ad.contiguous())
+    rows: list[torch.Tensor] = []
+    for i in range(nb):
+        Ri = R[..., i * b : (i + 1) * b, :]
+        if i:
+            Ri = Ri - A[..., i * b : (i + 1) * b, : i * b] @ torch.cat(rows, dim=-2)
+        rows.append(Xd[..., i, :, :] @ Ri)
+    X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
+    return X[..., :S, :] if P != S else X
 
 
 def _states_at(
@@ -273,9 +285,8 @@ def scan_chunk(
             D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
             kk = kc @ kc.transpose(-1, -2)
             Abar = torch.where(strict, gc.unsqueeze(-1) * D_prev * kk, zero)
-        Tinv = _unit_lower_inverse(Abar)
-        Ut = Tinv @ uc  # (N, BH, S, V)
-        Wt = Tinv @ gk  # (N, BH, S, K)
+        sol = _unit_lower_solve(Abar, torch.cat([uc, gk], dim=-1))
+        Ut, Wt = sol[..., :V], sol[..., V:]  # T_ c V: (N, BH, S, V); T_ gamma Lam k: (.., K)
         Kh = kc * d_end  # decay to chunk end folded into the keys
         starts, Us = [], []
         for n in range(N):
