@@ -108,7 +108,7 @@ def run(quick: bool = False, seed: int = 0, progress: bool = False) -> xr.Datase
     the best-fit and published curves (dims rule x grid) and the data (dim point)."""
     data = datasets.load(DATASET)
     specs, missing = rule_specs(quick)
-    kw = (dict(popsize=4, maxiter=3, n_boot=4, grid_points=8, max_nfev=15) if quick
+    kw = (dict(popsize=4, maxiter=3, n_boot=4, boot_iter=3, grid_points=8, max_nfev=10) if quick
           else dict(popsize=10, maxiter=100, n_boot=100, grid_points=60))
     cmp = compare(specs, [data], seed=seed, progress=progress, **kw)
     rules = [s.name for s in specs]

@@ -357,7 +357,8 @@ def batched_least_squares(
     :math:`(J^\top J + \lambda\,\mathrm{diag}(J^\top J))\delta = -J^\top r`, projected onto
     the box; accepted if the cost decreases (then :math:`\lambda/3`, else :math:`4\lambda`).
     A problem stops when an accepted step gains less than ``ftol`` relatively, or
-    :math:`\lambda > 10^{12}`. Returns ``(U, cost)`` with ``cost = sum(r**2)`` per problem.
+    :math:`\lambda > 10^{12}`, or when its step moves less than 1e-9. Returns ``(U, cost)``
+    with ``cost = sum(r**2)`` per problem.
     """
     U = np.clip(np.array(U0, dtype=np.float64, ndmin=2), 0.0, 1.0)
     B, k = U.shape
@@ -526,6 +527,7 @@ def fit(
     polish: bool = True,
     max_nfev: int = 200,
     n_boot: int = 100,
+    boot_iter: int = 30,
     ci: float = 0.95,
     grid_points: int = 60,
 ) -> xr.Dataset:
@@ -546,6 +548,7 @@ def fit(
     polish : refine the best candidate with ``scipy.optimize.least_squares``.
     max_nfev : most residual evaluations of the polish (each one model call).
     n_boot : parametric-bootstrap replicates for the confidence intervals (0: none).
+    boot_iter : most Levenberg-Marquardt iterations of each bootstrap refit (2 calls each).
     ci : confidence level of the percentile intervals.
     grid_points : points of the fine-grid model curve per group.
 
@@ -558,7 +561,7 @@ def fit(
     (``n_model_calls``), the candidate sets evaluated per call (``population``) and the time.
     """
     for nm, v, lo in (("popsize", popsize, 1), ("maxiter", maxiter, 1), ("n_boot", n_boot, 0),
-                      ("seed", seed, 0), ("max_nfev", max_nfev, 1)):
+                      ("seed", seed, 0), ("max_nfev", max_nfev, 1), ("boot_iter", boot_iter, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{nm} must be an int >= {lo}, got {v!r}")
     if not (isinstance(ci, float) and 0.0 < ci < 1.0):
@@ -621,6 +624,7 @@ def fit(
         Ub, _ = batched_least_squares(
             lambda U, which: prob.residuals(U, Y[which]),
             np.repeat(u_best[None], n_boot, axis=0),
+            max_iter=boot_iter,
         )
         Pb = prob.to_params(Ub)
         boot = np.full((n_boot, len(model.defaults)), np.nan)
