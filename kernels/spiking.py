@@ -1,0 +1,312 @@
+r"""Fused spiking projection: pre spikes in, LIF post update, traces, STDP weight update.
+
+One launch runs ``T`` steps of a feed-forward projection ``pre -> post`` for every instance;
+each program owns one instance and a block of ``BP`` postsynaptic neurons and keeps their weight
+rows ``W[post block, :]`` (``BP x n_pre``), membrane potentials, AMPA conductances, refractory
+counters and the rule's traces on-chip for the whole run. Only the presynaptic spikes of each
+step are read (``n_pre`` bytes) and the postsynaptic spikes written (``BP`` bytes).
+
+Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
+
+1. LIF (:class:`synaptic_fwp.neurons.LIFPopulation`, AMPA only), exact exponential integrator
+   with the conductance held over the step::
+
+       V <- lerp(V_inf, V, exp(-dt g_tot / C)),  g_tot = g_L + g_A,
+       V_inf = (g_L E_L + I_ext + g_A E_A) / g_tot          (conductance-based AMPA), or
+       V <- lerp(V_rest + g_A drive / g_L, V, exp(-dt g_L / C))      (fixed driving force);
+       refractory: V <- V_reset while ref > 0, ref <- max(ref - 1, 0);
+       spike if V > V_th: V <- V_reset, ref <- n_ref;  g_A <- g_A exp(-dt / tau_A)
+
+2. the rule's traces decay by their exact per-step factors ``exp(-dt / tau)``;
+3. transmission with the weights before this step's plasticity: ``g_A += W s_pre``;
+4. ``on_pre`` (depression ``o1 (A2- + A3- r2)`` at each presynaptic spike, then the pre traces
+   jump), then ``on_post`` (potentiation ``r1 (A2+ + A3+ o2)`` at each postsynaptic spike, then
+   the post traces jump), with the rule's bounds (none, hard clip, soft).
+
+Rules: :class:`synaptic_fwp.plasticity.PairSTDP` (``x = r1``, ``y = o1``, no triplet terms) and
+:class:`synaptic_fwp.plasticity.TripletSTDP` (Pfister & Gerstner 2006), all-to-all or nearest
+spike, scalar parameters. The trace factors and the jumps are taken from the rule object itself
+(``rule.decay``), the LIF factors from ``LIFPopulation.bind``: one definition of each.
+
+The kernel applies the plasticity densely (zero updates where nothing spiked), which equals the
+engine's event path bit for bit for the weights as long as they lie within the rule's bounds
+(checked on entry). Transmission sums ``W s_pre`` as a tree, the engine in spike order: the
+conductances may differ in the last bit, so states agree to ~1e-15 (float64) and spikes agree
+unless a membrane potential lands within that distance of threshold.
+
+Sources: Dayan & Abbott 2001 (LIF, Sec. 5.4, 5.8); Song, Miller & Abbott 2000 (pair STDP);
+Pfister & Gerstner 2006, J Neurosci 26:9673 (triplet STDP).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["lif_stdp_kernel", "run_lif_stdp"]
+
+
+@triton.jit
+def _lerp(a, b, w):
+    """torch.lerp(a, b, w) exactly as torch computes it (two branches for accuracy)."""
+    return tl.where(w < 0.5, a + w * (b - a), b - (b - a) * (1.0 - w))
+
+
+@triton.jit
+def _jump(x, s, NEAREST: tl.constexpr):
+    if NEAREST:
+        return x * (1.0 - s) + s
+    return x + s
+
+
+@triton.jit
+def _bounds(W, dwp, dwm, w_min, w_max, BOUNDS: tl.constexpr):
+    """``W + dwp - dwm`` with bounds 0 none / 1 hard / 2 soft (plasticity.base.apply_bounds)."""
+    if BOUNDS == 2:
+        W = W + dwp * (w_max - W) - dwm * (W - w_min)
+        W = tl.minimum(tl.maximum(W, w_min), w_max)
+    else:
+        W = W + dwp - dwm
+        if BOUNDS == 1:
+            W = tl.minimum(tl.maximum(W, w_min), w_max)
+    return W
+
+
+@triton.jit
+def lif_stdp_kernel(
+    pre_ptr, lif_ptr, rule_ptr,
+    w_ptr, v_ptr, ga_ptr, ref_ptr, o1_ptr, o2_ptr, r1_ptr, r2_ptr, spk_ptr,
+    T, NPOST, NPRE,
+    FIXED: tl.constexpr, HAS_REF: tl.constexpr, NEAREST: tl.constexpr, BOUNDS: tl.constexpr,
+    TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
+):
+    """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 8) per-instance
+    constants [V_th, V_reset, n_ref, dec_ampa, a, b, c, E_ampa] with (a, b, c) = (V_rest,
+    drive/g_L, exp(-dt g_L/C)) when FIXED else (g_L, g_L E_L + I_ext, dt/C); ``rule``: (10,)
+    [A2+, A3+, A2-, A3-, f_r1, f_r2, f_o1, f_o2, w_min, w_max]. State tensors are updated in
+    place: W (B, n_post, n_pre), V, g_A, ref, o1, o2 (B, n_post), r1, r2 (B, NP, n_pre) (one
+    copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8."""
+    i_b = tl.program_id(0).to(tl.int64)
+    i_p = tl.program_id(1)
+    NP = tl.num_programs(1)
+    op = i_p * BP + tl.arange(0, BP)
+    on = tl.arange(0, BN)
+    mp = op < NPOST
+    mn = on < NPRE
+    mw = mp[:, None] & mn[None, :]
+    woff = i_b * NPOST * NPRE + op[:, None] * NPRE + on[None, :]
+    poff = i_b * NPOST + op
+    toff = (i_b * NP + i_p) * NPRE + on
+    W = tl.load(w_ptr + woff, mask=mw, other=0.0)
+    V = tl.load(v_ptr + poff, mask=mp, other=0.0)
+    ga = tl.load(ga_ptr + poff, mask=mp, other=0.0)
+    ref = tl.load(ref_ptr + poff, mask=mp, other=0)
+    o1 = tl.load(o1_ptr + poff, mask=mp, other=0.0)
+    r1 = tl.load(r1_ptr + toff, mask=mn, other=0.0)
+    o2 = o1 * 0.0
+    r2 = r1 * 0.0
+    if TRIPLET:
+        o2 = tl.load(o2_ptr + poff, mask=mp, other=0.0)
+        r2 = tl.load(r2_ptr + toff, mask=mn, other=0.0)
+    L = lif_ptr + i_b * 8
+    v_th = tl.load(L)
+    v_reset = tl.load(L + 1)
+    n_ref = tl.load(L + 2).to(tl.int64)
+    dec_a = tl.load(L + 3)
+    pa = tl.load(L + 4)
+    pb = tl.load(L + 5)
+    pc = tl.load(L + 6)
+    e_a = tl.load(L + 7)
+    a2p = tl.load(rule_ptr)
+    a3p = tl.load(rule_ptr + 1)
+    a2m = tl.load(rule_ptr + 2)
+    a3m = tl.load(rule_ptr + 3)
+    f_r1 = tl.load(rule_ptr + 4)
+    f_r2 = tl.load(rule_ptr + 5)
+    f_o1 = tl.load(rule_ptr + 6)
+    f_o2 = tl.load(rule_ptr + 7)
+    w_min = tl.load(rule_ptr + 8)
+    w_max = tl.load(rule_ptr + 9)
+    for t in range(T):
+        # 1. LIF
+        if FIXED:
+            V = _lerp(pa + ga * pb, V, pc)
+        else:
+            g_tot = pa + ga
+            num = pb + ga * e_a
+            V = _lerp(num / g_tot, V, tl.exp(-g_tot * pc))
+        if HAS_REF:
+            V = tl.where(ref > 0, v_reset, V)
+            ref = tl.maximum(ref - 1, 0)
+        spk = (V > v_th) & mp
+        V = tl.where(spk, v_reset, V)
+        if HAS_REF:
+            ref = tl.where(spk, n_ref, ref)
+        ga = ga * dec_a
+        tl.store(spk_ptr + (i_b * T + t) * NPOST + op, spk.to(tl.uint8), mask=mp)
+        # 2. traces decay
+        r1 = r1 * f_r1
+        o1 = o1 * f_o1
+        if TRIPLET:
+            r2 = r2 * f_r2
+            o2 = o2 * f_o2
+        # 3. transmission with the weights before this step's plasticity
+        s = tl.load(pre_ptr + (i_b * T + t) * NPRE + on, mask=mn, other=0).to(W.dtype)
+        ga += tl.sum(W * s[None, :], 1)
+        # 4. on_pre, then on_post
+        if TRIPLET:
+            amp_m = a2m + a3m * r2
+        else:
+            amp_m = a2m + r2 * 0.0
+        W = _bounds(W, 0.0, o1[:, None] * (amp_m * s)[None, :], w_min, w_max, BOUNDS)
+        r1 = _jump(r1, s, NEAREST)
+        if TRIPLET:
+            r2 = _jump(r2, s, NEAREST)
+        p = spk.to(W.dtype)
+        if TRIPLET:
+            amp_p = a2p + a3p * o2
+        else:
+            amp_p = a2p + o2 * 0.0
+        W = _bounds(W, (amp_p * p)[:, None] * r1[None, :], 0.0, w_min, w_max, BOUNDS)
+        o1 = _jump(o1, p, NEAREST)
+        if TRIPLET:
+            o2 = _jump(o2, p, NEAREST)
+    tl.store(w_ptr + woff, W, mask=mw)
+    tl.store(v_ptr + poff, V, mask=mp)
+    tl.store(ga_ptr + poff, ga, mask=mp)
+    tl.store(ref_ptr + poff, ref, mask=mp)
+    tl.store(o1_ptr + poff, o1, mask=mp)
+    tl.store(r1_ptr + toff, r1, mask=mn)
+    if TRIPLET:
+        tl.store(o2_ptr + poff, o2, mask=mp)
+        tl.store(r2_ptr + toff, r2, mask=mn)
+
+
+def run_lif_stdp(
+    pre_spikes: torch.Tensor,
+    W: torch.Tensor,
+    rule: object,
+    post: object,
+    dt: float,
+    state: dict[str, torch.Tensor] | None = None,
+    block_post: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run a plastic feed-forward projection onto a LIF population for ``T`` steps, one launch.
+
+    Parameters
+    ----------
+    pre_spikes : (B, T, n_pre) bool or 0/1 tensor: the presynaptic spikes of each step.
+    W : (B, n_post, n_pre) or (n_post, n_pre) initial AMPA weights (siemens, or volts per unit
+        for the fixed-driving-force neuron), float32 or float64; not modified.
+    rule : :class:`~synaptic_fwp.plasticity.PairSTDP` or
+        :class:`~synaptic_fwp.plasticity.TripletSTDP` with scalar (not per-instance) parameters.
+    post : :class:`~synaptic_fwp.neurons.LIFPopulation` with ``n = n_post`` (AMPA input only);
+        a copy is bound to ``(dt, B)``, the object itself is left as it is.
+    dt : time step (s).
+    state : the ``state`` entry of a previous result, to continue a run; else the population's
+        and the rule's initial states.
+    block_post : post neurons per program (a power of two; default from the sizes).
+
+    Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``
+    and the rule's traces under their own names).
+    """
+    import copy
+
+    from synaptic_fwp.neurons import LIFPopulation
+    from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
+
+    from .launch import INTERPRETED
+
+    if not isinstance(pre_spikes, torch.Tensor) or pre_spikes.ndim != 3:
+        raise ValueError("pre_spikes must be a (B, T, n_pre) tensor, got "
+                         f"{getattr(pre_spikes, 'shape', type(pre_spikes).__name__)}")
+    B, T, n_pre = pre_spikes.shape
+    if not isinstance(W, torch.Tensor) or W.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"W must be a float32 or float64 tensor, got {getattr(W, 'dtype', W)}")
+    if W.ndim == 2:
+        W = W.expand(B, *W.shape)
+    if W.ndim != 3 or W.shape[0] != B or W.shape[2] != n_pre:
+        raise ValueError(f"W has shape {tuple(W.shape)}; expected (B, n_post, n_pre) with B={B}, "
+                         f"n_pre={n_pre}")
+    n_post = W.shape[1]
+    if not isinstance(post, LIFPopulation) or post.n != n_post:
+        raise ValueError(f"post must be a LIFPopulation with n={n_post} (W's n_post), got {post!r}")
+    if not isinstance(rule, (PairSTDP, TripletSTDP)):
+        raise TypeError(f"rule must be a PairSTDP or TripletSTDP, got {type(rule).__name__}")
+    if rule.batch_shape() != ():
+        raise ValueError("the fused kernel takes rules with scalar parameters; got per-instance "
+                         f"parameters of batch shape {rule.batch_shape()}")
+    dev, dtype = W.device, W.dtype
+    if pre_spikes.device != dev:
+        raise ValueError(f"pre_spikes is on {pre_spikes.device} but W is on {dev}")
+    if dev.type == "cuda" and INTERPRETED:
+        raise ValueError("the kernels were imported with TRITON_INTERPRET=1 (CPU interpreter) "
+                         "but the tensors are on CUDA")
+    if dev.type != "cuda" and not INTERPRETED:
+        raise ValueError(f"the fused spiking kernel needs CUDA tensors (got {dev}); on the CPU "
+                         "set TRITON_INTERPRET=1 before the first Triton import")
+    if rule.bounds != "none" and bool(((W < rule.w_min) | (W > rule.w_max)).any()):
+        raise ValueError(f"W must lie within the rule's bounds [{rule.w_min}, {rule.w_max}] "
+                         f"(bounds={rule.bounds!r})")
+    pop = copy.copy(post)
+    pop.bind(float(dt), B, dtype, dev)
+    p = pop._p
+    fixed = post.ampa_drive is not None
+    cols = [p["V_th"], p["V_reset"], p["n_ref"].to(dtype), p["dec_ampa"]]
+    if fixed:
+        cols += [p["V_rest"], p["drive_over_gL"], p["fac_m"], p["E_ampa"]]
+    else:
+        cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["E_ampa"]]
+    lif = torch.cat([c.reshape(B, 1).to(dtype) for c in cols], 1).contiguous()
+    W_run = W.detach().clone().contiguous()
+    trip = isinstance(rule, TripletSTDP)
+    if state is None:
+        s0 = pop.init_state()
+        tr = rule.init_state(W_run)
+    else:
+        s0 = {k: state[k] for k in ("V", "g_ampa", "ref")}
+        tr = {k: state[k] for k in rule.state_shapes}
+    ones = {k: torch.ones((), dtype=dtype, device=dev) for k in rule.state_shapes}
+    fac = {k: float(v) for k, v in rule.decay(ones, float(dt)).items()}
+    if trip:
+        names = {"r1": "r1", "r2": "r2", "o1": "o1", "o2": "o2"}
+        amps = [rule.A2_plus, rule.A3_plus, rule.A2_minus, rule.A3_minus]
+    else:
+        names = {"r1": "x", "r2": None, "o1": "y", "o2": None}
+        amps = [rule.A_plus, 0.0, rule.A_minus, 0.0]
+    f = [fac[names[n]] if names[n] else 1.0 for n in ("r1", "r2", "o1", "o2")]
+    rt = torch.tensor([float(a) for a in amps] + f + [rule.w_min, rule.w_max], dtype=dtype,
+                      device=dev)
+    bn = triton.next_power_of_2(n_pre)
+    bp = block_post or max(1, min(triton.next_power_of_2(n_post), max(1, 4096 // bn)))
+    npb = triton.cdiv(n_post, bp)
+
+    def post_t(name: str | None) -> torch.Tensor:
+        if name is None:
+            return torch.zeros((B, n_post), dtype=dtype, device=dev)
+        return tr[name].to(dtype).expand(B, n_post).contiguous().clone()
+
+    def pre_t(name: str | None) -> torch.Tensor:
+        if name is None:
+            return torch.zeros((B, npb, n_pre), dtype=dtype, device=dev)
+        return tr[name].to(dtype).reshape(B, 1, n_pre).expand(B, npb, n_pre).contiguous()
+
+    V = s0["V"].to(dtype).contiguous().clone()
+    ga = s0["g_ampa"].to(dtype).contiguous().clone()
+    ref = s0["ref"].to(torch.int64).contiguous().clone()
+    o1, o2 = post_t(names["o1"]), post_t(names["o2"])
+    r1, r2 = pre_t(names["r1"]), pre_t(names["r2"])
+    spk = torch.empty((B, T, n_post), dtype=torch.uint8, device=dev)
+    pre_u8 = (pre_spikes != 0).to(torch.uint8).contiguous()
+    lif_stdp_kernel[(B, npb)](
+        pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk, T, n_post, n_pre,
+        FIXED=fixed, HAS_REF=bool((p["n_ref"] > 0).any()), NEAREST=rule.pairing == "nearest",
+        BOUNDS={"none": 0, "hard": 1, "soft": 2}[rule.bounds], TRIPLET=trip, BP=bp, BN=bn,
+    )
+    out_state = {"V": V, "g_ampa": ga, "ref": ref}
+    for n, k in names.items():
+        if k is not None:
+            out_state[k] = (r1 if n == "r1" else r2)[:, 0] if n.startswith("r") else (
+                o1 if n == "o1" else o2)
+    return {"spikes": spk.bool(), "W": W_run, "state": out_state}
