@@ -537,7 +537,7 @@ class Network:
                 else:
                     e = act[(obj, "bi")]
                     if e is not None:
-                        c.index_put_(e, torch.ones_like(e[0], dtype=torch.int32),
+                        c.index_put_(e[:2], torch.ones_like(e[0], dtype=torch.int32),
                                      accumulate=True)
             if check:
                 bad = self._first_nonfinite()

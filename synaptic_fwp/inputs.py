@@ -241,8 +241,8 @@ class PoissonInput(Source):
         """Rates (Hz, float64) at the given absolute steps for the given (instance, neuron)."""
         if self._mode == "trace":
             r = self.rate.detach().to(torch.float64)
-            k = torch.clamp((steps.to(torch.float64) * self._dt / self.rate_dt).floor().long(),
-                            max=r.shape[0] - 1)
+            pos = steps.to(torch.float64) * self._dt / self.rate_dt + 1e-9
+            k = torch.clamp(pos.floor().long(), max=r.shape[0] - 1)
             return r[k, b, i] if r.ndim == 3 else r[k, i]
         t = steps.to(torch.float64) * self._dt
         uniq, inv = torch.unique(t, return_inverse=True)
@@ -410,7 +410,7 @@ class RateInput(Source):
             if bool((v < 0).any()):
                 raise ValueError(f"rate(t) returned a negative rate ({float(v.min())} Hz)")
         elif isinstance(r, torch.Tensor) and self.rate_dt is not None:
-            k = torch.clamp((t / self.rate_dt).floor().long(), max=r.shape[0] - 1)
+            k = torch.clamp((t / self.rate_dt + 1e-9).floor().long(), max=r.shape[0] - 1)
             v = r.to(torch.float64)[k]
             v = torch.broadcast_to(v if v.ndim == 3 else v.unsqueeze(1), (T, B, n))
         elif isinstance(r, torch.Tensor):

@@ -372,7 +372,7 @@ class Projection:
         x = s["x_pre"]
         x.mul_(self._g["lam_pre"])
         if ev is not None:
-            b, i = ev
+            b, i = ev[0], ev[1]
             inc = self._g["inv_tau_pre"].expand(self._B, 1)[b, 0]
             x.index_put_((b, i), inc, accumulate=True)
 
@@ -401,9 +401,9 @@ class Projection:
         s["v"] = v
         W = s["W"]
         if isinstance(r, _rules.BCMRule):
-            y = r.post(W, k, v)
+            # as the oracle (scan_recurrent): the threshold includes this step's activity
+            s["theta"] = r.update_threshold(s["theta"], r.post(W, k, v))
             W_new = r.step(W, k, v, theta=s["theta"], eta=g["eta_dt"])
-            s["theta"] = r.update_threshold(s["theta"], y)
         else:
             kw = {}
             vv = v

@@ -1,0 +1,231 @@
+"""The batched engine: instance independence, plasticity plumbing against closed forms and the
+oracle scan, inputs, delays, records schema, non-finite detection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from synaptic_fwp import rules
+from synaptic_fwp._validation import NonFiniteError
+from synaptic_fwp.engine import Network
+from synaptic_fwp.inputs import (
+    PlaceCellInput,
+    PlateauInput,
+    PoissonInput,
+    RateInput,
+    SpikeTimesInput,
+)
+from synaptic_fwp.neurons import LIFPopulation, RatePopulation
+from synaptic_fwp.plasticity import PairSTDP
+from synaptic_fwp.scan.recurrent import scan_recurrent
+
+LIF = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3)
+
+
+def _stdp_net(batch, seed, rate, V_th, tau_ampa, W0, rule, n_in=20):
+    net = Network(dt=1e-4, batch=batch, seed=seed, dtype=torch.float64)
+    inp = net.add(PoissonInput(n_in, rate=rate, name="inp"))
+    lif = net.add(LIFPopulation(1, **{**LIF, "V_th": V_th}, t_ref=1e-3, tau_ampa=tau_ampa,
+                                name="out"))
+    net.connect(inp, lif, W0, rule, name="S")
+    return net
+
+
+def _params(B, n_in=20):
+    g = torch.Generator().manual_seed(1)
+    rate = 150.0 + 250.0 * torch.rand(B, generator=g, dtype=torch.float64)
+    V_th = -52e-3 + 4e-3 * torch.rand(B, generator=g, dtype=torch.float64)
+    tau_a = 2e-3 + 4e-3 * torch.rand(B, generator=g, dtype=torch.float64)
+    W0 = 4e-9 * torch.rand(B, 1, n_in, generator=g, dtype=torch.float64)
+    return rate, V_th, tau_a, W0
+
+
+@pytest.mark.parametrize("per_instance_rule", [False, True])
+def test_instance_independence_exact(per_instance_rule):
+    """A batch of parameter sets gives each instance exactly its result alone (float64)."""
+    B = 64 if not per_instance_rule else 8
+    rate, V_th, tau_a, W0 = _params(B)
+    if per_instance_rule:
+        A = 1e-10 * (1 + torch.arange(B, dtype=torch.float64))
+        rule = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=A, A_minus=1.05 * A,
+                        bounds="hard", w_min=0.0, w_max=5e-9)
+    else:
+        rule = PairSTDP.song2000(w_max=5e-9)
+    rec = ["S.W", "out.V", "out.spikes", "S.x"]
+    full = _stdp_net(B, 7, rate, V_th, tau_a, W0, rule).run(0.015, record=rec, every=0.005,
+                                                            progress=False)
+    assert int(full["out_spikes"].sum()) > B  # the neurons do spike
+    for b in range(B):
+        rb = rule
+        if per_instance_rule:
+            rb = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=A[b:b + 1],
+                          A_minus=1.05 * A[b:b + 1], bounds="hard", w_min=0.0, w_max=5e-9)
+        one = _stdp_net(1, 7 + b, rate[b:b + 1], V_th[b:b + 1], tau_a[b:b + 1], W0[b:b + 1],
+                        rb).run(0.015, record=rec, every=0.005, progress=False)
+        for v in ("S_W", "out_V", "out_spikes", "S_x"):
+            a = full[v].values[b]
+            c = one[v].values[0]
+            assert np.array_equal(a, c), (b, v)
+
+
+def test_chunking_does_not_change_results():
+    rate, V_th, tau_a, W0 = _params(4)
+    rule = PairSTDP.song2000(w_max=5e-9)
+    a = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, record=["S.W", "out.V"],
+                                                          every=0.001, progress=False)
+    b = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, record=["S.W", "out.V"],
+                                                          every=0.001, progress=False, chunk=30)
+    np.testing.assert_array_equal(a["S_W"].values, b["S_W"].values)
+    np.testing.assert_array_equal(a["out_V"].values, b["out_V"].values)
+
+
+def test_pair_stdp_in_the_engine_matches_the_closed_form():
+    """Pre spike at t_pre; a driver input makes the post neuron fire one step after t_drive.
+    The final weight is W0 + A+ exp(-(t_post - t_pre)/tau+) or W0 - A- exp(-(t_pre - t_post)/tau-)."""
+    dt = 1e-4
+    delays = [-12e-3, -3e-3, 2e-3, 9e-3]  # t_post - t_pre
+    B = len(delays)
+    t_pre = 20e-3
+    net = Network(dt=dt, batch=B, dtype=torch.float64)
+    pre = net.add(SpikeTimesInput(1, times=[t_pre] * B, indices=[0] * B,
+                                  instances=list(range(B)), name="pre"))
+    t_post = [t_pre + d for d in delays]
+    drv = net.add(SpikeTimesInput(1, times=[t - dt for t in t_post], indices=[0] * B,
+                                  instances=list(range(B)), name="drv"))
+    post = net.add(LIFPopulation(1, **LIF, t_ref=40e-3, tau_ampa=2e-4, name="post"))
+    net.connect(drv, post, torch.full((1, 1), 1e-6), name="D")
+    rule = PairSTDP(tau_plus=16.8e-3, tau_minus=33.7e-3, A_plus=0.01, A_minus=0.007)
+    net.connect(pre, post, torch.full((1, 1), 0.5e-12), rule, name="S")
+    ds = net.run(0.05, record=["S.W", "post.spikes"], every=0.05, progress=False)
+    assert (ds["post_spikes"].values[:, 0, 0] == 1).all()
+    W = ds["S_W"].values[:, 0, 0, 0]
+    for b, d in enumerate(delays):
+        want = 0.5e-12 + (0.01 * math.exp(-d / 16.8e-3) if d > 0
+                          else -0.007 * math.exp(d / 33.7e-3))
+        assert W[b] == pytest.approx(want, rel=1e-12)
+
+
+def test_delta_rule_in_the_engine_equals_the_oracle_scan():
+    """Rate rule driven by rates: W_t = W + eta dt (v - W k) (x) k, against scan_recurrent."""
+    dt, T, n_pre, n_post, B = 1e-3, 40, 5, 3, 2
+    g = torch.Generator().manual_seed(0)
+    k = torch.rand(T, B, n_pre, generator=g, dtype=torch.float64)
+    v = torch.rand(T, B, n_post, generator=g, dtype=torch.float64)
+    W0 = 0.1 * torch.randn(B, n_post, n_pre, generator=g, dtype=torch.float64)
+    eta = torch.tensor([3.0, 7.0], dtype=torch.float64)
+    net = Network(dt=dt, batch=B, dtype=torch.float64)
+    src = net.add(RateInput(n_pre, rate=k, rate_dt=dt, name="src"))
+    val = net.add(RateInput(n_post, rate=v, rate_dt=dt, name="val"))
+    pop = net.add(RatePopulation(n_post, tau=10e-3, name="pop"))
+    net.connect(src, pop, W0, "delta", eta=eta, value=val, name="S")
+    ds = net.run(T * dt, record=["S.W"], every=T * dt, progress=False)
+    kk = k.permute(1, 0, 2).unsqueeze(2)
+    vv = v.permute(1, 0, 2).unsqueeze(2)
+    gates = {"eta": (eta * dt).reshape(B, 1, 1).expand(B, T, 1), "decay": None, "gate": None}
+    _, W_T, _ = scan_recurrent(kk, kk, vv, rules.get("delta"), gates, W0.unsqueeze(1))
+    np.testing.assert_allclose(ds["S_W"].values[:, -1], W_T[:, 0].numpy(), rtol=1e-12,
+                               atol=1e-14)
+    assert ds.coords["S_eta"].attrs["units"] == "1/s"
+
+
+def test_calcium_nmda_hebbian_with_decay_runs_and_records():
+    """AMPA W plastic by mamba2 (decay tau), NMDA U giving v = B(V) U k, filtered spikes."""
+    net = Network(dt=1e-4, batch=2, seed=1, dtype=torch.float64)
+    inp = net.add(PoissonInput(8, rate=torch.tensor([20.0, 40.0]), name="inp"))
+    lif = net.add(LIFPopulation(2, **LIF, name="out"))
+    S = net.connect(inp, lif, 1e-9, "mamba2", U0=torch.full((2, 8), 0.5e-9), eta=10.0,
+                    tau_decay=0.5, tau_pre=20e-3, calcium="mg_block", bounds="hard",
+                    w_min=0.0, w_max=5e-9, name="S")
+    ds = net.run(0.02, record=["S.W", "S.v", "S.x_pre", "out.g_nmda"], every=0.01,
+                 progress=False)
+    assert lif.uses["nmda"] and S.kind == "rate"
+    assert float(ds["out_g_nmda"].max()) > 0
+    assert float(ds["S_x_pre"].max()) > 0
+    assert (ds["S_W"].values <= 5e-9).all() and (ds["S_W"].values >= 0).all()
+    for name, var in ds.variables.items():
+        assert "units" in var.attrs and "long_name" in var.attrs, name
+
+
+def test_synaptic_delay_shifts_the_conductance():
+    dt = 1e-4
+    out = []
+    for delay in (0.0, 2e-3):
+        net = Network(dt=dt, batch=1, dtype=torch.float64)
+        inp = net.add(SpikeTimesInput(1, times=[1e-3], indices=[0], name="inp"))
+        lif = net.add(LIFPopulation(1, **LIF, name="out"))
+        net.connect(inp, lif, torch.full((1, 1), 1e-9), delay=delay, name="S")
+        ds = net.run(0.006, record=["out.g_ampa"], progress=False)
+        out.append(ds["out_g_ampa"].values[0, :, 0])
+    first = [int(np.argmax(g > 0)) for g in out]
+    assert first[1] - first[0] == 20
+
+
+def test_poisson_rates_thinning_and_batch_size_independence():
+    dt, T = 1e-3, 2.0
+    rates = torch.tensor([5.0, 50.0])
+    net = Network(dt=dt, batch=2, seed=3, dtype=torch.float64)
+    net.add(PoissonInput(200, rate=rates, name="p"))
+    net.add(PoissonInput(200, rate=lambda t: 40.0 * (t > 1.0).to(torch.float64)[:, None, None],
+                         max_rate=40.0, name="q"))
+    ds = net.run(T, record=["p.spikes", "q.spikes"], every=0.5, progress=False)
+    counts = ds["p_spikes"].values.sum((1, 2))
+    p = -np.expm1(-rates.numpy() * dt)
+    expect = 200 * T / dt * p
+    assert np.all(np.abs(counts - expect) < 4 * np.sqrt(expect))
+    q = ds["q_spikes"].values.sum(2)  # (batch, 4 records of 0.5 s)
+    assert q[:, :2].sum() == 0
+    eq = 200 * 1.0 / dt * -np.expm1(-40 * dt)
+    assert np.all(np.abs(q[:, 2:].sum(1) - eq) < 4 * np.sqrt(eq))
+    # instance 1 alone (seed 3 + 1) gets the same spikes
+    one = Network(dt=dt, batch=1, seed=4, dtype=torch.float64)
+    one.add(PoissonInput(200, rate=rates[1:], name="p"))
+    d1 = one.run(T, record=["p.spikes"], every=0.5, progress=False)
+    np.testing.assert_array_equal(d1["p_spikes"].values[0], ds["p_spikes"].values[1])
+
+
+def test_place_cells_and_plateau_at_a_position():
+    dt = 1e-3
+    track = PlaceCellInput(10, track_length=2.0, speed=0.5, width=0.1, peak_rate=30.0,
+                           circular=True, spiking=False, name="ca3")
+    plateau = PlateauInput(1, positions=[1.0], track=track, duration=0.3, laps=[1], name="ec3")
+    net = Network(dt=dt, batch=1, dtype=torch.float64)
+    net.add(track, plateau)
+    ds = net.run(8.0, record=["ca3.rate", "ec3.rate"], every=dt, progress=False)
+    r = ds["ca3_rate"].values[0]
+    t = ds["time"].values
+    peak_t = t[np.argmax(r[:4000, 5])]  # cell 5 has its centre at 1.1 m; lap 0
+    assert peak_t == pytest.approx((1.1 - 0.0) / 0.5, abs=2 * dt)
+    on = t[ds["ec3_rate"].values[0, :, 0] > 0]
+    assert on[0] == pytest.approx(4.0 + 1.0 / 0.5 + dt, abs=1.5 * dt)  # lap 1 reaches 1.0 m
+    assert on[-1] - on[0] == pytest.approx(0.3 - dt, abs=1.5 * dt)
+
+
+def test_sweep_coordinates_and_attrs():
+    net = Network(dt=1e-4, batch=3, seed=5, dtype=torch.float64)
+    inp = net.add(PoissonInput(4, rate=torch.tensor([10.0, 20.0, 30.0]), name="inp"))
+    lif = net.add(LIFPopulation(1, **LIF, tau_ampa=torch.tensor([2e-3, 4e-3, 6e-3]),
+                                name="out"))
+    net.connect(inp, lif, 1e-9, PairSTDP.song2000(w_max=2e-9), name="S")
+    ds = net.run(0.002, record=["S.W", "out.V"], every=0.001, progress=False)
+    assert list(ds.coords["inp_rate"].values) == [10.0, 20.0, 30.0]
+    assert ds.coords["out_tau_ampa"].attrs["units"] == "s"
+    assert list(ds.coords["seed"].values) == [5, 6, 7]
+    assert ds.attrs["dt"] == 1e-4 and ds.attrs["S_rule"] == "pair_stdp"
+    assert "version" in ds.attrs
+    np.testing.assert_allclose(ds["time"].values, [0.001, 0.002])
+    assert ds["S_W"].dims == ("batch", "time", "post", "pre")
+
+
+def test_non_finite_state_stops_with_step_variable_and_instance():
+    net = Network(dt=1e-3, batch=4, dtype=torch.float64)
+    src = net.add(RateInput(1, rate=1.0, name="src"))
+    pop = net.add(RatePopulation(1, tau=2e-3, gain=torch.tensor([1.0, 1.0, 1.0, 1e200], dtype=torch.float64),
+                                 name="r"))
+    net.connect(src, pop, torch.ones(1, 1), name="S1")
+    net.connect(pop, pop, torch.full((1, 1), 1e200, dtype=torch.float64), name="rec")
+    with pytest.raises(NonFiniteError, match=r"step \d+.*r\.\w+, instance 3"):
+        net.run(0.05, progress=False)
