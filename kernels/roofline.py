@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["H100", "Cost", "kernel_cost", "bound_seconds"]
+__all__ = ["H100", "Cost", "kernel_cost", "spiking_cost", "bound_seconds"]
 
 H100 = {
     "hbm_bytes_per_s": 3.35e12,
@@ -91,6 +91,15 @@ def kernel_cost(
     byt = s * (2 * K + 2 * V + g) + 4 * (2 * K + V + g)  # inputs + dy; fp32 dq, dk, dv, dgates
     byt += 4 * VK / (bt if mode == "chunk" else seg)  # the checkpoint read
     return Cost(bytes=byt, flops=2 * step + adj, unit="fp32_cuda_core_flops")
+
+
+def spiking_cost(n_pre: int, n_post: int, fp64: bool = False) -> Cost:
+    """The fused spiking projection per step and instance: spikes in and out (1 byte each),
+    about ``10 n_post n_pre`` flops (transmission ``2``, ``on_pre`` and ``on_post`` ``4`` each)
+    on CUDA cores (fp64 at half the fp32 rate)."""
+    unit = "fp32_cuda_core_flops"
+    fl = 10.0 * n_post * n_pre
+    return Cost(bytes=float(n_pre + n_post), flops=fl * (2.0 if fp64 else 1.0), unit=unit)
 
 
 def bound_seconds(cost: Cost, B: int, T: int, H: int, hw: dict = H100) -> float:

@@ -307,6 +307,7 @@ def test_spiking_kernel_equals_engine_spike_for_spike(case):
     pre, ref_spikes, st, run = _spiking_case(rule, lif, B, n_pre, steps, dt, W0)
     out = run(pre, W0, rule, lif, dt, block_post=block)
     assert int(ref_spikes.sum()) > 10, "the test needs post spikes to be meaningful"
+    assert float((out["W"] - W0).abs().max()) > 0.02 * w_max, "the weights must have changed"
     assert torch.equal(out["spikes"], ref_spikes)
     ref_state = {"W": st["proj"]["S"]["W"], "V": st["pop"]["lif"]["V"],
                  "g_ampa": st["pop"]["lif"]["g_ampa"]}
