@@ -40,6 +40,9 @@ LAYER = {
     "models": 10,
     "analyses": 10,
 }
+# files whose layer differs from their folder's: the fused spiking kernel implements a
+# projection (neurons + plasticity), so it sits with layer 3, below the engine that calls it.
+FILE_LAYER = {"kernels/spiking.py": 3}
 PLOT, FACES = LAYER["plot"], LAYER["cli"]
 
 
@@ -87,7 +90,7 @@ CASES = list(_modules())
 
 @pytest.mark.parametrize("path,top", CASES, ids=[str(p.relative_to(ROOT)) for p, _ in CASES])
 def test_imports_go_downward(path, top):
-    own = LAYER.get(top)
+    own = FILE_LAYER.get(str(path.relative_to(ROOT)), LAYER.get(top))
     assert own is not None, f"{path}: module {top!r} has no layer; add it to LAYER in this test"
     for mod, line in _imports(path):
         root = mod.split(".")[0]
