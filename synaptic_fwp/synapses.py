@@ -296,6 +296,11 @@ class Projection:
             s = torch.as_tensor(self.sign, dtype=dtype).reshape(-1).to(device)
             g["sign"] = s.expand(self.n_pre).reshape(1, 1, -1)
         self._g = g
+        if self.kind == "spiking" and not self.rule.has_continuous_dynamics:
+            # exact per-step factors exp(-dt/tau) of the rule's own traces, from the rule itself
+            W1 = torch.zeros(B, self.n_post, self.n_pre, dtype=dtype, device=device)
+            ones = {k: torch.ones_like(v) for k, v in self.rule.init_state(W1).items()}
+            self._fac = dict(self.rule.decay(ones, dt))
         if self.kind == "spiking":
             bs = self.rule.batch_shape() if hasattr(self.rule, "batch_shape") else ()
             if bs not in ((), (B,), (1,)):
@@ -334,10 +339,6 @@ class Projection:
             st = self.rule.init_state(s["W"])
             for k, v in st.items():
                 s[f"rule.{k}"] = v
-            ones = {k: torch.ones_like(v) for k, v in st.items()}
-            if not self.rule.has_continuous_dynamics:
-                # exact per-step factors exp(-dt/tau) of the rule's own traces
-                self._fac = {k: v for k, v in self.rule.decay(ones, self._dt).items()}
         return s
 
     variables_base = {
