@@ -12,6 +12,7 @@ Runs the package's flagship experiments end to end on the CPU and writes, for ea
    ``P/N``, against the Hebbian crosstalk theory ``(P - 1)/(N - 2)`` (random unit keys: each
    other pair adds ``E[(k_j . k_i)^2] = 1/N`` times ``E[||v_j||^2 / ||v_i||^2] = N/(N - 2)``
    for Gaussian values).
+
 Each step's Dataset stores the package version, the seed and the step's settings in its attrs.
 """
 
