@@ -26,20 +26,24 @@ SMALL = 1_000_000  # below this many synapses the event loop runs single-threade
 
 
 def merge_events(
-    pre_times: Sequence[np.ndarray], post_times: Sequence[np.ndarray], pre_delay: float = 0.0
+    pre_times: Sequence[np.ndarray],
+    post_times: Sequence[np.ndarray],
+    pre_delay: float = 0.0,
+    post_delay: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge per-protocol pre and post spike times into sorted event arrays.
 
     Returns ``(dt, is_pre, is_post)`` of shape ``(G, E)``: the interval before each event
     (the first from ``t = 0``), and 0/1 masks. Protocols with fewer events are padded with
     empty events (``dt = 0``, no spike). Presynaptic events are delivered at
-    ``t + pre_delay``. Coincident events stay separate (pre first).
+    ``t + pre_delay``, postsynaptic ones at ``t + post_delay`` (the rule's ``pre_delay`` /
+    ``post_delay``). Coincident events stay separate (pre first).
     """
     G = len(pre_times)
     rows = []
     for g in range(G):
         tp = np.asarray(pre_times[g], float) + pre_delay
-        tq = np.asarray(post_times[g], float)
+        tq = np.asarray(post_times[g], float) + post_delay
         t = np.concatenate([tp, tq])
         kind = np.concatenate([np.zeros(tp.size, int), np.ones(tq.size, int)])
         order = np.lexsort((kind, t))  # by time, then pre (0) before post (1)

@@ -33,7 +33,8 @@ from .._validation import check_choice
 from ..plasticity.base import SpikingRule
 from .events import batch_rule, merge_events, run_events
 
-__all__ = ["pairing", "pairing_events", "rule_batch_shape", "rule_attrs"]
+__all__ = ["pairing", "pairing_events", "rule_batch_shape", "rule_attrs", "simulate_protocols",
+           "finish_dataset", "check_common"]
 
 
 def _as_1d(name: str, x: float | Sequence[float] | np.ndarray, positive: bool = False):
@@ -86,20 +87,96 @@ def rule_attrs(rule: SpikingRule) -> dict[str, object]:
     return out
 
 
-def pairing_events(delays: np.ndarray, freqs: np.ndarray, n_pairs: int, pre_delay: float = 0.0):
+def pairing_events(
+    delays: np.ndarray, freqs: np.ndarray, n_pairs: int, pre_delay: float = 0.0,
+    post_delay: float = 0.0,
+):
     """Sorted event arrays for the grid (freq x delay), flattened as ``G = F * D`` protocols.
 
-    Times are shifted so that the first spike of each protocol is at ``t = 0``.
+    Times are shifted so that the first event of each protocol is at ``t = 0``.
     """
     pre, post = [], []
     for f in freqs:
         for d in delays:
             t = np.arange(n_pairs) / f
             tp, tq = t, t + d
-            t0 = min(tp[0] + pre_delay, tq[0])
+            t0 = min(tp[0] + pre_delay, tq[0] + post_delay)
             pre.append(tp - t0)
             post.append(tq - t0)
-    return merge_events(pre, post, pre_delay)
+    return merge_events(pre, post, pre_delay, post_delay)
+
+
+def simulate_protocols(
+    rule: SpikingRule,
+    ev: tuple[np.ndarray, np.ndarray, np.ndarray],
+    dims: tuple[str, ...],
+    grid: tuple[int, ...],
+    *,
+    w0: float,
+    n_trials: int,
+    seed: int,
+    dtype: torch.dtype,
+    device: str | torch.device,
+) -> tuple[dict, bool]:
+    """Run the sorted events ``ev`` (``G = prod(grid)`` protocols) for every parameter set of
+    ``rule`` and read out the weight change (module docstring); returns the Dataset variables
+    over ``("param", *dims)`` and whether the Graupner-Brunel readout was used."""
+    pshape = rule_batch_shape(rule)
+    P = pshape[0] if pshape else 1
+    G = int(np.prod(grid))
+    is_gb = bool(getattr(rule, "bistable", False))  # Graupner-Brunel: published readout
+    opts = dict(dtype=dtype, device=device)
+    if not is_gb:
+        r = batch_rule(rule, 1)  # params (P,) -> (P, 1) against the batch (P, G)
+        # Additive trace rules (no bounds, W constant between spikes): the increments do not
+        # depend on W, so run from 0 and add w0 afterwards: dw keeps full relative precision.
+        additive = rule.bounds == "none" and not rule.has_continuous_dynamics
+        W0 = torch.full((P, G, 1, 1), 0.0 if additive else float(w0), **opts)
+        W, _ = run_events(r, W0, *ev, tail=getattr(rule, "settle_time", 0.0))
+        if additive:
+            dw = W.reshape(P, *grid) / w0
+            w_end = w0 + W.reshape(P, *grid)
+        else:
+            w_end = W.reshape(P, *grid)
+            dw = (w_end - w0) / w0
+        data = {
+            "dw": (("param", *dims), dw.cpu().numpy(),
+                   {"units": "1", "long_name": "relative weight change (w_end - w0)/w0"}),
+            "w_final": (("param", *dims), w_end.cpu().numpy(),
+                        {"units": "1", "long_name": "final weight"}),
+        }
+    else:
+        # batch (P, trial, initial, G); initial 0 = DOWN (rho 0), 1 = UP (rho 1)
+        r = batch_rule(rule, 3)
+        W0 = torch.zeros((P, n_trials, 2, G, 1, 1), **opts)
+        W0[:, :, 1] = 1.0
+        keys = _gb_keys(seed, P, n_trials, G, device)
+        st = r.init_state(W0, keys=keys)
+        W, _ = run_events(r, W0, *ev, state=st, tail=r.settle_time)
+        rho = W.reshape(P, n_trials, 2, *grid)
+        rho_star = r.rho_star if not isinstance(r.rho_star, torch.Tensor) else \
+            r.rho_star.reshape((P, 1, 1) + (1,) * len(grid))
+        up = (rho > (rho_star if not isinstance(rho_star, torch.Tensor)
+                     else rho_star.to(rho))).to(dtype)
+        U = up[:, :, 0].mean(1)          # P(DOWN -> UP)
+        Dn = (1.0 - up[:, :, 1]).mean(1)  # P(UP -> DOWN)
+        change = rule.synaptic_change(U, Dn, param_shape=(P,) + (1,) * len(grid))
+        sem_u = up[:, :, 0].std(1, correction=1) / np.sqrt(n_trials) if n_trials > 1 else U * 0
+        data = {
+            "dw": (("param", *dims), (change - 1.0).cpu().numpy(),
+                   {"units": "1", "long_name": "relative synaptic change (change - 1)"}),
+            "change": (("param", *dims), change.cpu().numpy(),
+                       {"units": "1", "long_name": "synaptic strength after/before (GB Eq. 4)"}),
+            "U": (("param", *dims), U.cpu().numpy(),
+                  {"units": "1", "long_name": "DOWN->UP transition probability"}),
+            "U_sem": (("param", *dims), sem_u.cpu().numpy(),
+                      {"units": "1", "long_name": "standard error of U over trials"}),
+            "D": (("param", *dims), Dn.cpu().numpy(),
+                  {"units": "1", "long_name": "UP->DOWN transition probability"}),
+            "rho_final": (("param", "trial", "initial", *dims), rho.cpu().numpy(),
+                          {"units": "1", "long_name": "efficacy rho at the end"}),
+        }
+    return data, is_gb
 
 
 def pairing(
@@ -131,103 +208,73 @@ def pairing(
     Returns an ``xarray.Dataset`` with ``dw`` (relative change), ``w_final`` and, for
     Graupner-Brunel, ``rho_final``, ``U``, ``D`` and ``change``; dims ``(param?, freq, dt_pair)``.
     """
-    _check_rule(rule)
+    check_common(rule, n_trials, dtype, w0)
     delays = _as_1d("dt", dt)
     freqs = _as_1d("freq", freq, positive=True)
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
-        raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
-    check_choice("dtype", dtype, [torch.float32, torch.float64])
-    if not (isinstance(w0, (int, float)) and np.isfinite(w0) and w0 > 0):
-        raise ValueError(f"w0 must be a finite number > 0, got {w0!r}")
-    pshape = rule_batch_shape(rule)
-    P = pshape[0] if pshape else 1
+    _check_count("n_pairs", n_pairs)
     F, D = freqs.size, delays.size
-    G = F * D
-    ev = pairing_events(delays, freqs, int(n_pairs), float(rule.pre_delay))
-
-    is_gb = bool(getattr(rule, "bistable", False))  # Graupner-Brunel: published readout
-    opts = dict(dtype=dtype, device=device)
-    if not is_gb:
-        if n_trials != 1 and not getattr(rule, "stochastic", False):
-            raise ValueError(f"n_trials must be 1 for the deterministic rule {rule.name!r}")
-        r = batch_rule(rule, 1)  # params (P,) -> (P, 1) against the batch (P, G)
-        # Additive trace rules (no bounds, W constant between spikes): the increments do not
-        # depend on W, so run from 0 and add w0 afterwards: dw keeps full relative precision.
-        additive = rule.bounds == "none" and not rule.has_continuous_dynamics
-        W0 = torch.full((P, G, 1, 1), 0.0 if additive else float(w0), **opts)
-        W, _ = run_events(r, W0, *ev, tail=getattr(rule, "settle_time", 0.0))
-        if additive:
-            dw = W.reshape(P, F, D) / w0
-            w_end = w0 + W.reshape(P, F, D)
-        else:
-            w_end = W.reshape(P, F, D)
-            dw = (w_end - w0) / w0
-        data = {
-            "dw": (("param", "freq", "dt_pair"), dw.cpu().numpy(),
-                   {"units": "1", "long_name": "relative weight change (w_end - w0)/w0"}),
-            "w_final": (("param", "freq", "dt_pair"), w_end.cpu().numpy(),
-                        {"units": "1", "long_name": "final weight"}),
-        }
-    else:
-        # batch (P, trial, initial, G); initial 0 = DOWN (rho 0), 1 = UP (rho 1)
-        r = batch_rule(rule, 3)
-        W0 = torch.zeros((P, n_trials, 2, G, 1, 1), **opts)
-        W0[:, :, 1] = 1.0
-        keys = _gb_keys(seed, P, n_trials, G, device)
-        st = r.init_state(W0, keys=keys)
-        W, _ = run_events(r, W0, *ev, state=st, tail=r.settle_time)
-        rho = W.reshape(P, n_trials, 2, F, D)
-        rho_star = r.rho_star if not isinstance(r.rho_star, torch.Tensor) else \
-            r.rho_star.reshape(P, 1, 1, 1)
-        up = (rho > (rho_star if not isinstance(rho_star, torch.Tensor)
-                     else rho_star.to(rho))).to(dtype)
-        U = up[:, :, 0].mean(1)          # P(DOWN -> UP)
-        Dn = (1.0 - up[:, :, 1]).mean(1)  # P(UP -> DOWN)
-        change = rule.synaptic_change(U, Dn, param_shape=(P, 1, 1))
-        sem_u = up[:, :, 0].std(1, correction=1) / np.sqrt(n_trials) if n_trials > 1 else U * 0
-        data = {
-            "dw": (("param", "freq", "dt_pair"), (change - 1.0).cpu().numpy(),
-                   {"units": "1", "long_name": "relative synaptic change (change - 1)"}),
-            "change": (("param", "freq", "dt_pair"), change.cpu().numpy(),
-                       {"units": "1", "long_name": "synaptic strength after/before (GB Eq. 4)"}),
-            "U": (("param", "freq", "dt_pair"), U.cpu().numpy(),
-                  {"units": "1", "long_name": "DOWN->UP transition probability"}),
-            "U_sem": (("param", "freq", "dt_pair"), sem_u.cpu().numpy(),
-                      {"units": "1", "long_name": "standard error of U over trials"}),
-            "D": (("param", "freq", "dt_pair"), Dn.cpu().numpy(),
-                  {"units": "1", "long_name": "UP->DOWN transition probability"}),
-            "rho_final": (("param", "trial", "initial", "freq", "dt_pair"), rho.cpu().numpy(),
-                          {"units": "1", "long_name": "efficacy rho at the end"}),
-        }
+    ev = pairing_events(delays, freqs, int(n_pairs), float(rule.pre_delay),
+                        float(getattr(rule, "post_delay", 0.0)))
+    data, is_gb = simulate_protocols(rule, ev, ("freq", "dt_pair"), (F, D), w0=w0,
+                                     n_trials=n_trials, seed=seed, dtype=dtype, device=device)
     coords = {
         "freq": ("freq", freqs, {"units": "Hz", "long_name": "pairing frequency"}),
         "dt_pair": ("dt_pair", delays,
                     {"units": "s", "long_name": "pairing delay t_post - t_pre"}),
-        "param": ("param", np.arange(P), {"units": "1", "long_name": "parameter set"}),
     }
+    return finish_dataset(rule, data, coords, is_gb, n_trials, {
+        "protocol": "pairing", "n_pairs": int(n_pairs), "w0": float(w0),
+        "n_trials": int(n_trials), "seed": int(seed)})
+
+
+def _check_count(name: str, n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+
+
+def check_common(rule: object, n_trials: object, dtype: object, w0: object) -> None:
+    """Checks shared by the protocols (before any work)."""
+    _check_rule(rule)
+    _check_count("n_trials", n_trials)
+    check_choice("dtype", dtype, [torch.float32, torch.float64])
+    if isinstance(w0, bool) or not (isinstance(w0, (int, float)) and np.isfinite(w0) and w0 > 0):
+        raise ValueError(f"w0 must be a finite number > 0, got {w0!r}")
+    if n_trials != 1 and not getattr(rule, "stochastic", False):
+        raise ValueError(
+            f"n_trials must be 1 for a deterministic rule ({rule.name!r}), got {n_trials}"
+        )
+    rule_batch_shape(rule)
+
+
+def finish_dataset(
+    rule: SpikingRule, data: dict, coords: dict, is_gb: bool, n_trials: int, attrs: dict
+) -> xr.Dataset:
+    """Assemble the protocol result: coords, per-instance parameters, attrs (DESIGN.md)."""
+    import dataclasses
+
+    from .. import __version__
+
+    pshape = rule_batch_shape(rule)
+    P = pshape[0] if pshape else 1
+    coords = {**coords,
+              "param": ("param", np.arange(P), {"units": "1", "long_name": "parameter set"})}
     if is_gb:
         coords["initial"] = ("initial", np.array(["DOWN", "UP"]), {"long_name": "initial state"})
         coords["trial"] = ("trial", np.arange(n_trials), {"long_name": "noisy trial"})
     ds = xr.Dataset(data, coords=coords)
-    import dataclasses
-
     for f in dataclasses.fields(rule):  # per-instance parameters become coordinates
         v = getattr(rule, f.name)
         if isinstance(v, torch.Tensor) and v.ndim == 1:
-            ds = ds.assign_coords({f.name: ("param", v.detach().cpu().numpy().astype(float))})
+            ds = ds.assign_coords({f.name: ("param", v.detach().cpu().numpy().astype(float),
+                                            {"long_name": f"rule parameter {f.name} (SI)"})})
     if not pshape:
         ds = ds.squeeze("param", drop=True)
     ds.attrs.update(rule_attrs(rule))
+    ds.attrs.update(attrs)
     ds.attrs.update({
-        "protocol": "pairing", "n_pairs": int(n_pairs), "w0": float(w0),
-        "n_trials": int(n_trials), "seed": int(seed), "source": rule.source,
+        "source": rule.source, "version": __version__,
         "simulation": "event-driven, exact inter-event evolution (synaptic_fwp.protocols.events)",
     })
-    from .. import __version__
-
-    ds.attrs["version"] = __version__
     return ds
 
 
