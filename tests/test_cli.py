@@ -80,12 +80,21 @@ def test_datasets_command(tmp_path, capsys):
     assert out.read_text().splitlines()[0].startswith("point")
 
 
-def test_demo_quick(tmp_path):
+def test_demo_quick(tmp_path, capsys):
     from synaptic_fwp import demo
 
-    res = demo.run(tmp_path, quick=True, progress=False)
-    kv = res["kv_memory"]
-    assert (tmp_path / "kv_memory.nc").exists() and (tmp_path / "kv_memory.pdf").exists()
+    assert demo.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    for step in demo.STEPS:
+        for ext in ("nc", "pdf", "png"):
+            assert (tmp_path / f"{step}.{ext}").stat().st_size > 1000, (step, ext)
+    assert "BTSP: ramp peak" in capsys.readouterr().out
+    # BTSP: the induced field peaks before the plateau (Milstein et al. 2021: -12.5 cm)
+    b = xr.load_dataset(tmp_path / "btsp_place_field.nc")
+    assert -0.25 < float(b["peak_shift"][0, -1]) < 0.0
+    # the fit is at least as good as the published set, computed by the same code
+    f = xr.load_dataset(tmp_path / "stdp_fit.nc")
+    assert float(f["objective"]) <= float(f["published_objective"]) + 1e-9
+    kv = xr.load_dataset(tmp_path / "kv_memory.nc")
     e = kv["recall_error"]
     # the delta rule recalls better than Hebbian at every load, and Hebbian follows the
     # crosstalk theory (P - 1)/(N - 2) within 3 SEM + 10%

@@ -9,6 +9,7 @@ seconds are shown in ms where that is the natural scale (STDP windows).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 
@@ -132,8 +133,15 @@ def _lines(
     """One line per value of ``hue`` (or one line), with an SEM band if ``sem``."""
     da = _get(ds, y, "y", fn)
     xc = _get(ds, x, "x", fn)
-    if x not in da.dims:
-        raise ValueError(f"{fn}: x={x!r} is not a dim of {y!r} (dims {list(da.dims)})")
+    xdim = x
+    if x not in da.dims:  # a 1-D variable along one of y's dims (e.g. time_from_plateau(pre))
+        if xc.ndim == 1 and xc.dims[0] in da.dims:
+            xdim = str(xc.dims[0])
+        else:
+            raise ValueError(
+                f"{fn}: x={x!r} is neither a dim of {y!r} (dims {list(da.dims)}) nor a 1-D "
+                "variable along one of them"
+            )
     if hue is not None:
         _get(ds, hue, "hue", fn)
         if hue not in da.dims:
@@ -144,7 +152,7 @@ def _lines(
     groups = list(ds[hue].values) if hue is not None else [None]
     for i, g in enumerate(groups):
         sel = {hue: g} if hue is not None else {}
-        keep = (x,)
+        keep = (xdim,)
         yy = _reduce_to(da.sel(sel) if sel else da, keep, None, fn).values[order]
         lab = None if g is None else f"{label_prefix}{_fmt(g)}"
         c = color(i + style_offset)
@@ -229,6 +237,35 @@ def _data_points(
 # ----------------------------------------------------------------------------- figure types
 
 
+def _with_labels(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Give a figure function ``xlabel``, ``ylabel`` and ``title`` keywords that replace the
+    labels taken from the Dataset's attrs (for names too long or too technical for a panel)."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: object,
+        xlabel: str | None = None,
+        ylabel: str | None = None,
+        title: str | None = None,
+        **kwargs: object,
+    ) -> Figure:
+        fig = fn(*args, **kwargs)
+        ax = kwargs.get("ax") or fig.axes[0]
+        if xlabel is not None:
+            ax.set_xlabel(xlabel)
+        if ylabel is not None:
+            ax.set_ylabel(ylabel)
+        if title is not None:
+            ax.set_title(title, fontsize=7)
+        return fig
+
+    wrapper.__doc__ = (fn.__doc__ or "") + (
+        "\n\n    ``xlabel``, ``ylabel``, ``title`` replace the labels taken from the attrs.\n"
+    )
+    return wrapper
+
+
+@_with_labels
 def stdp_window(
     ds: xr.Dataset,
     y: str = "dw",
@@ -268,6 +305,7 @@ def stdp_window(
     return fig
 
 
+@_with_labels
 def frequency_curve(
     ds: xr.Dataset,
     y: str = "dw",
@@ -336,6 +374,7 @@ def _by_label(ds: xr.Dataset, by: str, g: object) -> str:
     return f"{name} = {_fmt(v)} {units}".strip()
 
 
+@_with_labels
 def fit_result(
     ds: xr.Dataset,
     *,
@@ -413,6 +452,7 @@ def fit_result(
     return fig
 
 
+@_with_labels
 def weight_matrix(
     ds: xr.Dataset,
     var: str = "W",
@@ -453,6 +493,7 @@ def weight_matrix(
     return fig
 
 
+@_with_labels
 def weight_trajectories(
     ds: xr.Dataset,
     var: str = "W",
@@ -493,6 +534,7 @@ def weight_trajectories(
     return fig
 
 
+@_with_labels
 def place_field(
     ds: xr.Dataset,
     var: str = "ramp",
@@ -534,6 +576,7 @@ def _scalar(ds: xr.Dataset, v: float | str | None) -> float | None:
     return float(v)
 
 
+@_with_labels
 def plasticity_kernel(
     ds: xr.Dataset,
     var: str = "kernel",
@@ -560,6 +603,7 @@ def plasticity_kernel(
     return fig
 
 
+@_with_labels
 def capacity_curve(
     ds: xr.Dataset,
     var: str = "recall_error",
@@ -596,6 +640,7 @@ def capacity_curve(
     return fig
 
 
+@_with_labels
 def learning_curve(
     ds: xr.Dataset,
     var: str = "loss",
@@ -626,6 +671,7 @@ def learning_curve(
     return fig
 
 
+@_with_labels
 def rule_comparison(
     ds: xr.Dataset,
     metric: str = "aic",
