@@ -31,7 +31,7 @@ def run(quick: bool = False, out: str | None = None, seed: int = 0) -> xr.Datase
     B = 8 if quick else 32
     T = 5000 if quick else 20000
     eta = 0.02
-    theta_decay = 0.99
+    theta_decay = 0.95
     every = 20 if quick else 100
     g = torch.Generator().manual_seed(seed)
     pats = torch.rand(P, n_in, generator=g, dtype=torch.float64)
