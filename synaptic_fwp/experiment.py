@@ -632,10 +632,16 @@ class Experiment:
         return {k: f[k] for k in ("seed", "popsize", "maxiter", "n_boot") if k in f}
 
     def fit(
-        self, progress: bool = True, out: str | Path | None = None, write: bool = True
+        self,
+        progress: bool = True,
+        out: str | Path | None = None,
+        write: bool = True,
+        **options: Any,
     ) -> xr.Dataset:
         """Fit the ``[fit] free`` parameters of the rule to ``[fit] data`` through the
-        experiment's protocol with :func:`synaptic_fwp.fit.fit`; write ``[fit] output``."""
+        experiment's protocol with :func:`synaptic_fwp.fit.fit`; write ``[fit] output``.
+        ``options`` (``seed``, ``popsize``, ``maxiter``, ``n_boot``, ...) override the file's
+        and are stored in the output's ``fit_options`` attr."""
         from . import __version__
         from . import fit as fitmod
 
@@ -648,8 +654,9 @@ class Experiment:
             bounds=dict(spec.bounds),
             fixed=spec.fixed,
             log=spec.log,
-            **self.fit_options(),
+            **{**self.fit_options(), **options},
         )
+        ds.attrs["fit_options"] = json.dumps({**self.fit_options(), **options}, sort_keys=True)
         ds.attrs.update(_netcdf_safe(ds.attrs))
         ds.attrs.update(
             experiment=cfg["experiment"]["name"],
@@ -657,7 +664,7 @@ class Experiment:
             experiment_source=self.source,
             experiment_toml=self.text,
             package_version=__version__,
-            seed=int(f["seed"]),
+            seed=int(options.get("seed", f["seed"])),
             figure="fit_result",
         )
         if write:
