@@ -194,7 +194,7 @@ def test_unit_lower_solve(S):
     gen = torch.Generator().manual_seed(S)
     A = torch.randn(3, S, S, generator=gen, dtype=F64).tril(-1) * 0.3
     R = torch.randn(3, S, 4, generator=gen, dtype=F64)
-    X = _unit_lower_solve(A, R)
+    (X,) = _unit_lower_solve(A, R)
     ref = torch.linalg.solve_triangular(torch.eye(S, dtype=F64) + A, R, upper=False)
     assert rel(X, ref) <= 1e-12
 

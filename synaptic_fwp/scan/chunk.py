@@ -153,14 +153,14 @@ def _nilpotent_inverse(A: torch.Tensor) -> torch.Tensor:
     return X
 
 
-def _unit_lower_solve(A: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """``(I + A)^{-1} R`` for strictly lower-triangular ``A: (..., S, S)``, ``R: (..., S, C)``
-    (the UT transform applied to ``R``).
+def _unit_lower_solve(A: torch.Tensor, *Rs: torch.Tensor) -> list[torch.Tensor]:
+    """``(I + A)^{-1} R`` for each ``R: (..., S, C)``, ``A: (..., S, S)`` strictly lower
+    triangular (the UT transform applied to ``R``).
 
     Blocked forward substitution: the ``_BASE_BLOCK x _BASE_BLOCK`` diagonal blocks are inverted
     by the nilpotent product formula (batched over all blocks), then block row ``i`` is
-    ``X_i = (I + A_ii)^{-1} (R_i - A_{i,<i} X_{<i})``. Exact up to rounding; differentiable; no
-    in-place writes.
+    ``X_i = (I + A_ii)^{-1} (R_i - sum_{j<i} A_ij X_j)``. Exact up to rounding; differentiable;
+    no in-place writes.
     """
     S = A.shape[-1]
     b = min(_BASE_BLOCK, S)
@@ -168,18 +168,22 @@ def _unit_lower_solve(A: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     P = nb * b
     if P != S:
         A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
-        R = torch.nn.functional.pad(R, (0, 0, 0, P - S))
+        Rs = tuple(torch.nn.functional.pad(R, (0, 0, 0, P - S)) for R in Rs)
     Ab = A.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))  # (..., nb, b, nb, b)
     Ad = torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
     Xd = _nilpotent_inverse(Ad.contiguous())
-    rows: list[torch.Tensor] = []
-    for i in range(nb):
-        Ri = R[..., i * b : (i + 1) * b, :]
-        if i:
-            Ri = Ri - A[..., i * b : (i + 1) * b, : i * b] @ torch.cat(rows, dim=-2)
-        rows.append(Xd[..., i, :, :] @ Ri)
-    X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
-    return X[..., :S, :] if P != S else X
+    blocks = [A[..., i * b : (i + 1) * b, : i * b].contiguous() for i in range(nb)]
+    out = []
+    for R in Rs:
+        rows: list[torch.Tensor] = []
+        for i in range(nb):
+            Ri = R[..., i * b : (i + 1) * b, :]
+            for j in range(i):
+                Ri = Ri - blocks[i][..., j * b : (j + 1) * b] @ rows[j]
+            rows.append(Xd[..., i, :, :] @ Ri)
+        X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
+        out.append(X[..., :S, :] if P != S else X)
+    return out
 
 
 def _states_at(
@@ -285,8 +289,7 @@ def scan_chunk(
             D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
             kk = kc @ kc.transpose(-1, -2)
             Abar = torch.where(strict, gc.unsqueeze(-1) * D_prev * kk, zero)
-        sol = _unit_lower_solve(Abar, torch.cat([uc, gk], dim=-1))
-        Ut, Wt = sol[..., :V], sol[..., V:]  # T_ c V: (N, BH, S, V); T_ gamma Lam k: (.., K)
+        Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
         Kh = kc * d_end  # decay to chunk end folded into the keys
         starts, Us = [], []
         for n in range(N):
