@@ -53,8 +53,9 @@ def merge_events(
     is_pre = np.zeros((G, E))
     is_post = np.zeros((G, E))
     for g, (t, kind) in enumerate(rows):
-        if t.size and t[0] < 0:
+        if t.size and t[0] < -1e-12:
             raise ValueError(f"spike times must be >= 0, got {t[0]} in protocol {g}")
+        t = np.maximum(t, 0.0)
         n = t.size
         dt[g, :n] = np.diff(t, prepend=0.0)
         is_pre[g, :n] = kind == 0
