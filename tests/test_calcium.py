@@ -124,7 +124,7 @@ def test_hash_normal_statistics():
 
 def test_gb_interface_and_per_instance_params():
     r = GraupnerBrunel(gamma_p=torch.tensor([321.808, 0.0], dtype=F64), sigma=0.0)
-    ds = pairing(r, dt=0.01, freq=1.0, n_pairs=30)
+    ds = pairing(r, dt=0.01, freq=1.0, n_pairs=60)
     assert ds.dw.dims == ("param", "freq", "dt_pair")
     dw = ds.dw.squeeze().values
     assert dw[1] < 0 < dw[0]  # no potentiation term: only depression
