@@ -18,3 +18,10 @@ def __getattr__(name: str):  # lazy: each protocol module loads only when used
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ``pairing`` is both a submodule and a function: once any code imports the submodule, Python
+# binds the package attribute ``pairing`` to the module and the lazy ``__getattr__`` above is
+# never consulted, so ``from synaptic_fwp.protocols import pairing`` would return the module.
+# Binding the function eagerly keeps the documented name a function.
+from .pairing import pairing  # noqa: E402, F401
