@@ -9,8 +9,11 @@ random initial weights. Measured:
 
 - selectivity ``1 - mean_p r_p / max_p r_p`` of the responses ``r_p = w . x_p`` (Bienenstock et
   al. 1982): 0 unselective, ``1 - 1/P = 0.75`` responding to one pattern only;
-- the winner's response against the selective fixed point: with responses ``(y*, 0, ..., 0)``,
-  ``theta = E[y^2] = y*^2 / P`` and ``y* = theta`` give ``y* = P``;
+- the winner's response against the selective fixed point: with responses ``(y*, 0, ..., 0)``
+  the weights stop moving when ``y* = E[theta_t | winner shown]``; the catalogue rule updates
+  the threshold with the current ``y`` before the weight step, so ``theta_t = lambda
+  theta_{t-1} + (1 - lambda) y*^2`` with ``E[theta_{t-1}] = y*^2 / P``, giving
+  ``y* = 1 / (lambda / P + 1 - lambda)`` (``= P`` for a slow threshold, ``lambda -> 1``);
 - the threshold against ``E_p[y^2] = mean_p r_p^2`` (what it tracks), over time.
 """
 
@@ -81,7 +84,7 @@ def run(quick: bool = False, out: str | None = None, seed: int = 0) -> xr.Datase
             "winner_response": (
                 ("neuron",),
                 r[:, -1].amax(-1).numpy(),
-                {"units": "1", "long_name": "final response to the winning pattern (theory P)"},
+                {"units": "1", "long_name": "final response to the winning pattern"},
             ),
             "threshold_tracking_error": (
                 ("neuron",),
@@ -113,6 +116,7 @@ def run(quick: bool = False, out: str | None = None, seed: int = 0) -> xr.Datase
             "n_in": n_in,
             "seed": seed,
             "max_selectivity": 1 - 1 / P,
+            "fixed_point_theory": 1 / (theta_decay / P + 1 - theta_decay),
             "source": "Bienenstock, Cooper & Munro 1982 J Neurosci 2:32; Intrator & Cooper 1992",
         },
     )
@@ -124,7 +128,8 @@ def summary(ds: xr.Dataset) -> str:
     return (
         f"final selectivity mean {fs.mean():.3f} (max {ds.attrs['max_selectivity']:.2f}), "
         f"fraction > 0.6: {(fs > 0.6).mean():.2f}; winner response {ds.winner_response.mean():.2f} "
-        f"+- {ds.winner_response.std():.2f} (theory P = {ds.attrs['P']}); threshold tracking error "
+        f"+- {ds.winner_response.std():.2f} (theory {ds.attrs['fixed_point_theory']:.2f}); "
+        f"threshold tracking error "
         f"{ds.threshold_tracking_error.mean():+.3f} +- {ds.threshold_tracking_error.std():.3f}; "
         f"winners per pattern {np.bincount(ds.winner.values, minlength=ds.attrs['P']).tolist()}"
     )

@@ -12,7 +12,8 @@ dimensions, random unit values).
    before and after, hebbian (the stored value doubles) against delta (unchanged). Also the
    Primer's one-hot example: ``W_2 k = 2 v`` (hebbian) and ``v`` (delta).
 3. **Forgetting**: the gain ``v_0 . W k_0`` of the first pair after ``n`` further writes, for
-   retnet with several ``lambda`` (theory ``lambda^n``) and for the delta rule.
+   retnet with several ``lambda`` (theory ``lambda^n``) and for the delta rule (theory
+   ``(1 - 1/N)^n``: each later write removes the component along its random unit key).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def run(quick: bool = False, out: str | None = None, N: int | None = None) -> xr
         y0 = torch.einsum("bnvk,bk->bnv", states, k[:, 0])
         gains[i] = torch.einsum("bnv,bv->bn", y0, v[:, 0]).mean(0).numpy()
     theory = np.array([lam ** np.arange(n_after + 1) for lam in lambdas])
+    # delta rule (eta = 1, unit keys): each later write projects out its key, E[k k^T] = I / N
+    theory_delta = (1 - 1 / N) ** np.arange(n_after + 1)
 
     ds = xr.Dataset(
         {
@@ -130,6 +133,11 @@ def run(quick: bool = False, out: str | None = None, N: int | None = None) -> xr
                 ("forget_rule", "n_after"),
                 gains,
                 {"units": "1", "long_name": "mean v_0 . W_n k_0 after n further writes"},
+            ),
+            "forgetting_theory_delta": (
+                ("n_after",),
+                theory_delta,
+                {"units": "1", "long_name": "(1 - 1/N)^n (delta rule, eta = 1, random unit keys)"},
             ),
             "forgetting_theory": (
                 ("decay", "n_after"),
@@ -215,7 +223,10 @@ def figure(ds: xr.Dataset):
         ax.plot(n, ds.forgetting_gain.sel(forget_rule=r), label=str(r))
     for lam in ds.decay.values:
         ax.plot(n, ds.forgetting_theory.sel(decay=lam), "k:", lw=0.8)
-    ax.set(xlabel="further writes n", ylabel="gain v₀·W k₀", title="forgetting (dotted: λⁿ)")
+    ax.plot(n, ds.forgetting_theory_delta, "k--", lw=0.8)
+    ax.set(
+        xlabel="further writes n", ylabel="gain v₀·W k₀", title="forgetting (theory: λⁿ, (1-1/N)ⁿ)"
+    )
     ax.legend(frameon=False)
     return fig
 

@@ -12,5 +12,8 @@ def test_bcm_selectivity_quick(tmp_path):
     end = float(ds.final_selectivity.mean())
     assert start < 0.2 and end > 0.55  # neurons become selective (max 0.75 for 4 patterns)
     assert abs(float(ds.threshold_tracking_error.mean())) < 0.1  # theta tracks E[y^2]
+    sel = ds.final_selectivity.values > 0.6
+    winner = float(ds.winner_response.values[sel].mean())
+    assert abs(winner - ds.attrs["fixed_point_theory"]) < 0.2 * ds.attrs["fixed_point_theory"]
     paths = write_outputs(ds, study.figure(ds), tmp_path, study.NAME)
     assert all(p.stat().st_size > 0 for p in paths)

@@ -19,5 +19,7 @@ def test_memory_capacity_quick(tmp_path):
     np.testing.assert_allclose(ds.box3_onehot_gain.values, [2.0, 1.0])
     g = ds.forgetting_gain.sel(forget_rule="retnet_0.9").values
     np.testing.assert_allclose(g[:10], 0.9 ** np.arange(10), atol=0.25)
+    gd = ds.forgetting_gain.sel(forget_rule="delta").values
+    np.testing.assert_allclose(gd, ds.forgetting_theory_delta.values, atol=0.25)
     paths = write_outputs(ds, study.figure(ds), tmp_path, study.NAME)
     assert all(p.stat().st_size > 0 for p in paths)
