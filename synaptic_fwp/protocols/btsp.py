@@ -250,8 +250,10 @@ def btsp_induction(
 
     Parameters
     ----------
-    rule : ``"milstein"`` (population fit of the shipped table), ``"primer"`` or a rule object
-        (its parameters may already be ``(B,)`` tensors).
+    rule : ``"milstein"`` (population fit of the shipped table), ``"primer"`` (``PrimerBTSP()``:
+        ``eta = 1/s`` and Milstein's time constants; see
+        :func:`synaptic_fwp.models.btsp_ca1.calibrated_primer` for an ``eta`` matched to
+        Milstein's one-lap change) or a rule object (parameters may already be ``(B,)`` tensors).
     params : optional sweep, parameter name -> sequence of ``B`` values (SI units), e.g.
         ``{"tau_et": [0.5, 1.0, 2.0]}``.
     plateau_positions : plateau onset position (m) in each induction lap, in order; e.g.
