@@ -13,6 +13,7 @@ Layer 7 (fit and compare): no matplotlib here; figures are drawn by the analyses
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,8 +29,11 @@ __all__ = ["FitSpec", "Comparison", "compare"]
 @dataclasses.dataclass(frozen=True)
 class FitSpec:
     """A rule to compare: its :class:`~synaptic_fwp.fit.Model`, the free parameters' ``bounds``,
-    ``fixed`` values, ``log``-scaled parameters (see :func:`~synaptic_fwp.fit.fit`) and
-    optionally a ``published`` parameter set (evaluated with ``len(bounds)`` free parameters)."""
+    ``fixed`` values, ``log``-scaled parameters (see :func:`~synaptic_fwp.fit.fit`), optionally
+    a ``published`` parameter set (evaluated with ``len(bounds)`` free parameters) and
+    ``fit_kwargs`` overriding :func:`compare`'s for this rule (e.g. a smaller search for an
+    expensive rule). With empty ``bounds`` the rule is not fitted: it is evaluated at its
+    ``published`` set (or its defaults) with ``k = 0`` free parameters."""
 
     name: str
     model: Model
@@ -37,6 +41,7 @@ class FitSpec:
     fixed: Mapping[str, float] | None = None
     log: Sequence[str] | None = None
     published: Mapping[str, float] | None = None
+    fit_kwargs: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -154,8 +159,20 @@ def compare(
     val = {k: np.full((R, D, P), np.nan) for k in ("value", "ci_low", "ci_high")}
     for s, dn in pairs:
         i, j = rnames.index(s.name), dnames.index(dn)
-        res = fit(s.model, data[dn], bounds=s.bounds, fixed=s.fixed, log=s.log, seed=seed,
-                  **fit_kwargs)
+        kw = {**fit_kwargs, **dict(s.fit_kwargs or {})}
+        t0 = time.perf_counter()
+        if s.bounds:
+            res = fit(s.model, data[dn], bounds=s.bounds, fixed=s.fixed, log=s.log, seed=seed,
+                      **kw)
+        else:  # nothing to fit: evaluate the published set / defaults (k = 0)
+            given = {**dict(s.fixed or {}), **dict(s.published or {})}
+            res = evaluate(s.model, data[dn], given, n_free=0,
+                           grid_points=kw.get("grid_points", 60))
+            res.attrs.update(seconds_total=time.perf_counter() - t0, population=1,
+                             n_model_calls=2)
+            for k in ("ci_low", "ci_high"):
+                res[k] = ("param", np.full(res.sizes["param"], np.nan),
+                          {"units": "see param_units", "long_name": "not fitted"})
         fits[(s.name, dn)] = res
         for k in ("objective", "rmse", "aic", "bic", "n_free"):
             scal[k][i, j] = float(res[k])
@@ -166,9 +183,12 @@ def compare(
             pj = params.index(str(p))
             for k in val:
                 val[k][i, j, pj] = float(res[k].values[pi])
-        if s.published is not None:
-            pub = evaluate(s.model, data[dn], s.published, n_free=len(s.bounds),
-                           grid_points=fit_kwargs.get("grid_points", 60))
+        if s.published is not None and not s.bounds:
+            pubs[(s.name, dn)] = res
+            scal["published_objective"][i, j] = float(res["objective"])
+        elif s.published is not None:
+            pub = evaluate(s.model, data[dn], {**dict(s.fixed or {}), **dict(s.published)},
+                           n_free=len(s.bounds), grid_points=kw.get("grid_points", 60))
             pubs[(s.name, dn)] = pub
             scal["published_objective"][i, j] = float(pub["objective"])
     aic = scal["aic"]
