@@ -363,6 +363,7 @@ class Network:
         resume: bool | str | None = None,
         chunk: int | None = None,
         on_chunk: Callable[[int], None] | None = None,
+        method: str = "auto",
     ):
         """Simulate ``duration`` seconds and return the records as an ``xarray.Dataset``.
 
@@ -373,8 +374,15 @@ class Network:
         ``resume``: ``True`` (the checkpoint next to ``out``) or a checkpoint path: continue an
         interrupted streamed run with the same arguments, giving the same Dataset as an
         uninterrupted run; ``chunk``: steps per chunk (default about 2000, a multiple of the
-        recording interval); ``on_chunk(step)``: called after each chunk is written.
+        recording interval); ``on_chunk(step)``: called after each chunk is written;
+        ``method``: ``"step"`` (every ``dt``, any network), ``"window"`` (the event-window path of
+        :class:`_WindowPath`: feed-forward spiking inputs onto one AMPA-only LIF population with
+        static or trace-rule projections; equal to the step path up to rounding) or ``"auto"``
+        (the window path where it applies and the recording interval allows windows of at
+        least 8 steps).
         """
+        if method not in ("auto", "step", "window"):
+            raise ValueError(f"method must be one of ['auto', 'step', 'window'], got {method!r}")
         if isinstance(duration, bool) or not isinstance(duration, (int, float)):
             raise TypeError(f"duration must be a float (seconds), got {type(duration).__name__}")
         if not math.isfinite(duration) or duration <= 0:
@@ -403,6 +411,17 @@ class Network:
             if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
                 raise ValueError(f"chunk must be a positive int (steps), got {chunk!r}")
             chunk_steps = every_steps * max(1, chunk // every_steps)
+        kmax = 200
+        for pop in self.populations.values():
+            if isinstance(pop, LIFPopulation):  # keep d^-K = exp(K dt/tau_ampa) <= e^300
+                kmax = min(kmax, max(1, int(300 * float(torch.as_tensor(pop.tau_ampa).min())
+                                            / self.dt)))
+        K = _window_size(every_steps, chunk_steps, kmax)
+        why = _window_ok(self, items)
+        if method == "window" and why is not None:
+            raise ValueError(f"method='window' is not available for this network: it {why}")
+        use_window = method == "window" or (method == "auto" and why is None and K >= 8)
+        window = _WindowPath(self, K) if use_window else None
         writer = _rec.RecordWriter(out) if out is not None else None
         if resume and writer is None:
             raise ValueError("resume needs out= (the streamed records of the interrupted run)")
@@ -410,7 +429,8 @@ class Network:
             raise TypeError(f"resume must be True, False, None or a path, got {resume!r}")
         fingerprint = {"duration_steps": n_steps, "every_steps": every_steps, "dt": self.dt,
                        "batch": self.batch, "record": [list(i) for i in items],
-                       "chunk_steps": chunk_steps, "seeds": self.instance_seeds.tolist()}
+                       "chunk_steps": chunk_steps, "seeds": self.instance_seeds.tolist(),
+                       "method": "window" if use_window else "step"}
         ckpt = _rec.checkpoint_path(out) if out is not None else None
         if isinstance(resume, str):
             ckpt = resume
@@ -444,8 +464,13 @@ class Network:
         try:
             while self._step < end:
                 T = min(chunk_steps, end - self._step)
+                if window is not None and T >= K:
+                    T -= T % K  # whole windows; a remainder shorter than K takes the step path
                 snap = self.state_dict()
-                data, times = self._run_chunk(self._step, T, items, every_steps, start)
+                if window is not None and T % K == 0:
+                    data, times = window.run_chunk(self._step, T, items, every_steps, start)
+                else:
+                    data, times = self._run_chunk(self._step, T, items, every_steps, start)
                 bad = self._first_nonfinite()
                 if bad is not None:
                     self.load_state_dict(snap)
@@ -626,3 +651,346 @@ class Network:
 
 def json_seed(seed: int | list[int]) -> int | str:
     return seed if isinstance(seed, int) else ",".join(str(s) for s in seed)
+
+
+# --------------------------------------------------------------------------------------------
+# The event-window path: exact linear dynamics between postsynaptic spikes, vectorised in time.
+# --------------------------------------------------------------------------------------------
+
+
+def _window_size(every_steps: int, chunk_steps: int, kmax: int = 64) -> int:
+    """Largest divisor of the recording interval (and of the chunk) that is <= ``kmax``."""
+    for k in range(min(kmax, every_steps), 0, -1):
+        if every_steps % k == 0 and chunk_steps % k == 0:
+            return k
+    return 1
+
+
+def _window_ok(net: Network, items: list) -> str | None:
+    """Why the event-window path cannot run this network (``None`` if it can)."""
+    if len(net.populations) != 1:
+        return "needs exactly one population"
+    pop = next(iter(net.populations.values()))
+    if not isinstance(pop, LIFPopulation) or pop.uses["nmda"] or pop.uses["gaba"]:
+        return "needs a LIF population with AMPA synapses only"
+    for i in net.inputs.values():
+        if i.kind != "spikes":
+            return "needs spiking inputs only"
+    for p in net.projections.values():
+        if p.pre not in net.inputs.values() or p.post is not pop:
+            return "needs feed-forward projections from inputs"
+        if p.target != "ampa" or p.U0 is not None or p.delay_steps or p.tau_pre is not None \
+                or p.tau_post is not None:
+            return "needs plain AMPA projections (no U, delay or rate-rule traces)"
+        if p.kind == "rate":
+            return "rate rules step every dt"
+        if p.kind == "spiking" and (not p.compact or p.has_syn):
+            return "needs spiking rules with scalar parameters and pre/post traces only"
+    for kind, _obj, _var in items:
+        if kind == "inp":
+            return "does not record input spikes"
+    return None
+
+
+class _WindowPath:
+    """Advance a feed-forward network (spiking inputs -> one AMPA-only LIF population, static
+    or trace-rule projections) by windows of ``K`` steps.
+
+    Between postsynaptic spikes everything is known in advance: the input spikes (drawn per
+    chunk), the weights at each presynaptic spike (the rule's ``on_pre``, applied to the spiking
+    synapses in order of occurrence, on traces decayed lazily by the rule's own ``decay`` with
+    per-synapse intervals, as Brian2's event-driven variables), hence the conductance, which is
+    a linear recurrence, and the membrane potential, which is linear in ``V`` with the
+    conductance held over each step (the same exponential integrator as the step path). Both
+    recurrences are solved for the whole window at once in float64 (cumulative sums of the
+    scaled increments), the first threshold crossing of each instance is found, and each
+    instance commits up to its own spike; instances that spiked apply ``on_post`` and continue
+    from the next step. Window boundaries are fixed multiples of ``K`` and every instance's
+    arithmetic depends only on its own spikes, so results are batch-independent and equal for
+    any chunking; they equal the step path's up to rounding.
+    """
+
+    def __init__(self, net: Network, K: int) -> None:
+        self.net = net
+        self.K = K
+        self.pop = next(iter(net.populations.values()))
+        self.projs = list(net.projections.items())
+        # decay factors for intervals of 0..K steps, from the rule itself:
+        # table[k][lag] = rule.decay(1, lag dt), so x * table[k][lag] == rule.decay(x, lag dt)
+        self.tables: dict[str, dict[str, torch.Tensor]] = {}
+        lags = torch.arange(K + 1, dtype=torch.float64) * net.dt
+        for n, p in self.projs:
+            if p.kind == "spiking":
+                ones = {k: torch.ones(K + 1, 1, dtype=net.dtype) for k in p.rule.state_shapes}
+                dec = p.rule.decay(ones, lags)
+                self.tables[n] = {k: v.reshape(-1) for k, v in dec.items()}
+
+    def run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int):  # noqa: ANN201
+        net, K = self.net, self.K
+        st = net._state
+        assert st is not None and T % K == 0
+        ev = {n: i.events(st["inp"][n], s0, T) for n, i in net.inputs.items()}
+        bounds = {n: torch.searchsorted(e.step, torch.arange(0, T + 1, K)).tolist()
+                  for n, e in ev.items()}
+        counters = {}
+        for kind, obj, var in items:
+            if var == "spikes":
+                counters[(kind, obj)] = torch.zeros(net.batch, self.pop.n, dtype=torch.int32)
+        buffers: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
+        rec_steps = []
+        for w in range(T // K):
+            wev = {}
+            for n, e in ev.items():
+                lo, hi = bounds[n][w], bounds[n][w + 1]
+                wev[n] = (e.step[lo:hi] - w * K, e.b[lo:hi], e.i[lo:hi])
+            self._window(st, wev, counters)
+            n_end = s0 + (w + 1) * K  # steps done
+            if (n_end - start) % every_steps == 0:
+                rec_steps.append(n_end - 1 - s0)
+                for kind, obj, var in items:
+                    buffers[f"{obj}_{var}"].append(net._rec_value(st, kind, obj, var, counters))
+        net._step = s0 + T
+        data = {k: torch.stack(v, 1).cpu().numpy() for k, v in buffers.items() if v}
+        times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
+        return data, times
+
+    # ---------------------------------------------------------------- one window
+    def _window(self, st: dict, wev: dict, counters: dict) -> None:  # noqa: C901
+        net, K, pop = self.net, self.K, self.pop
+        B, P = net.batch, pop.n
+        ps = st["pop"][pop.name]
+        p = pop._p
+        f64 = torch.float64
+        # per-projection event arrays, ranks, lazy trace bookkeeping
+        proj = []
+        for n, pr in self.projs:
+            s = st["proj"][n]
+            step, b, i = wev[pr.pre.name]
+            flat = b * pr.n_pre + i
+            if step.numel():
+                order = torch.argsort(flat * K + step)
+                sf = flat[order]
+                start = torch.ones_like(sf, dtype=torch.bool)
+                start[1:] = sf[1:] != sf[:-1]
+                pos = torch.arange(sf.numel())
+                first = torch.cummax(torch.where(start, pos, 0), 0).values
+                rank = torch.empty_like(pos)
+                rank[order] = pos - first
+            else:
+                rank = step
+            info = {"n": n, "p": pr, "s": s, "step": step, "b": b, "i": i, "flat": flat,
+                    "rank": rank}
+            if pr.kind == "spiking":
+                sh = pr.rule.state_shapes
+                info["pre_k"] = [k for k, v in sh.items() if v == "pre"]
+                info["post_k"] = [k for k, v in sh.items() if v == "post"]
+                info["tl_pre"] = torch.full((B * pr.n_pre,), -1, dtype=torch.int64)
+                info["tl_post"] = torch.full((B, P), -1, dtype=torch.int64)
+            proj.append(info)
+        # LIF constants (float64, per instance)
+        d = p["dec_ampa"].to(f64)  # (B, 1)
+        fixed = pop.ampa_drive is not None
+        Vth, Vr = p["V_th"].to(f64), p["V_reset"].to(f64)
+        nref = p["n_ref"]
+        jj = torch.arange(K, dtype=f64).reshape(K, 1, 1)
+        Dj = d.unsqueeze(0) ** jj  # (K, B, 1)  d^j
+        c = torch.zeros(B, dtype=torch.int64)  # segment start per instance
+        done = torch.zeros(B, dtype=torch.bool)
+        Kt = torch.full((B,), K, dtype=torch.int64)
+        ar = torch.arange(K).reshape(K, 1)
+        while True:
+            # ---- tentative on_pre for all uncommitted events, in order of occurrence
+            inc = torch.zeros(K, B, P, dtype=f64)
+            for info in proj:
+                pr, s = info["p"], info["s"]
+                if info["step"].numel() == 0:
+                    info["Wpost"] = None
+                    continue
+                step, b, flat, rank = info["step"], info["b"], info["flat"], info["rank"]
+                n_pre = pr.n_pre
+                Wf = s["W"].view(-1)
+                if pr.kind != "spiking":
+                    idxW = self._idxW(b, info["i"], P, n_pre)
+                    We = Wf.index_select(0, idxW.reshape(-1)).view(-1, P)
+                    inc.index_put_((step, b), We.to(f64), accumulate=True)
+                    info["Wpost"] = None
+                    continue
+                rule = pr.rule
+                tab = self.tables[info["n"]]
+                Wt = Wf.clone()
+                xt = {k: s[f"rule.{k}"].reshape(-1).clone() for k in info["pre_k"]}
+                tlt = info["tl_pre"].clone()
+                E = step.shape[0]
+                Wpre = torch.empty(E, P, dtype=Wf.dtype)
+                Wpost = torch.empty(E, P, dtype=Wf.dtype)
+                xpost = {k: torch.empty(E, dtype=Wf.dtype) for k in info["pre_k"]}
+                R = int(rank.max()) + 1
+                sels = []
+                for r in range(R):
+                    sel = (rank == r).nonzero().squeeze(-1)
+                    sels.append(sel)
+                    if sel.numel() == 0:
+                        continue
+                    se, be, fe, ie = step[sel], b[sel], flat[sel], info["i"][sel]
+                    Er = se.shape[0]
+                    idxW = self._idxW(be, ie, P, n_pre)
+                    We = Wt.index_select(0, idxW.reshape(-1)).view(Er, P)
+                    lag_x = se - tlt.index_select(0, fe)
+                    lag_y = se.unsqueeze(-1) - info["tl_post"].index_select(0, be)
+                    stpre = {k: (xt[k].index_select(0, fe) * tab[k].index_select(0, lag_x)
+                                 ).unsqueeze(-1) for k in info["pre_k"]}
+                    for k in info["post_k"]:
+                        stpre[k] = s[f"rule.{k}"].index_select(0, be) * tab[k][lag_y]
+                    ones = torch.ones(Er, 1, dtype=Wf.dtype)
+                    W2, st2 = rule.on_pre(We.unsqueeze(-1), stpre, ones)
+                    for k in info["post_k"]:
+                        if st2[k] is not stpre[k]:
+                            raise RuntimeError(
+                                f"rule {rule.name!r} changes post trace {k!r} at pre spikes; "
+                                "use method='step'"
+                            )
+                    W2 = W2.reshape(Er, P)
+                    Wpre[sel] = We
+                    Wpost[sel] = W2
+                    Wt.index_copy_(0, idxW.reshape(-1), W2.reshape(-1))
+                    for k in info["pre_k"]:
+                        v = st2[k].reshape(-1)
+                        xpost[k][sel] = v
+                        xt[k].index_copy_(0, fe, v)
+                    tlt.index_copy_(0, fe, se)
+                inc.index_put_((step, b), Wpre.to(f64), accumulate=True)
+                info.update(Wpost=Wpost, xpost=xpost, sels=sels)
+            # ---- conductance and membrane potential over the window, from each cursor
+            G0 = ps["g_ampa"].to(f64)  # g used at step c
+            cc = c.reshape(1, B, 1)
+            Dc = d.unsqueeze(0) ** cc.to(f64)  # (1, B, 1)
+            scaled = inc / (Dj * d.unsqueeze(0))  # inc_m d^-(m+1)
+            H = torch.cumsum(scaled, 0) - scaled  # exclusive: sum_{m<j}
+            G = Dj * (G0.unsqueeze(0) / Dc + H)  # (K, B, P), valid for j >= c
+            if fixed:
+                Vinf = p["V_rest"].to(f64).unsqueeze(0) + G * p["drive_over_gL"].to(f64)
+                loga = torch.log(p["fac_m"].to(f64)).unsqueeze(0).expand(K, B, P)
+            else:
+                gt = p["g_L"].to(f64).unsqueeze(0) + G
+                Vinf = (p["gLEL"].to(f64).unsqueeze(0) + G * p["E_ampa"].to(f64)) / gt
+                loga = -gt * p["dt_over_C"].to(f64).unsqueeze(0)
+            ref0 = ps["ref"]  # (B, P) refractory steps left at step c
+            j0 = cc + ref0.unsqueeze(0)  # first free step, (1, B, P)
+            free = ar.reshape(K, 1, 1) >= j0
+            L = torch.cumsum(loga, 0)
+            b_ = (1 - torch.exp(loga)) * Vinf
+            Lj0m1 = torch.where(j0 > 0, torch.gather(L, 0, (j0 - 1).clamp(0, K - 1)),
+                                torch.zeros_like(L[:1]))
+            Lj0m1 = torch.where(j0 > K, L[-1:], Lj0m1)
+            Vstart = torch.where(ref0.unsqueeze(0) > 0, Vr.unsqueeze(0),
+                                 ps["V"].to(f64).unsqueeze(0))
+            term = torch.where(free, b_ * torch.exp(-(L - Lj0m1)), torch.zeros_like(b_))
+            V = torch.exp(L - Lj0m1) * (Vstart + torch.cumsum(term, 0))
+            V = torch.where(free, V, Vr.unsqueeze(0).expand(K, B, P))
+            if not bool(torch.isfinite(V).all()):
+                raise RuntimeError(
+                    "the event-window path overflowed (conductances too large for windows of "
+                    f"{K} steps); run with method='step' or record more often"
+                )
+            valid = (ar.reshape(K, 1, 1) >= cc) & ~done.reshape(1, B, 1)
+            cross = (V > Vth.unsqueeze(0)) & valid & free
+            anyc = cross.any(-1)  # (K, B)
+            has = anyc.any(0) & ~done
+            sb = torch.where(has, torch.argmax(anyc.to(torch.int8), 0), Kt - 1)  # (B,)
+            sbe = sb.reshape(1, B, 1)
+            # ---- commit events up to each instance's spike (in order of occurrence)
+            for info in proj:
+                pr, s = info["p"], info["s"]
+                if info["step"].numel() == 0:
+                    continue
+                keep_e = info["step"] <= sb.index_select(0, info["b"])
+                if pr.kind == "spiking" and info["Wpost"] is not None:
+                    Wf = s["W"].view(-1)
+                    for sel in info["sels"]:
+                        m = sel[keep_e[sel]]
+                        if m.numel() == 0:
+                            continue
+                        be, ie, fe = info["b"][m], info["i"][m], info["flat"][m]
+                        idxW = self._idxW(be, ie, P, pr.n_pre)
+                        Wf.index_copy_(0, idxW.reshape(-1), info["Wpost"][m].reshape(-1))
+                        for k in info["pre_k"]:
+                            s[f"rule.{k}"].view(-1).index_copy_(0, fe, info["xpost"][k][m])
+                        info["tl_pre"].index_copy_(0, fe, info["step"][m])
+                rest = ~keep_e
+                for key in ("step", "b", "i", "flat", "rank"):
+                    info[key] = info[key][rest]
+            # ---- commit the neuron state at sb
+            Vsb = torch.gather(V, 0, sbe.expand(1, B, P))[0]
+            spk = torch.gather(cross, 0, sbe.expand(1, B, P))[0] & has.unsqueeze(-1)
+            Gsb = torch.gather(G, 0, sbe.expand(1, B, P))[0]
+            incsb = torch.gather(inc, 0, sbe.expand(1, B, P))[0]
+            upd = (~done).unsqueeze(-1)
+            Vnew = torch.where(spk, Vr, Vsb)
+            ps["V"].copy_(torch.where(upd, Vnew.to(ps["V"].dtype), ps["V"]))
+            gnew = Gsb * d + incsb
+            ps["g_ampa"].copy_(torch.where(upd, gnew.to(ps["g_ampa"].dtype), ps["g_ampa"]))
+            steps_taken = (sb - c + 1).unsqueeze(-1)
+            refn = torch.where(spk, nref.expand(B, P), (ref0 - steps_taken).clamp(min=0))
+            ps["ref"].copy_(torch.where(upd, refn, ref0))
+            if ("pop", pop.name) in counters:
+                counters[("pop", pop.name)] += spk.to(torch.int32)
+            # ---- on_post for the instances that spiked, at their spike step
+            bi = has.nonzero().squeeze(-1)
+            if bi.numel():
+                for info in proj:
+                    pr, s = info["p"], info["s"]
+                    if pr.kind != "spiking":
+                        continue
+                    self._on_post(info, s, bi, sb.index_select(0, bi), spk.index_select(0, bi))
+            c = torch.where(has, sb + 1, Kt)
+            done = c >= K
+            if bool(done.all()):
+                break
+        # ---- end of window: traces as of the last step (the step path's eager form)
+        for info in proj:
+            if info["p"].kind != "spiking":
+                continue
+            s = info["s"]
+            tab = self.tables[info["n"]]
+            lag = (K - 1) - info["tl_pre"]
+            for k in info["pre_k"]:
+                s[f"rule.{k}"].view(-1).mul_(tab[k].index_select(0, lag))
+            lagy = ((K - 1) - info["tl_post"]).reshape(-1)
+            for k in info["post_k"]:
+                s[f"rule.{k}"].view(-1).mul_(tab[k].index_select(0, lagy))
+
+    @staticmethod
+    def _idxW(b: torch.Tensor, i: torch.Tensor, P: int, n_pre: int) -> torch.Tensor:
+        """Flat indices of ``W[b, :, i]`` in a contiguous ``(B, P, n_pre)`` tensor: ``(E, P)``."""
+        base = b * (P * n_pre) + i
+        if P == 1:
+            return base.unsqueeze(-1)
+        return base.unsqueeze(-1) + torch.arange(P).unsqueeze(0) * n_pre
+
+    def _on_post(self, info: dict, s: dict, bi: torch.Tensor, sb: torch.Tensor,
+                 spk: torch.Tensor) -> None:
+        pr = info["p"]
+        rule = pr.rule
+        n_pre = pr.n_pre
+        P = self.pop.n
+        Eb = bi.shape[0]
+        W = s["W"]
+        Wr = W.index_select(0, bi)
+        tab = self.tables[info["n"]]
+        tlp = info["tl_pre"].view(-1, n_pre).index_select(0, bi)  # (Eb, n_pre)
+        lag_x = sb.unsqueeze(-1) - tlp
+        tly = info["tl_post"].index_select(0, bi)
+        lag_y = sb.unsqueeze(-1) - tly
+        st = {k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_x] for k in info["pre_k"]}
+        st.update({k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_y]
+                   for k in info["post_k"]})
+        W2, st2 = rule.on_post(Wr, st, spk.to(W.dtype))
+        W.index_copy_(0, bi, W2)
+        for k in info["post_k"]:
+            s[f"rule.{k}"].index_copy_(0, bi, st2[k])
+        info["tl_post"].index_copy_(0, bi, sb.unsqueeze(-1).expand(Eb, P).contiguous())
+        for k in info["pre_k"]:
+            if st2[k] is not st[k]:
+                s[f"rule.{k}"].index_copy_(0, bi, st2[k])
+                tl = info["tl_pre"].view(-1, n_pre)
+                tl.index_copy_(0, bi, sb.unsqueeze(-1).expand(Eb, n_pre).contiguous())

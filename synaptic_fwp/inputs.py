@@ -262,35 +262,37 @@ class PoissonInput(Source):
         first = self._gap(zero) - 1  # step of the first candidate
         return {"next": first, "count": zero + 1}
 
-    def _gap(self, counter: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        key = self._key if mask is None else self._key[mask]
-        logq = self._logq if mask is None else self._logq[mask]
+    def _gap(self, counter: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Geometric gap (steps, >= 1) to the next candidate, from the ``counter``-th uniform of
+        each stream (all streams, or the flat stream indices ``idx``)."""
+        key = self._key if idx is None else self._key.view(-1).index_select(0, idx)
+        logq = self._logq if idx is None else self._logq.reshape(-1).index_select(0, idx)
         u = splitmix_uniform(key, counter)
         g = torch.floor(torch.log(u) / logq)
         return g.clamp(max=2**52).to(torch.int64) + 1
 
     def events(self, state: dict[str, torch.Tensor], s0: int, T: int) -> Events:
         """The spikes of steps ``[s0, s0 + T)``; advances ``state`` in place."""
-        nxt, cnt = state["next"], state["count"]
+        nxt, cnt = state["next"].view(-1), state["count"].view(-1)
         end = s0 + T
-        steps, bs, is_, ks = [], [], [], []
-        while True:
-            m = nxt < end
-            idx = m.nonzero()
-            if idx.shape[0] == 0:
-                break
-            steps.append(nxt[m])
-            ks.append(cnt[m])
-            bs.append(idx[:, 0])
-            is_.append(idx[:, 1])
-            nxt[m] = nxt[m] + self._gap(cnt[m], m)
-            cnt[m] = cnt[m] + 1
+        steps, flats, ks = [], [], []
+        active = (nxt < end).nonzero().squeeze(-1)  # only neurons with a spike left in the chunk
+        while active.numel():
+            st = nxt.index_select(0, active)
+            k = cnt.index_select(0, active)
+            steps.append(st)
+            flats.append(active)
+            ks.append(k)
+            st = st + self._gap(k, active)
+            nxt.index_copy_(0, active, st)
+            cnt.index_copy_(0, active, k + 1)
+            active = active[st < end]
         if not steps:
             e = torch.zeros(0, dtype=torch.int64)
             return Events(e, e, e, self.n)
         step = torch.cat(steps)
-        b = torch.cat(bs)
-        i = torch.cat(is_)
+        flat = torch.cat(flats)
+        b, i = flat // self.n, flat % self.n
         if self._thin:
             k = torch.cat(ks)
             u = splitmix_uniform(self._key2[b, i], k)

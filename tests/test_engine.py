@@ -56,8 +56,9 @@ def test_instance_independence_exact(per_instance_rule):
     else:
         rule = PairSTDP.song2000(w_max=5e-9)
     rec = ["S.W", "out.V", "out.spikes", "S.x"]
+    method = "step" if per_instance_rule else "window"
     full = _stdp_net(B, 7, rate, V_th, tau_a, W0, rule).run(0.015, record=rec, every=0.005,
-                                                            progress=False)
+                                                            progress=False, method=method)
     assert int(full["out_spikes"].sum()) > B  # the neurons do spike
     for b in range(B):
         rb = rule
@@ -65,27 +66,45 @@ def test_instance_independence_exact(per_instance_rule):
             rb = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=A[b:b + 1],
                           A_minus=1.05 * A[b:b + 1], bounds="hard", w_min=0.0, w_max=5e-9)
         one = _stdp_net(1, 7 + b, rate[b:b + 1], V_th[b:b + 1], tau_a[b:b + 1], W0[b:b + 1],
-                        rb).run(0.015, record=rec, every=0.005, progress=False)
+                        rb).run(0.015, record=rec, every=0.005, progress=False, method=method)
         for v in ("S_W", "out_V", "out_spikes", "S_x"):
             a = full[v].values[b]
             c = one[v].values[0]
             assert np.array_equal(a, c), (b, v)
 
 
-def test_chunking_does_not_change_results():
+@pytest.mark.parametrize("method", ["step", "window"])
+def test_chunking_does_not_change_results(method):
     rate, V_th, tau_a, W0 = _params(4)
     rule = PairSTDP.song2000(w_max=5e-9)
-    a = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, record=["S.W", "out.V"],
-                                                          every=0.001, progress=False)
-    b = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, record=["S.W", "out.V"],
-                                                          every=0.001, progress=False, chunk=30)
+    kw = dict(record=["S.W", "out.V"], every=0.001, progress=False, method=method)
+    a = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, **kw)
+    b = _stdp_net(4, 3, rate, V_th, tau_a, W0, rule).run(0.02, chunk=30, **kw)
     np.testing.assert_array_equal(a["S_W"].values, b["S_W"].values)
     np.testing.assert_array_equal(a["out_V"].values, b["out_V"].values)
 
 
-def test_pair_stdp_in_the_engine_matches_the_closed_form():
+def test_event_window_path_equals_the_step_path():
+    """The window path (whole windows of linear dynamics between post spikes) against the
+    step-by-step path: equal up to rounding, same spikes, in float64."""
+    rate, V_th, tau_a, W0 = _params(6)
+    rule = PairSTDP.song2000(w_max=5e-9)
+    rec = ["S.W", "out.V", "out.spikes", "S.x", "S.y", "out.g_ampa"]
+    res = {m: _stdp_net(6, 3, rate, V_th, tau_a, W0, rule).run(
+        0.06, record=rec, every=0.004, progress=False, method=m) for m in ("step", "window")}
+    a, b = res["step"], res["window"]
+    assert int(a["out_spikes"].sum()) > 50
+    np.testing.assert_array_equal(a["out_spikes"].values, b["out_spikes"].values)
+    for v in ("S_W", "out_V", "S_x", "S_y", "out_g_ampa"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("method", ["step", "window"])
+def test_pair_stdp_in_the_engine_matches_the_closed_form(method):
     """Pre spike at t_pre; a driver input makes the post neuron fire one step after t_drive.
-    The final weight is W0 + A+ exp(-(t_post - t_pre)/tau+) or W0 - A- exp(-(t_pre - t_post)/tau-)."""
+    The final weight is W0 + A+ exp(-(t_post - t_pre)/tau+) or
+    W0 - A- exp(-(t_pre - t_post)/tau-)."""
     dt = 1e-4
     delays = [-12e-3, -3e-3, 2e-3, 9e-3]  # t_post - t_pre
     B = len(delays)
@@ -100,7 +119,7 @@ def test_pair_stdp_in_the_engine_matches_the_closed_form():
     net.connect(drv, post, torch.full((1, 1), 1e-6), name="D")
     rule = PairSTDP(tau_plus=16.8e-3, tau_minus=33.7e-3, A_plus=0.01, A_minus=0.007)
     net.connect(pre, post, torch.full((1, 1), 0.5e-12), rule, name="S")
-    ds = net.run(0.05, record=["S.W", "post.spikes"], every=0.05, progress=False)
+    ds = net.run(0.05, record=["S.W", "post.spikes"], every=0.05, progress=False, method=method)
     assert (ds["post_spikes"].values[:, 0, 0] == 1).all()
     W = ds["S_W"].values[:, 0, 0, 0]
     for b, d in enumerate(delays):
@@ -223,8 +242,8 @@ def test_sweep_coordinates_and_attrs():
 def test_non_finite_state_stops_with_step_variable_and_instance():
     net = Network(dt=1e-3, batch=4, dtype=torch.float64)
     src = net.add(RateInput(1, rate=1.0, name="src"))
-    pop = net.add(RatePopulation(1, tau=2e-3, gain=torch.tensor([1.0, 1.0, 1.0, 1e200], dtype=torch.float64),
-                                 name="r"))
+    gain = torch.tensor([1.0, 1.0, 1.0, 1e200], dtype=torch.float64)
+    pop = net.add(RatePopulation(1, tau=2e-3, gain=gain, name="r"))
     net.connect(src, pop, torch.ones(1, 1), name="S1")
     net.connect(pop, pop, torch.full((1, 1), 1e200, dtype=torch.float64), name="rec")
     with pytest.raises(NonFiniteError, match=r"step \d+.*r\.\w+, instance 3"):
