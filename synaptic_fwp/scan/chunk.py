@@ -55,8 +55,6 @@ Shapes: ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``, gates as
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..rules import LinearRule
@@ -241,147 +239,185 @@ def scan_chunk(
     V = v.shape[-1]
     S = min(chunk_size, T)
     N = -(-T // S)
+    BH = B * H
 
-    # per-step gates: write c_t, decay a_t (scalar -> X = 1), correction gamma_t
+    # ---- per-step gates: write c_t, decay a_t ((N, BH, S, X), X = 1 for a scalar decay)
     c = rule.write_coef(g)
-    if not isinstance(c, torch.Tensor):
-        c = q.new_full((B, T, H), float(c))
-    if rule.decay in ("pre", "post"):
-        side = rule.decay
-        a = g["gate"]
-    else:
-        side = "scalar"
-        a = g["decay"].unsqueeze(-1) if rule.decay == "scalar" else q.new_ones((B, T, H, 1))
+    side = rule.decay  # none | scalar | pre | post
+    a = {"scalar": g["decay"].unsqueeze(-1) if side == "scalar" else None,
+         "pre": g["gate"], "post": g["gate"], "none": None}[side]
     delta = rule.correction == "delta"
 
     qc, kc, vc = (_to_chunks(x, N, S, 0.0) for x in (q, k, v))  # (N, BH, S, K|V)
-    ac = _to_chunks(a, N, S, 1.0)  # (N, BH, S, X)
-    cc = _to_chunks(c, N, S, 0.0)  # (N, BH, S)
-
-    Lam = torch.cumprod(ac, dim=-2)  # prod_{r<=t} a_r
-    d_end = _decay_to_end(ac)  # prod_{s<r<=S} a_r
-    Lam_S = Lam[..., -1, :]  # (N, BH, X)
+    if isinstance(c, torch.Tensor):
+        cc = _to_chunks(c, N, S, 0.0)  # (N, BH, S); padded steps write nothing
+        uc = cc.unsqueeze(-1) * vc  # c_s v_s
+    else:  # c == 1: padded steps have v = 0 and write nothing
+        cc, uc = None, vc
     causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
     zero = q.new_zeros(())
-    uc = cc.unsqueeze(-1) * vc  # c_s v_s
-    W = W0.reshape(B * H, V, K)
 
-    if side == "scalar":
-        # D[t, s] = Lam[t] / Lam[s] where every chunk's total decay is mild (factorised, two
-        # matmuls, no S x S elementwise work); else the exact cumulative product.
-        fast = bool((Lam_S >= math.exp(-_SAFE_LOG.get(q.dtype, 20.0))).all())
-        if fast:
-            k_over = kc / Lam  # k_s / Lam[s]
-            P = torch.where(causal, (qc * Lam) @ k_over.transpose(-1, -2), zero)
+    # ---- decay products: fast (log-space, factorised) when every chunk's decay is mild
+    dec = _Decays(_to_chunks(a, N, S, 1.0)) if a is not None else None
+    if dec is None:  # no decay: every product is 1
+        qL, kd, k_over = qc, kc, kc
+    elif side == "post":
+        qL, kd, k_over = qc, kc, kc
+    else:
+        qL = qc * dec.Lam  # Lam[t] q_t (scalar or along K)
+        kd = kc * dec.d_end  # d_end[s] k_s
+        k_over = kc * dec.inv if dec.fast else None  # k_s / Lam[s]
+
+    if side in ("none", "scalar"):
+        if dec is None or dec.fast:
+            P = torch.where(causal, qL @ k_over.transpose(-1, -2), zero)
         else:
-            D = _decay_matrix(ac)[..., 0]  # (N, BH, S, S)
+            D = _decay_matrix(dec.a)[..., 0]  # (N, BH, S, S), exact
             P = torch.where(causal, (qc @ kc.transpose(-1, -2)) * D, zero)
 
+    W = W0.reshape(BH, V, K)
     if delta:
-        gamma = c * a[..., 0] if rule.decay_first else c
-        gc = _to_chunks(gamma, N, S, 0.0)
-        Lam_prev = torch.cat([torch.ones_like(Lam[..., :1, :]), Lam[..., :-1, :]], dim=-2)
-        strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
-        gk = (gc.unsqueeze(-1) * Lam_prev) * kc  # gamma_t Lam[t-1] k_t
-        if fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
-            Abar = torch.where(strict, gk @ k_over.transpose(-1, -2), zero)
+        gamma = c * a[..., 0] if (rule.decay_first and a is not None) else c
+        if isinstance(gamma, torch.Tensor):
+            gch = _to_chunks(gamma, N, S, 0.0).unsqueeze(-1)  # (N, BH, S, 1)
         else:
-            D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
-            kk = kc @ kc.transpose(-1, -2)
-            Abar = torch.where(strict, gc.unsqueeze(-1) * D_prev * kk, zero)
+            gch = kc.new_full(kc.shape[:-1] + (1,), float(gamma))
+        gk = gch * kc  # gamma_t k_t
+        strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
+        if dec is None:  # Abar[t, s] = gamma_t (k_t . k_s)
+            Abar = torch.where(strict, gk @ kc.transpose(-1, -2), zero)
+        else:
+            gk = gk * dec.Lam_prev  # gamma_t Lam[t-1] k_t
+            if dec.fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
+                Abar = torch.where(strict, gk @ k_over.transpose(-1, -2), zero)
+            else:  # exact: D[t-1, s] from the cumulative-product matrix
+                D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
+                Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
         Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
-        Kh = kc * d_end  # decay to chunk end folded into the keys
+        lam_S = dec.Lam_S[..., 0, :] if dec is not None else None  # (N, BH, 1)
         starts, Us = [], []
         for n in range(N):
             starts.append(W)
             Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
             Us.append(Un)
-            W = torch.baddbmm(Lam_S[n].unsqueeze(-1) * W, Un.transpose(-1, -2), Kh[n])
+            Wd = W if lam_S is None else lam_S[n].unsqueeze(-1) * W
+            W = torch.baddbmm(Wd, Un.transpose(-1, -2), kd[n])
         W_start = torch.stack(starts)  # (N, BH, V, K)
         U = torch.stack(Us)  # (N, BH, S, V)
     else:
         U = uc
         if side == "post":
-            G = (U * d_end).transpose(-1, -2) @ kc  # (N, BH, V, K)
-            fac = Lam_S.unsqueeze(-1)  # (N, BH, V, 1)
-        elif side == "pre":
-            G = U.transpose(-1, -2) @ (kc * d_end)
-            fac = Lam_S.unsqueeze(-2)  # (N, BH, 1, K)
+            G = (U * dec.d_end).transpose(-1, -2) @ kc  # (N, BH, V, K)
+            fac = dec.Lam_S.transpose(-1, -2)  # (N, BH, V, 1)
         else:
-            G = U.transpose(-1, -2) @ (kc * d_end)
-            fac = Lam_S.unsqueeze(-1)  # (N, BH, 1, 1)
+            G = U.transpose(-1, -2) @ kd
+            fac = dec.Lam_S if dec is not None else None  # (N, BH, 1, X)
         starts = []
         for n in range(N):
             starts.append(W)
-            W = torch.addcmul(G[n], fac[n], W)
+            W = G[n] + W if fac is None else torch.addcmul(G[n], fac[n], W)
         W_start = torch.stack(starts)
 
-    # outputs: inter-chunk (from the state entering the chunk) + intra-chunk
+    # ---- outputs: inter-chunk (from the state entering the chunk) + intra-chunk
     if side == "post":
-        y = Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, ac, causal, "post")
+        y = dec.Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, dec, causal)
     elif side == "pre":
-        y = (qc * Lam) @ W_start.transpose(-1, -2) + _intra_vector(qc, kc, U, ac, causal, "pre")
+        y = qL @ W_start.transpose(-1, -2) + _intra_vector(qc, kc, U, dec, causal, qL, k_over)
     else:
         y = torch.baddbmm(
-            (P @ U).flatten(0, 1),
-            (qc * Lam).flatten(0, 1),
-            W_start.transpose(-1, -2).flatten(0, 1),
-        ).unflatten(0, (N, B * H))
+            (P @ U).flatten(0, 1), qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1)
+        ).unflatten(0, (N, BH))
     y = _from_chunks(y, B, H, T)
 
     states = None
     if stride:
         M = T // stride
         if M == 0:
-            states = W.new_zeros((0, B * H, V, K))
+            states = W.new_zeros((0, BH, V, K))
         elif stride % S == 0:
             W_end = torch.cat([W_start[1:], W.unsqueeze(0)])  # state after each chunk
             states = W_end[stride // S - 1 :: stride // S][:M]
         else:
             pos = torch.arange(1, M + 1, device=q.device) * stride - 1
+            ac = dec.a if dec is not None else kc.new_ones(kc.shape[:-1] + (1,))
+            Lam = dec.Lam if dec is not None else ac
             states = _states_at(pos, S, W_start, U, kc, ac, Lam, side)
         states = states.reshape(-1, B, H, V, K).transpose(0, 1)
     return y, W.reshape(B, H, V, K), states
+
+
+class _Decays:
+    """Decay products of one chunked gate ``a: (N, BH, S, X)``.
+
+    ``Lam[t] = prod_{r<=t} a_r``, ``Lam_prev[t] = Lam[t-1]``, ``d_end[s] = prod_{s<r<=S} a_r``,
+    ``Lam_S`` (keeping the time dim, ``(N, BH, 1, X)``). ``fast`` when every chunk's total
+    log-decay is above ``-_SAFE_LOG[dtype]``: then all come from ``b = cumsum(log a)`` and
+    ``inv = exp(-b)`` (= ``1 / Lam``) is available for the factorised forms; otherwise they are
+    exact cumulative products (zeros allowed) and ``safe`` marks the chunks that are mild.
+    """
+
+    def __init__(self, a: torch.Tensor) -> None:
+        self.a = a
+        dt = a.dtype
+        la = torch.log(a.clamp_min(torch.finfo(dt).tiny))
+        self.b = torch.cumsum(la, dim=-2)  # log Lam (clamped)
+        self.safe = self.b[..., -1, :].amin(-1) >= -_SAFE_LOG.get(dt, 20.0)  # (N, BH)
+        self.fast = bool(self.safe.all())
+        if self.fast:
+            self.Lam = torch.exp(self.b)
+            self.inv = torch.exp(-self.b)
+            self.Lam_S = self.Lam[..., -1:, :]
+            self.d_end = self.Lam_S * self.inv
+            self.Lam_prev = torch.exp(self.b - la)
+        else:
+            self.Lam = torch.cumprod(a, dim=-2)
+            self.inv = None
+            self.Lam_S = self.Lam[..., -1:, :]
+            self.d_end = _decay_to_end(a)
+            self.Lam_prev = torch.cat([torch.ones_like(a[..., :1, :]), self.Lam[..., :-1, :]], -2)
 
 
 def _intra_vector(
     qc: torch.Tensor,
     kc: torch.Tensor,
     U: torch.Tensor,
-    ac: torch.Tensor,
+    dec: _Decays,
     causal: torch.Tensor,
-    side: str,
+    qL: torch.Tensor | None = None,
+    k_over: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Intra-chunk output for a vector gate: ``y_t = sum_{s<=t} (q_t (k_s . G_ts)) u_s`` (pre) or
-    ``(k_s . q_t) (G_ts . u_s)`` (post), ``G_ts = prod_{s<r<=t} a_r``.
+    """Intra-chunk output for a vector gate: ``y_t = sum_{s<=t} (q_t . (G_ts k_s)) u_s`` (pre,
+    ``qL``/``k_over`` given) or ``(k_s . q_t) (G_ts u_s)`` (post), ``G_ts = prod_{s<r<=t} a_r``.
 
-    Chunks with total log-decay above ``-_SAFE_LOG`` use ``G_ts = exp(b_t) exp(-b_s)`` (two
-    matmuls); the others the exact ``S x S x X`` product (see the module docstring).
+    Mild chunks use ``G_ts = exp(b_t) exp(-b_s)`` (two matmuls); the others the exact
+    ``S x S x X`` product (see the module docstring).
     """
-    dt = qc.dtype
-    thr = _SAFE_LOG.get(dt, 20.0)
-    tiny = torch.finfo(dt).tiny
-    b = torch.cumsum(torch.log(ac.clamp_min(tiny)), dim=-2)  # (N, BH, S, X)
-    safe = b[..., -1, :].amin(-1) >= -thr  # (N, BH)
-    bb = torch.where(safe[..., None, None], b, torch.zeros((), dtype=dt, device=b.device))
     zero = qc.new_zeros(())
-    if side == "pre":
-        A = torch.where(causal, (qc * bb.exp()) @ (kc * (-bb).exp()).transpose(-1, -2), zero)
+    pre = qL is not None
+    if dec.fast:
+        ebb, ninv = dec.Lam, dec.inv
+    else:  # factorised form only where safe; garbage-free placeholders elsewhere
+        bb = torch.where(dec.safe[..., None, None], dec.b, zero)
+        ebb, ninv = bb.exp(), (-bb).exp()
+    if pre:
+        if not dec.fast:
+            qL, k_over = qc * ebb, kc * ninv
+        A = torch.where(causal, qL @ k_over.transpose(-1, -2), zero)
         y = A @ U
     else:
         A = torch.where(causal, qc @ kc.transpose(-1, -2), zero)
-        y = bb.exp() * (A @ (U * (-bb).exp()))
-    if bool(safe.all()):
+        y = ebb * (A @ (U * ninv))
+    if dec.fast:
         return y
     N, BH, S, _ = qc.shape
     flat = (N * BH, S)
-    idx = torch.nonzero(~safe.reshape(-1)).squeeze(-1)
+    idx = torch.nonzero(~dec.safe.reshape(-1)).squeeze(-1)
     qs = qc.reshape(*flat, -1).index_select(0, idx)
     ks = kc.reshape(*flat, -1).index_select(0, idx)
     us = U.reshape(*flat, -1).index_select(0, idx)
-    G = _decay_matrix(ac.reshape(*flat, -1).index_select(0, idx))  # (M, S, S, X), 1 above diag
+    G = _decay_matrix(dec.a.reshape(*flat, -1).index_select(0, idx))  # (M, S, S, X)
     G = torch.where(causal.unsqueeze(-1), G, zero)
-    if side == "pre":
+    if pre:
         ys = torch.einsum("mtk,msk,mtsk->mts", qs, ks, G) @ us
     else:
         As = torch.where(causal, qs @ ks.transpose(-1, -2), zero)
