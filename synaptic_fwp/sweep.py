@@ -49,6 +49,9 @@ __all__ = ["sweep", "open_sweep", "sweep_status", "SweepIncompleteError"]
 
 _DONE = "_sweep/done"  # completion markers: int8 array, one element (and one chunk) per block
 _FORMAT = "synaptic_fwp.sweep/1"
+# Run by each worker of the default LocalCluster before it registers with the scheduler (also
+# when its nanny restarts it after a crash), so no block waits for these imports.
+_WORKER_PRELOAD = "import torch, xarray, zarr, dask.array, synaptic_fwp"
 
 
 class SweepIncompleteError(RuntimeError):
@@ -60,7 +63,7 @@ class SweepIncompleteError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_grid(grid: object) -> dict[str, np.ndarray]:
+def _check_grid(grid: object, batch_dim: str) -> dict[str, np.ndarray]:
     if not isinstance(grid, Mapping) or len(grid) == 0:
         raise TypeError(
             "grid must be a non-empty dict mapping parameter names to 1-D sequences of values, "
@@ -68,10 +71,10 @@ def _check_grid(grid: object) -> dict[str, np.ndarray]:
         )
     out: dict[str, np.ndarray] = {}
     for name, values in grid.items():
-        if not isinstance(name, str) or not name.isidentifier() or name == "batch":
+        if not isinstance(name, str) or not name.isidentifier() or name == batch_dim:
             raise ValueError(
-                f"grid keys must be Python identifiers other than 'batch' (they become keyword "
-                f"arguments and dimension names), got {name!r}"
+                f"grid keys must be Python identifiers other than batch_dim={batch_dim!r} (they "
+                f"become keyword arguments and dimension names), got {name!r}"
             )
         arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
         if arr.ndim != 1 or arr.size == 0:
@@ -126,6 +129,7 @@ class _Layout:
     names: tuple[str, ...]
     values: tuple[np.ndarray, ...]
     block: tuple[int, ...]
+    batch_dim: str = "batch"
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -174,6 +178,7 @@ def _call(
     experiment: Callable[..., xr.Dataset] | str,
     fixed: Mapping[str, Any],
     params: Mapping[str, np.ndarray],
+    batch_dim: str = "batch",
 ) -> xr.Dataset:
     import torch
 
@@ -183,25 +188,28 @@ def _call(
     ds = fn(**fixed, **kwargs)
     if not isinstance(ds, xr.Dataset):
         raise TypeError(
-            f"experiment must return an xarray.Dataset with a 'batch' dimension, got "
+            f"experiment must return an xarray.Dataset with a {batch_dim!r} dimension, got "
             f"{type(ds).__name__}"
         )
-    if ds.sizes.get("batch") != n:
+    if ds.sizes.get(batch_dim) != n:
         raise ValueError(
-            f"experiment must return a Dataset whose 'batch' dimension has one entry per grid "
+            f"experiment must return a Dataset whose {batch_dim!r} dimension (batch_dim) has one "
+            f"entry per grid "
             f"point of the call ({n}), got dims {dict(ds.sizes)}"
         )
     return ds
 
 
-def _to_block(ds: xr.Dataset, names: tuple[str, ...], shape: tuple[int, ...]) -> xr.Dataset:
-    """Replace the ``batch`` dim by the grid dims (first), keep only batch-dependent variables."""
+def _to_block(
+    ds: xr.Dataset, names: tuple[str, ...], shape: tuple[int, ...], batch: str
+) -> xr.Dataset:
+    """Replace the batch dim by the grid dims (first), keep only batch-dependent variables."""
     out = {}
     for name, var in ds.variables.items():
-        if "batch" not in var.dims or name == "batch" or name in names:
+        if batch not in var.dims or name == batch or name in names:
             continue
-        rest = tuple(d for d in var.dims if d != "batch")
-        data = np.asarray(var.transpose("batch", *rest).values)
+        rest = tuple(d for d in var.dims if d != batch)
+        data = np.asarray(var.transpose(batch, *rest).values)
         out[name] = xr.Variable(names + rest, data.reshape(shape + data.shape[1:]), var.attrs)
     coords = [n for n in out if n in ds.coords]
     return xr.Dataset(
@@ -222,7 +230,8 @@ def _run_block(
 
     sl = layout.slices(i)
     shape = tuple(s.stop - s.start for s in sl)
-    block = _to_block(_call(experiment, fixed, layout.params(i)), layout.names, shape)
+    ds = _call(experiment, fixed, layout.params(i), layout.batch_dim)
+    block = _to_block(ds, layout.names, shape, layout.batch_dim)
     got = {k: (v.dims, v.shape[len(shape) :], v.dtype.str) for k, v in block.variables.items()}
     if got != dict(spec):
         raise ValueError(
@@ -248,10 +257,10 @@ def _template(probe: xr.Dataset, layout: _Layout) -> xr.Dataset:
     grid_dims = dict(zip(layout.names, layout.sizes, strict=True))
     data_vars, coords = {}, {}
     for name, var in probe.variables.items():
-        if name == "batch" or name in layout.names:
+        if name == layout.batch_dim or name in layout.names:
             continue
-        if "batch" in var.dims:
-            rest = tuple(d for d in var.dims if d != "batch")
+        if layout.batch_dim in var.dims:
+            rest = tuple(d for d in var.dims if d != layout.batch_dim)
             rest_shape = tuple(probe.sizes[d] for d in rest)
             arr = da.zeros(
                 layout.sizes + rest_shape, dtype=var.dtype, chunks=layout.block + rest_shape
@@ -290,6 +299,7 @@ def _fingerprint(experiment: object, fixed: Mapping[str, Any], layout: _Layout) 
         "fixed": sorted(fixed),
         "grid": list(layout.names),
         "block": list(layout.block),
+        "batch_dim": layout.batch_dim,
     }
 
 
@@ -391,6 +401,7 @@ def sweep(
     retries: int = 2,
     overwrite: bool = False,
     n_workers: int | None = None,
+    batch_dim: str = "batch",
     progress: bool = False,
 ) -> xr.Dataset:
     r"""Run ``experiment`` on every point of ``grid``, in batched blocks on a Dask cluster.
@@ -428,6 +439,10 @@ def sweep(
         Replace an existing store instead of resuming it.
     n_workers
         Workers of the default ``LocalCluster`` (Dask's default when ``None``).
+    batch_dim
+        The experiment's dimension with one entry per grid point (``"batch"`` by DESIGN.md;
+        e.g. ``"param"`` for :func:`synaptic_fwp.protocols.pairing` with per-instance rule
+        parameters). Its coordinates are dropped (the grid coordinates replace them).
     progress
         Show a tqdm progress bar over blocks.
 
@@ -442,10 +457,13 @@ def sweep(
         When blocks still fail after their retries; finished blocks stay in the store and a
         second call with the same arguments computes only the missing ones.
     """
-    layout_values = _check_grid(grid)
+    if not isinstance(batch_dim, str) or not batch_dim:
+        raise TypeError(f"batch_dim must be a non-empty str (a dimension name), got {batch_dim!r}")
+    layout_values = _check_grid(grid, batch_dim)
     names = tuple(layout_values)
     sizes = tuple(v.size for v in layout_values.values())
-    layout = _Layout(names, tuple(layout_values.values()), _block_shape(chunk, sizes, names))
+    block = _block_shape(chunk, sizes, names)
+    layout = _Layout(names, tuple(layout_values.values()), block, batch_dim)
     if not (callable(experiment) or isinstance(experiment, str)):
         raise TypeError(
             "experiment must be a callable f(**params) -> xarray.Dataset, a protocol name or "
@@ -484,6 +502,7 @@ def sweep(
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
+                    preload=[_WORKER_PRELOAD],
                 )
                 own.append(cluster)
                 client = Client(cluster)
@@ -496,9 +515,9 @@ def sweep(
         if not resume:
             first = {n: v[:1] for n, v in zip(names, layout.values, strict=True)}
             if run is None:
-                probe = _call(experiment, fixed, first)
+                probe = _call(experiment, fixed, first, batch_dim)
             else:
-                probe = run.submit(_call, experiment, fixed, first, pure=False).result()
+                probe = run.submit(_call, experiment, fixed, first, batch_dim, pure=False).result()
             _init_store(store, probe, fp, layout)
         spec = {
             k: (v.dims, v.shape[len(names) :], v.dtype.str)
