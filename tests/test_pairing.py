@@ -111,3 +111,17 @@ def test_pairing_rule_errors():
 def test_frequency_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         frequency_stimulation(PairSTDP(), **kwargs)
+
+
+def test_sjostrom_analysis_quick(tmp_path, capsys):
+    """The analysis command (--quick) writes its table and figure; every published visual-cortex
+    set fits the Sjostrom 2001 data with chi2 < 10 over the 10 points (E < 1)."""
+    from synaptic_fwp.analyses.sjostrom_frequency import main
+
+    ds = main(["--quick", "--out", str(tmp_path)])
+    for ext in ("nc", "csv", "pdf", "png"):
+        assert (tmp_path / f"sjostrom_frequency.{ext}").stat().st_size > 0
+    assert ds.chi2.dims == ("set",) and len(ds.set) == 4
+    assert (ds.chi2 < 10).all()
+    np.testing.assert_allclose(ds.dw_model, ds.dw_closed_form, rtol=1e-9, atol=1e-12)
+    assert "chi2" in capsys.readouterr().out
