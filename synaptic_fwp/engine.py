@@ -719,6 +719,13 @@ class _WindowPath:
         # table[k][lag] = rule.decay(1, lag dt), so x * table[k][lag] == rule.decay(x, lag dt)
         self.tables: dict[str, dict[str, torch.Tensor]] = {}
         lags = torch.arange(K + 1, dtype=torch.float64) * net.dt
+        pp = self.pop._p
+        self.c64 = {k: pp[k].to(torch.float64) for k in (
+            "dec_ampa", "V_th", "V_reset", "V_rest", "drive_over_gL", "fac_m", "g_L", "gLEL",
+            "E_ampa", "dt_over_C") if k in pp}
+        if "fac_m" in self.c64:
+            self.c64["loga_fixed"] = torch.log(self.c64["fac_m"]).unsqueeze(0).expand(
+                K, net.batch, self.pop.n)
         for n, p in self.projs:
             if p.kind == "spiking":
                 ones = {k: torch.ones(K + 1, 1, dtype=net.dtype) for k in p.rule.state_shapes}
@@ -788,9 +795,10 @@ class _WindowPath:
                 info["tl_post"] = torch.full((B, P), -1, dtype=torch.int64)
             proj.append(info)
         # LIF constants (float64, per instance)
-        d = p["dec_ampa"].to(f64)  # (B, 1)
+        c64 = self.c64
+        d = c64["dec_ampa"]  # (B, 1)
         fixed = pop.ampa_drive is not None
-        Vth, Vr = p["V_th"].to(f64), p["V_reset"].to(f64)
+        Vth, Vr = c64["V_th"], c64["V_reset"]
         nref = p["n_ref"]
         jj = torch.arange(K, dtype=f64).reshape(K, 1, 1)
         Dj = d.unsqueeze(0) ** jj  # (K, B, 1)  d^j
@@ -868,12 +876,12 @@ class _WindowPath:
             H = torch.cumsum(scaled, 0) - scaled  # exclusive: sum_{m<j}
             G = Dj * (G0.unsqueeze(0) / Dc + H)  # (K, B, P), valid for j >= c
             if fixed:
-                Vinf = p["V_rest"].to(f64).unsqueeze(0) + G * p["drive_over_gL"].to(f64)
-                loga = torch.log(p["fac_m"].to(f64)).unsqueeze(0).expand(K, B, P)
+                Vinf = c64["V_rest"].unsqueeze(0) + G * c64["drive_over_gL"]
+                loga = c64["loga_fixed"]
             else:
-                gt = p["g_L"].to(f64).unsqueeze(0) + G
-                Vinf = (p["gLEL"].to(f64).unsqueeze(0) + G * p["E_ampa"].to(f64)) / gt
-                loga = -gt * p["dt_over_C"].to(f64).unsqueeze(0)
+                gt = c64["g_L"].unsqueeze(0) + G
+                Vinf = (c64["gLEL"].unsqueeze(0) + G * c64["E_ampa"]) / gt
+                loga = -gt * c64["dt_over_C"].unsqueeze(0)
             ref0 = ps["ref"]  # (B, P) refractory steps left at step c
             j0 = cc + ref0.unsqueeze(0)  # first free step, (1, B, P)
             free = ar.reshape(K, 1, 1) >= j0
