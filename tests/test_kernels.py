@@ -333,3 +333,19 @@ def test_spiking_kernel_errors():
         run_lif_stdp(pre, W * 4, PairSTDP(bounds="hard", w_max=1.0), lif, 1e-4)
     with pytest.raises(ValueError, match="LIFPopulation with n=2"):
         run_lif_stdp(pre, W, PairSTDP(), LIFPopulation(3, name="lif"), 1e-4)
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_an_h100_without_a_gpu():
+    """One variant of each kernel compiles to an sm_90 cubin (Triton's own ptxas, no GPU
+    needed): catches what the interpreter cannot (typing, layouts, shared memory). Runs in a
+    subprocess because this process decorated the kernels for the interpreter."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    r = subprocess.run([sys.executable, "-m", "synaptic_fwp.kernels.aot", "--arch", "90"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("ok    sm_90") == 5, r.stdout
