@@ -172,7 +172,8 @@ _AUTO_CHUNK_MIN_T = 64
 def _pick_backend(rule: LinearRule | BCMRule, q: torch.Tensor, backend: str) -> str:
     if backend != "auto":
         return backend
-    if q.is_cuda and not isinstance(rule, BCMRule):
+    if (q.is_cuda and not isinstance(rule, BCMRule)
+            and q.dtype in (torch.float32, torch.float16, torch.bfloat16)):  # kernels' dtypes
         with contextlib.suppress(ImportError):
             import triton  # noqa: F401
 
