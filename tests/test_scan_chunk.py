@@ -222,3 +222,24 @@ def test_flop_count_formula():
     # per chunk-head: 2 S^2 K + 2 S^2 V + 4 S K V; 2 chunks of 4 (T = 7 is padded)
     assert chunk_flops(r, 1, 7, 1, 3, 2, 4) == 2 * (2 * 16 * 3 + 2 * 16 * 2 + 4 * 4 * 3 * 2)
     assert chunk_flops(rules.get("delta"), 1, 8, 1, 3, 2, 4) > chunk_flops(r, 1, 8, 1, 3, 2, 4)
+
+
+def test_default_threads_restore_and_override(monkeypatch):
+    from synaptic_fwp.scan import default_threads
+
+    assert default_threads("recurrent") == 1
+    monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "3")
+    assert default_threads("chunk") == 3 and default_threads("recurrent") == 3
+    monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "zero")
+    with pytest.raises(ValueError, match="SYNAPTIC_FWP_THREADS"):
+        default_threads("chunk")
+    monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "1")
+    rule, q, k, v, gates, W0 = make("mamba2", 0, shape=(1, 70, 1, 2, 2))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for backend in ("recurrent", "chunk"):
+            scan(q, k, v, rule, backend=backend, **gates)
+            assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(old)

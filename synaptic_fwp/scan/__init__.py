@@ -24,15 +24,30 @@ BACKENDS = ("auto", "recurrent", "chunk", "triton")
 
 
 def default_threads(backend: str) -> int | None:
-    """Thread count the library uses for a CPU backend, or None to leave torch's setting.
+    """Intra-op thread count the library uses for a CPU backend (None: leave torch's setting).
 
-    A loop of tiny per-step ops runs fastest on one thread on small machines (measured in
-    ``benchmarks/scan_chunk.py``); the environment variable ``SYNAPTIC_FWP_THREADS`` overrides.
+    Set only for the duration of a :func:`scan` call; the caller's ``torch`` setting is
+    restored afterwards. Measured in ``benchmarks/scan_chunk.py`` on the 2-core development
+    machine (shared with other jobs): the recurrence (a loop of tiny per-step ops) and the
+    chunk-wise path (batched 64 x 64 products) both ran fastest on 1 thread, the recurrence up
+    to ~10x slower on 2. So ``"recurrent"`` always uses 1 thread and ``"chunk"`` uses 1 on
+    machines with at most 2 cores and torch's own setting on larger ones. The environment
+    variable ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
     """
     env = os.environ.get("SYNAPTIC_FWP_THREADS")
     if env:
-        return int(env)
-    return 1 if backend == "recurrent" else None
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"SYNAPTIC_FWP_THREADS must be a positive int, got {env!r}")
+        return n
+    if backend == "recurrent":
+        return 1
+    if backend == "chunk":
+        return 1 if (os.cpu_count() or 1) <= 2 else None
+    return None
 
 
 @contextlib.contextmanager
