@@ -57,13 +57,22 @@ def test_bounded_rule_runs_from_w0():
 
 
 def test_merge_events_order_and_padding():
-    dt, is_pre, is_post = merge_events([np.array([0.0, 0.01]), np.array([0.0])],
-                                       [np.array([0.01]), np.array([0.005])], pre_delay=0.0)
-    assert dt.shape == (2, 3)
-    np.testing.assert_array_equal(is_pre[0], [1, 1, 0])  # coincident: pre first
-    np.testing.assert_array_equal(is_post[0], [0, 0, 1])
-    np.testing.assert_allclose(dt[0], [0.0, 0.01, 0.0])
-    np.testing.assert_array_equal(is_pre[1] + is_post[1], [1, 1, 0])  # padded
+    pres = [np.array([0.0, 0.01]), np.array([0.0]), np.array([0.02, 0.05])]
+    posts = [np.array([0.01]), np.array([0.005]), np.array([0.01, 0.03])]
+    dt, is_pre, is_post = merge_events(pres, posts)
+    assert dt.shape[0] == 3 and not (is_pre * is_post).any()
+    t = np.cumsum(dt, axis=1)
+    for g in range(3):  # every spike at its time, coincident pre before post
+        np.testing.assert_allclose(t[g][is_pre[g] == 1], pres[g])
+        np.testing.assert_allclose(t[g][is_post[g] == 1], posts[g])
+    kinds = [(2 * is_pre[g] + is_post[g])[(is_pre[g] + is_post[g]) > 0] for g in range(3)]
+    np.testing.assert_array_equal(kinds[0], [2, 2, 1])
+    # aligned slots: each column holds one kind of spike only (pure columns)
+    assert not ((is_pre.any(axis=0)) & (is_post.any(axis=0))).any()
+    # pairing grids alternate, so alignment adds at most one slot
+    d, p_, q_ = merge_events([np.arange(5.0), np.arange(5.0)], [np.arange(5.0) + 0.01,
+                                                                 np.arange(5.0) - 0.01 + 1])
+    assert d.shape[1] <= 11
 
 
 @pytest.mark.parametrize(
