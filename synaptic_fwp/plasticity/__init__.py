@@ -47,10 +47,20 @@ inputs in place (they return new tensors), so autograd and checkpointing are saf
     potentiation by ``(w_max - W)`` and depression by ``(W - w_min)`` (and clips), ``"none"``
     leaves the weight unbounded (the additive Pfister-Gerstner rule; needed for the closed forms).
 
-``pre_delay``
+``pre_delay`` (and optional ``post_delay``, default 0)
     Seconds between a presynaptic spike and its effect on the synapse (Graupner-Brunel's
     presynaptic calcium delay ``D``; 0 for STDP). Callers deliver ``on_pre`` at ``t_pre +
-    pre_delay``.
+    pre_delay`` and ``on_post`` at ``t_post + post_delay`` (Shouval's BPAP delay).
+
+Optional attributes used by the protocols: ``settle_time`` (s to advance after the last event
+so continuous dynamics finish), ``stochastic`` (noisy rule: trials make sense), ``bistable``
+(Graupner-Brunel: read out by transition probabilities). Trace rules also expose ``taus``
+(trace name -> time constant), ``decay_factors(dt)`` and ``scale(state, factors)`` with
+``decay(state, dt) == scale(state, decay_factors(dt))``, which the event-driven protocols use
+to compute each distinct ``exp(-dt/tau)`` once, and ``batch_shape()``.
+
+Noise (Graupner-Brunel) is drawn from a counter-based hash of a per-instance key
+(``init_state(W, keys=...)``), so instance ``b`` gets the same result whatever the batch.
 
 Rules
 -----
