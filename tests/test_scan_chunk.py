@@ -141,8 +141,10 @@ def test_zero_decay_no_nan_and_exact(name):
 
 @pytest.mark.parametrize("side", ["gla", "gla_table1"])
 @pytest.mark.parametrize("regime", ["mild", "strong", "mixed"])
-def test_gla_both_intra_paths_float32(side, regime):
-    """Weak decay takes the factorised (log-space) path, strong decay the exact path."""
+def test_gla_both_intra_paths_float32(side, regime, monkeypatch):
+    """Weak decay takes the factorised (log-space) path, strong decay the exact path (here in
+    batches of 3 chunks)."""
+    monkeypatch.setattr(chunk_mod, "_EXACT_ELEMS", 3 * 16 * 16 * 8)
     rule, q, k, v, gates, W0 = make(side, 9, dtype=torch.float32, shape=(2, 70, 2, 8, 6))
     a = gates["gate"]
     if regime == "mild":

@@ -67,6 +67,9 @@ DEFAULT_CHUNK_SIZE = 64
 #: Largest total log-decay magnitude within a chunk for which the factorised GLA form is used.
 _SAFE_LOG = {torch.float64: 200.0, torch.float32: 20.0, torch.float16: 5.0, torch.bfloat16: 5.0}
 
+#: Elements of the ``S x S x X`` temporaries of the exact GLA path processed per batch.
+_EXACT_ELEMS = 1 << 24
+
 #: Diagonal block size of the recursive inversion of the unit lower-triangular UT matrix.
 _BASE_BLOCK = 16
 
@@ -412,16 +415,22 @@ def _intra_vector(
     N, BH, S, _ = qc.shape
     flat = (N * BH, S)
     idx = torch.nonzero(~dec.safe.reshape(-1)).squeeze(-1)
-    qs = qc.reshape(*flat, -1).index_select(0, idx)
-    ks = kc.reshape(*flat, -1).index_select(0, idx)
-    us = U.reshape(*flat, -1).index_select(0, idx)
-    G = _decay_matrix(dec.a.reshape(*flat, -1).index_select(0, idx))  # (M, S, S, X)
-    G = torch.where(causal.unsqueeze(-1), G, zero)
-    if pre:
-        ys = torch.einsum("mtk,msk,mtsk->mts", qs, ks, G) @ us
-    else:
-        As = torch.where(causal, qs @ ks.transpose(-1, -2), zero)
-        ys = torch.einsum("mts,msv,mtsv->mtv", As, us, G)
+    X = dec.a.shape[-1]
+    per = max(1, _EXACT_ELEMS // (S * S * X))  # chunks per batch: bounded S x S x X temporaries
+    parts = []
+    for i0 in range(0, idx.numel(), per):
+        ix = idx[i0 : i0 + per]
+        qs = qc.reshape(*flat, -1).index_select(0, ix)
+        ks = kc.reshape(*flat, -1).index_select(0, ix)
+        us = U.reshape(*flat, -1).index_select(0, ix)
+        G = _decay_matrix(dec.a.reshape(*flat, -1).index_select(0, ix))  # (m, S, S, X)
+        G = torch.where(causal.unsqueeze(-1), G, zero)
+        if pre:
+            parts.append(torch.einsum("mtk,msk,mtsk->mts", qs, ks, G) @ us)
+        else:
+            As = torch.where(causal, qs @ ks.transpose(-1, -2), zero)
+            parts.append(torch.einsum("mts,msv,mtsv->mtv", As, us, G))
+    ys = torch.cat(parts) if len(parts) > 1 else parts[0]
     y = y.reshape(*flat, -1).index_copy(0, idx, ys)
     return y.reshape(N, BH, S, -1)
 
