@@ -38,15 +38,17 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls). The
 outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
 
-Numerical safety. Decay products are formed exactly, without logarithms or divisions: ``D`` is a
-cumulative product down the columns of the masked matrix ``X[t, s] = lambda_t if t > s else 1``.
-A decay of exactly 0 therefore gives exact zeros, no NaN, and the right gradient (torch's
-``cumprod`` backward handles zeros). The vector-gate (GLA) intra-chunk term, which would need an
-``S x S x K`` tensor done exactly, uses the log-space factorisation
-``exp(b_t - b_s) = exp(b_t) exp(-b_s)``, ``b_t = sum_{r <= t} log a_r``, only in chunks whose
-total log-decay is above ``-_SAFE_LOG[dtype]`` (so that ``exp(-b)`` cannot overflow and no
-precision is lost); the other chunks (strong decay, or a zero gate) take the exact
-``S x S x K`` product path. Both paths are tested against the recurrence.
+Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
+(``log`` of the gate clamped at the smallest normal number, so a decay of 0 gives a large finite
+negative number, never ``-inf`` or NaN). When every chunk's total log-decay is above
+``-_SAFE_LOG[dtype]`` (20 in float32, 200 in float64; the usual regime: RetNet, GLA's
+``sigmoid^(1/16)`` gates) the factorised forms ``D[t, s] = exp(b_t) exp(-b_s)`` are used: two
+matmuls, no ``S x S`` elementwise work, and ``exp(-b)`` cannot overflow. Otherwise (strong decay
+or a decay of exactly 0 somewhere) the products are formed exactly, without logarithms or
+divisions, as cumulative products down the columns of ``X[t, s] = a_t if t > s else 1``: zeros
+give exact zeros and the right gradients (torch's ``cumprod`` backward handles zeros). For
+vector gates the exact intra-chunk term needs an ``S x S x X`` tensor; only the chunks that are
+not mild take it, in bounded batches. Both paths are tested against the recurrence.
 
 Shapes: ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``, gates as
 :func:`synaptic_fwp.scan.prepare` returns them (``eta``, ``decay``: ``(B, T, H)``; ``gate``:
@@ -64,7 +66,7 @@ __all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE"]
 #: Chunk length used when the caller does not choose one (measured in benchmarks/scan_chunk.py).
 DEFAULT_CHUNK_SIZE = 64
 
-#: Largest total log-decay magnitude within a chunk for which the factorised GLA form is used.
+#: Largest total log-decay magnitude of a chunk for which the factorised (log-space) form is used.
 _SAFE_LOG = {torch.float64: 200.0, torch.float32: 20.0, torch.float16: 5.0, torch.bfloat16: 5.0}
 
 #: Elements of the ``S x S x X`` temporaries of the exact GLA path processed per batch.
