@@ -24,16 +24,18 @@ from synaptic_fwp.rules import BCMRule, LinearRule
 from .chunk import chunk_scalar_fwd_kernel, chunk_vector_fwd_kernel
 from .recurrent import recurrent_bwd_kernel, recurrent_fwd_kernel
 
-__all__ = ["scan_triton", "kernel_plan", "INTERPRETED", "MODES"]
+__all__ = ["scan_triton", "kernel_plan", "INTERPRETED", "AUTOTUNE", "MODES"]
 
 MODES = ("auto", "recurrent", "chunk")
 #: whether the kernels of this process run in Triton's CPU interpreter (fixed when imported)
 INTERPRETED = isinstance(recurrent_fwd_kernel, InterpretedFunction)
 
-if INTERPRETED:  # triton.autotune needs a GPU driver: a fixed configuration under the interpreter
-    _rec_fwd, _rec_bwd = recurrent_fwd_kernel, recurrent_bwd_kernel
-    _chunk_scalar, _chunk_vector = chunk_scalar_fwd_kernel, chunk_vector_fwd_kernel
-else:  # pragma: no cover - needs a GPU
+#: opt-in autotuning on a GPU (``SYNAPTIC_FWP_AUTOTUNE=1``). Off by default: the tuned
+#: configuration may differ between processes (timing noise) and with it the order of the
+#: reductions, so results would not be bit-reproducible run to run (DESIGN.md, determinism).
+AUTOTUNE = not INTERPRETED and os.environ.get("SYNAPTIC_FWP_AUTOTUNE") == "1"
+
+if AUTOTUNE:  # pragma: no cover - needs a GPU
     def _tuned(fn, key):
         configs = [triton.Config({}, num_warps=w, num_stages=s) for w in (2, 4, 8) for s in (1, 2)]
         return triton.autotune(configs=configs, key=key)(fn)
@@ -42,6 +44,13 @@ else:  # pragma: no cover - needs a GPU
     _rec_bwd = _tuned(recurrent_bwd_kernel, ["K", "V", "BK", "BV"])
     _chunk_scalar = _tuned(chunk_scalar_fwd_kernel, ["K", "V", "BT", "BK", "BV"])
     _chunk_vector = _tuned(chunk_vector_fwd_kernel, ["K", "V", "BT", "BK", "BV"])
+    _REC_OPTS: dict = {}
+    _CHUNK_OPTS: dict = {}
+else:  # a fixed configuration (the interpreter cannot autotune: it has no GPU driver)
+    _rec_fwd, _rec_bwd = recurrent_fwd_kernel, recurrent_bwd_kernel
+    _chunk_scalar, _chunk_vector = chunk_scalar_fwd_kernel, chunk_vector_fwd_kernel
+    _REC_OPTS = {} if INTERPRETED else {"num_warps": 4}
+    _CHUNK_OPTS = {} if INTERPRETED else {"num_warps": 4, "num_stages": 2}
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _DECAY = {"none": 0, "scalar": 1, "post": 2, "pre": 3}
@@ -167,14 +176,14 @@ def _forward(q, k, v, eta, lam, gate, W0, plan: Plan, save_ck: bool):
             _chunk_vector[grid](
                 q, k, v, eta_, gate_, W0, y, WT, st_, ck, T, H, K, V, nst, nseg,
                 SIDE=plan.decay, WRITE=plan.write, STRIDE=stride, SAVE_CK=save_ck, IEEE=ieee,
-                BT=plan.seg, BK=plan.bk, BV=plan.bv,
+                BT=plan.seg, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
             )
         else:
             _chunk_scalar[grid](
                 q, k, v, eta_, lam_, W0, y, WT, st_, ck, T, H, K, V, nst, nseg,
                 DECAY=plan.decay, DELTA=plan.corr == 1, WRITE=plan.write,
                 DECAY_FIRST=plan.decay_first, STRIDE=stride, SAVE_CK=save_ck, IEEE=ieee,
-                BT=plan.seg, BK=plan.bk, BV=plan.bv,
+                BT=plan.seg, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
             )
     else:
         grid = (BH, triton.cdiv(V, plan.bv))
@@ -183,7 +192,7 @@ def _forward(q, k, v, eta, lam, gate, W0, plan: Plan, save_ck: bool):
             T, H, K, V, nst, nseg, plan.theta0, plan.theta_l,
             DECAY=plan.decay, CORR=plan.corr, WRITE=plan.write, DECAY_FIRST=plan.decay_first,
             BCM_OUT=plan.bcm_out, STRIDE=stride, SEG=plan.seg, SAVE_CK=save_ck,
-            BK=plan.bk, BV=plan.bv,
+            BK=plan.bk, BV=plan.bv, **_REC_OPTS,
         )
     return y, WT, st, ck, ckth
 
@@ -221,7 +230,7 @@ def _backward(q, k, v, eta, lam, gate, ck, ckth, dy, dWT, dst, plan: Plan):
         T, B, H, K, V, nst, nseg, plan.theta_l,
         DECAY=plan.decay, CORR=plan.corr, WRITE=plan.write, DECAY_FIRST=plan.decay_first,
         BCM_OUT=plan.bcm_out, STRIDE=max(plan.stride, 1), HAS_DST=has_dst, SEG=plan.seg,
-        BK=BK, BV=BV,
+        BK=BK, BV=BV, **_REC_OPTS,
     )
     grads = dict(q=dq.sum(0), k=dk.sum(0), v=dv, W0=dW0)
     grads["eta"] = deta.sum(0) if plan.write == 1 else None
