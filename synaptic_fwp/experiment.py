@@ -85,6 +85,10 @@ SECTIONS: dict[str, str] = {
     "sweep": "grid over rule parameters",
     "record": "variables to keep",
     "fit": "fit the rule to data (synaptic-fwp fit)",
+    "network": "a network experiment: dt, duration, batch (instead of [rule]/[protocol])",
+    "inputs": "network inputs: [inputs.<name>] with a type and its arguments",
+    "populations": "network populations: [populations.<name>] with a type and its arguments",
+    "projections": "network projections: [projections.<name>] with pre, post, W0, rule, ...",
 }
 """Allowed top-level tables and what each holds."""
 
@@ -102,6 +106,12 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "module": "synaptic_fwp.protocols.pairing",
         "function": "pairing",
         "variables": ("dw", "w_final", "change", "U", "U_sem", "D", "rho_final"),
+        "internal": ("rule", "seed", "dtype", "device"),
+    },
+    "frequency": {
+        "module": "synaptic_fwp.protocols.frequency",
+        "function": "frequency_stimulation",
+        "variables": ("dw", "w_final", "theta_freq", "change", "U", "U_sem", "D", "rho_final"),
         "internal": ("rule", "seed", "dtype", "device"),
     },
 }
@@ -242,9 +252,11 @@ def _table(ctx: _Ctx, cfg: Mapping[str, Any], name: str, required: bool) -> dict
 # ------------------------------------------------------------------------------ rules
 
 
-def _rule_class(ctx: _Ctx, name: object) -> tuple[str, type, dict[str, Any]]:
+def _rule_class(
+    ctx: _Ctx, name: object, path: tuple[str, ...] = ("rule",)
+) -> tuple[str, type, dict[str, Any]]:
     if not isinstance(name, str) or name not in RULES:
-        raise ctx.error(("rule", "name"), f"unknown rule {name!r}; allowed: {', '.join(RULES)}")
+        raise ctx.error((*path, "name"), f"unknown rule {name!r}; allowed: {', '.join(RULES)}")
     spec = RULES[name]
     from . import plasticity
 
@@ -252,7 +264,7 @@ def _rule_class(ctx: _Ctx, name: object) -> tuple[str, type, dict[str, Any]]:
         cls = getattr(plasticity, spec["class"])
     except (AttributeError, ImportError) as e:
         raise ctx.error(
-            ("rule", "name"),
+            (*path, "name"),
             f"rule {name!r} is not available in this installation of synaptic_fwp.plasticity ({e})",
         ) from None
     return name, cls, spec
@@ -286,26 +298,30 @@ def build_rule(
     rule_cfg: Mapping[str, Any],
     sweep: Mapping[str, Sequence[float]] | None = None,
     ctx: _Ctx | None = None,
+    path: tuple[str, ...] = ("rule",),
 ):
     """The rule object of a (resolved) ``[rule]`` table; ``sweep`` values become per-instance
-    tensor parameters of shape ``(P,)`` (float64)."""
+    tensor parameters of shape ``(P,)`` (float64). Parameters that the ``table``/``preset``
+    constructor takes (e.g. ``w_max`` of ``song2000``, which scales its amplitudes) go to it;
+    the others replace the constructed values."""
     ctx = ctx or _Ctx("", "<config>")
-    name, cls, spec = _rule_class(ctx, rule_cfg.get("name"))
+    name, cls, spec = _rule_class(ctx, rule_cfg.get("name"), path)
     params = {k: v for k, v in rule_cfg.items() if k not in ("name", "table", "preset")}
     for k, vals in (sweep or {}).items():
         params[k] = torch.tensor(list(vals), dtype=torch.float64)
     try:
-        if "table" in rule_cfg:
-            base = getattr(cls, spec["table"])(**rule_cfg["table"])
-            return dataclasses.replace(base, **params) if params else base
-        if "preset" in rule_cfg:
-            base = getattr(cls, rule_cfg["preset"])()
-            return dataclasses.replace(base, **params) if params else base
+        if "table" in rule_cfg or "preset" in rule_cfg:
+            make = getattr(cls, spec["table"] if "table" in rule_cfg else rule_cfg["preset"])
+            sig = inspect.signature(make).parameters
+            own = {k: v for k, v in params.items() if k in sig and not isinstance(v, torch.Tensor)}
+            rest = {k: v for k, v in params.items() if k not in own}
+            base = make(**rule_cfg.get("table", {}), **own)
+            return dataclasses.replace(base, **rest) if rest else base
         return cls(**params)
     except (TypeError, ValueError) as e:
         key = _named_key(str(e), [*params, *rule_cfg.get("table", {})])
         sub = ("table", key) if key in rule_cfg.get("table", {}) else (key,)
-        raise ctx.error(("rule", *sub) if key else ("rule",), f"invalid: {e}") from None
+        raise ctx.error((*path, *sub) if key else path, f"invalid: {e}") from None
 
 
 def _named_key(msg: str, keys: Sequence[str]) -> str | None:
@@ -315,23 +331,27 @@ def _named_key(msg: str, keys: Sequence[str]) -> str | None:
     return None
 
 
-def _resolve_rule(ctx: _Ctx, t: dict[str, Any]) -> dict[str, Any]:
-    name, cls, spec = _rule_class(ctx, t.get("name"))
+def _resolve_rule(
+    ctx: _Ctx, t: dict[str, Any], path: tuple[str, ...] = ("rule",)
+) -> dict[str, Any]:
+    if "name" not in t:
+        raise ctx.error(path, f"missing key 'name'; allowed rules: {', '.join(RULES)}")
+    name, cls, spec = _rule_class(ctx, t.get("name"), path)
     fields = _rule_fields(cls)
     special = (
         ["name"]
         + (["table"] if "table" in spec else [])
         + (["preset"] if spec.get("presets") else [])
     )
-    _check_keys(ctx, t, ("rule",), [*special, *fields], "rule key or parameter")
+    _check_keys(ctx, t, path, [*special, *fields], "rule key or parameter")
     out: dict[str, Any] = {"name": name}
     if "table" in t and "preset" in t:
-        raise ctx.error(("rule", "preset"), "give either table or preset, not both")
+        raise ctx.error((*path, "preset"), "give either table or preset, not both")
     if "table" in t:
         tab = t["table"]
         if not isinstance(tab, dict):
             raise ctx.error(
-                ("rule", "table"), f"must be a table like {{ dataset = ... }}, got {tab!r}"
+                (*path, "table"), f"must be a table like {{ dataset = ... }}, got {tab!r}"
             )
         sig = inspect.signature(getattr(cls, spec["table"]))
         opts = [
@@ -340,22 +360,22 @@ def _resolve_rule(ctx: _Ctx, t: dict[str, Any]) -> dict[str, Any]:
             if sig.parameters[p].kind
             in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         ]
-        _check_keys(ctx, tab, ("rule", "table"), opts, "table option")
+        _check_keys(ctx, tab, (*path, "table"), opts, "table option")
         for k, v in tab.items():
             if not isinstance(v, str):
-                raise ctx.error(("rule", "table", k), f"must be a string, got {v!r}")
+                raise ctx.error((*path, "table", k), f"must be a string, got {v!r}")
         out["table"] = dict(tab)
     if "preset" in t:
         presets = spec.get("presets", ())
         if t["preset"] not in presets:
             raise ctx.error(
-                ("rule", "preset"), f"unknown preset {t['preset']!r}; allowed: {', '.join(presets)}"
+                (*path, "preset"), f"unknown preset {t['preset']!r}; allowed: {', '.join(presets)}"
             )
         out["preset"] = t["preset"]
     for k, v in t.items():
         if k in special:
             continue
-        out[k] = _convert_param(ctx, ("rule", k), k, v, fields[k])
+        out[k] = _convert_param(ctx, (*path, k), k, v, fields[k])
     return out
 
 
@@ -470,7 +490,7 @@ def _resolve_protocol(ctx: _Ctx, t: dict[str, Any]) -> dict[str, Any]:
                 raise ctx.error(path, f"must be a string, got {v!r}")
             out[k] = v
         else:
-            expect = {"dt": "time", "freq": "frequency"}.get(k)
+            expect = {"dt": "time", "freq": "frequency", "post_dt": "time"}.get(k)
             vals = v if isinstance(v, (list, tuple)) else [v]
             if isinstance(v, list) and not v:
                 raise ctx.error(path, "must not be an empty list")
@@ -516,11 +536,32 @@ class Experiment:
         self, progress: bool = True, out: str | Path | None = None, write: bool = True
     ) -> xr.Dataset:
         """Run the protocol for every instance of the sweep grid (batched in chunks, with a
-        progress bar), keep the ``[record]`` variables, store the configuration, package
-        version and seed in the attrs, and write ``out`` (default: ``[experiment] output``)."""
-        from tqdm.auto import tqdm
-
+        progress bar) or the network (all instances of the sweep grid in one batched engine
+        run), keep the ``[record]`` variables, store the configuration, package version and
+        seed in the attrs, and write ``out`` (default: ``[experiment] output``)."""
         from . import __version__
+
+        cfg = self.config
+        if "network" in cfg:
+            ds = _run_network(self, progress)
+        else:
+            ds = self._run_protocol(progress)
+        ds.attrs.update(_netcdf_safe(ds.attrs))
+        ds.attrs.update(
+            experiment=cfg["experiment"]["name"],
+            experiment_config=json.dumps(cfg, sort_keys=True),
+            experiment_source=self.source,
+            experiment_toml=self.text,
+            package_version=__version__,
+            seed=self.seed,
+        )
+        if write:
+            target = Path(out) if out is not None else self.output
+            save(ds, target)
+        return ds
+
+    def _run_protocol(self, progress: bool) -> xr.Dataset:
+        from tqdm.auto import tqdm
 
         cfg = self.config
         proto = dict(cfg["protocol"])
@@ -571,23 +612,11 @@ class Experiment:
                     f"{sorted(map(str, ds.data_vars))}"
                 )
             ds = ds[rec]
-        ds.attrs.update(_netcdf_safe(ds.attrs))
-        ds.attrs.update(
-            experiment=cfg["experiment"]["name"],
-            experiment_config=json.dumps(cfg, sort_keys=True),
-            experiment_source=self.source,
-            experiment_toml=self.text,
-            package_version=__version__,
-            seed=self.seed,
-        )
-        if write:
-            target = Path(out) if out is not None else self.output
-            save(ds, target)
         return ds
 
     def _fit_table(self) -> dict[str, Any]:
         cfg = self.config
-        if "fit" not in cfg:
+        if "fit" not in cfg or "network" in cfg:
             raise ExperimentError(f"{self.source}: missing table [fit] ({SECTIONS['fit']})")
         if cfg["protocol"]["name"] != "pairing":
             raise ExperimentError(
@@ -828,6 +857,16 @@ def _resolve(ctx: _Ctx, cfg: Mapping[str, Any]) -> dict[str, Any]:
             "dtype": dtype,
         }
     }
+    if "network" in cfg:
+        _resolve_network(ctx, cfg, out)
+        return out
+    for net_only in ("inputs", "populations", "projections"):
+        if net_only in cfg:
+            raise ctx.error(
+                (net_only,),
+                f"[{net_only}] belongs to a network experiment, which "
+                "needs a [network] table (dt, duration)",
+            )
     rule_t = _table(ctx, cfg, "rule", True)
     if "name" not in rule_t:
         raise ctx.error(("rule",), f"missing key 'name'; allowed rules: {', '.join(RULES)}")
@@ -907,3 +946,440 @@ def from_dataset(ds: xr.Dataset) -> Experiment:
             "experiment_config with a fresh load"
         )
     return ex
+
+
+# ------------------------------------------------------------------------------ networks
+# A network experiment has [network] (dt, duration, batch) and tables of [inputs.<name>],
+# [populations.<name>] and [projections.<name>] instead of [rule] and [protocol]; it runs on
+# synaptic_fwp.engine.Network.
+
+INPUTS: dict[str, str] = {
+    "poisson": "PoissonInput",
+    "spike_times": "SpikeTimesInput",
+    "rate": "RateInput",
+    "place_cells": "PlaceCellInput",
+    "plateau": "PlateauInput",
+}
+"""Input ``type`` names -> classes of :mod:`synaptic_fwp.inputs`."""
+
+POPULATIONS: dict[str, str] = {"lif": "LIFPopulation", "rate": "RatePopulation"}
+"""Population ``type`` names -> classes of :mod:`synaptic_fwp.neurons`."""
+
+_KIND_OF = [
+    (re.compile(r"^(tau.*|t_ref|duration|times|rate_dt|delay|dt|every)$"), "time"),
+    (re.compile(r"^(rate|peak_rate|baseline|r_max|r_init|max_rate)$"), "frequency"),
+    (re.compile(r"^(E_.*|V_.*|ampa_drive)$"), "voltage"),
+    (re.compile(r"^C$"), "capacitance"),
+    (re.compile(r"^g_L$"), "conductance"),
+    (re.compile(r"^(track_length|width|x0|positions)$"), "length"),
+]
+
+
+def _kind(key: str) -> str | None:
+    for rx, kind in _KIND_OF:
+        if rx.match(key):
+            return kind
+    return None
+
+
+def _signature_args(cls: type, skip: Sequence[str] = ("name",)) -> dict[str, Any]:
+    sig = inspect.signature(cls)
+    return {n: p.default for n, p in sig.parameters.items() if n not in skip}
+
+
+def _convert_value(ctx: _Ctx, path: tuple[str, ...], key: str, v: object) -> Any:
+    """A TOML value for a constructor argument: bools, ints and strings pass; numbers and
+    quantity strings become SI floats; lists of them become lists."""
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int) and _kind(key) is None:
+        return v
+    if isinstance(v, list):
+        return [_convert_value(ctx, path, key, x) for x in v]
+    if isinstance(v, str) and not _QUANTITY.match(v):
+        return v
+    try:
+        return quantity(v, expect=_kind(key), key=key)
+    except (TypeError, ValueError) as e:
+        raise ctx.error(path, str(e)) from None
+
+
+def _resolve_objects(
+    ctx: _Ctx, cfg: Mapping[str, Any], section: str, types: Mapping[str, str], module: str
+) -> dict[str, dict[str, Any]]:
+    t = _table(ctx, cfg, section, False)
+    mod = importlib.import_module(module)
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in t.items():
+        path = (section, name)
+        if not name.isidentifier():
+            raise ctx.error(path, f"names must be identifiers (letters, digits, _), got {name!r}")
+        if not isinstance(spec, dict):
+            raise ctx.error(path, f"must be a table [{section}.{name}] with a type, got {spec!r}")
+        kind = spec.get("type")
+        if kind not in types:
+            raise ctx.error((*path, "type"), f"unknown type {kind!r}; allowed: {', '.join(types)}")
+        args = _signature_args(getattr(mod, types[kind]))
+        _check_keys(ctx, spec, path, ["type", *args], f"{kind} argument")
+        res: dict[str, Any] = {"type": kind}
+        for k, v in spec.items():
+            if k != "type":
+                res[k] = _convert_value(ctx, (*path, k), k, v)
+        missing = [a for a, d in args.items() if d is inspect.Parameter.empty and a not in res]
+        if missing:
+            raise ctx.error(path, f"missing required argument(s) {missing}")
+        out[name] = res
+    return out
+
+
+_PROJ_SPECIAL = ("pre", "post", "W0", "U0", "rule", "value")
+
+
+def _resolve_weights(ctx: _Ctx, path: tuple[str, ...], v: object) -> Any:
+    if isinstance(v, dict):
+        _check_keys(ctx, v, path, ["uniform", "constant"], "weight initialisation")
+        if len(v) != 1:
+            raise ctx.error(path, "give one of { uniform = [low, high] } or { constant = w }")
+        ((how, arg),) = v.items()
+        if how == "uniform":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise ctx.error(path, f"uniform needs [low, high], got {arg!r}")
+            try:
+                lo, hi = (quantity(x, key="W0") for x in arg)
+            except (TypeError, ValueError) as e:
+                raise ctx.error(path, str(e)) from None
+            if not lo < hi:
+                raise ctx.error(path, f"uniform needs low < high, got [{lo}, {hi}]")
+            return {"uniform": [lo, hi]}
+        try:
+            return {"constant": quantity(arg, key="W0")}
+        except (TypeError, ValueError) as e:
+            raise ctx.error(path, str(e)) from None
+    try:
+        return {"constant": quantity(v, key="W0")}
+    except (TypeError, ValueError) as e:
+        raise ctx.error(path, f"{e}; or give {{ uniform = [low, high] }}") from None
+
+
+def _resolve_projections(
+    ctx: _Ctx, cfg: Mapping[str, Any], names: Sequence[str], pops: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    from . import rules as rate_rules
+    from .synapses import Projection
+
+    t = _table(ctx, cfg, "projections", False)
+    fields = [f for f in Projection.__dataclass_fields__ if f not in ("name",)]
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in t.items():
+        path = ("projections", name)
+        if not name.isidentifier() or name in names:
+            raise ctx.error(path, f"projection names must be new identifiers, got {name!r}")
+        if not isinstance(spec, dict):
+            raise ctx.error(path, f"must be a table with pre, post, W0, got {spec!r}")
+        _check_keys(ctx, spec, path, fields, "projection argument")
+        res: dict[str, Any] = {}
+        for k, allowed in (("pre", names), ("post", pops)):
+            if k not in spec:
+                raise ctx.error(path, f"missing key {k!r} (one of {', '.join(allowed)})")
+            if spec[k] not in allowed:
+                raise ctx.error(
+                    (*path, k),
+                    f"{spec[k]!r} is not defined; allowed: {', '.join(allowed) or 'none defined'}",
+                )
+            res[k] = spec[k]
+        if "W0" not in spec:
+            raise ctx.error(
+                path, "missing key 'W0' (initial weights: a number or { uniform = [low, high] })"
+            )
+        res["W0"] = _resolve_weights(ctx, (*path, "W0"), spec["W0"])
+        if "U0" in spec:
+            res["U0"] = _resolve_weights(ctx, (*path, "U0"), spec["U0"])
+        if "value" in spec:
+            if spec["value"] not in names:
+                raise ctx.error(
+                    (*path, "value"),
+                    f"{spec['value']!r} is not defined; allowed: {', '.join(names)}",
+                )
+            res["value"] = spec["value"]
+        r = spec.get("rule")
+        if isinstance(r, str):
+            if r not in rate_rules.names():
+                raise ctx.error(
+                    (*path, "rule"),
+                    f"unknown rate rule {r!r}; allowed: "
+                    f"{', '.join(rate_rules.names())}, or a spiking rule table "
+                    f"{{ name = ... }} with name in {', '.join(RULES)}",
+                )
+            res["rule"] = r
+        elif isinstance(r, dict):
+            res["rule"] = _resolve_rule(ctx, dict(r), (*path, "rule"))
+        elif r is not None:
+            raise ctx.error(
+                (*path, "rule"), f"must be a rate rule name or a table {{ name = ... }}, got {r!r}"
+            )
+        for k, v in spec.items():
+            if k not in _PROJ_SPECIAL:
+                res[k] = _convert_value(ctx, (*path, k), k, v)
+        out[name] = res
+    return out
+
+
+def _resolve_network_sweep(
+    ctx: _Ctx, t: Mapping[str, Any], cfg: Mapping[str, Any]
+) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for key, vals in t.items():
+        parts = key.split(".")
+        ok = len(parts) in (3, 4) and parts[0] in ("inputs", "populations", "projections")
+        ok = ok and parts[1] in cfg.get(parts[0], {})
+        if ok and len(parts) == 4:
+            ok = (
+                parts[0] == "projections"
+                and parts[2] == "rule"
+                and isinstance(cfg["projections"][parts[1]].get("rule"), dict)
+            )
+        if not ok:
+            raise ctx.error(
+                ("sweep", key),
+                f"{key!r} must name a defined object's parameter: "
+                "'inputs.<name>.<arg>', 'populations.<name>.<arg>', "
+                "'projections.<name>.<arg>' or 'projections.<name>.rule.<param>'",
+            )
+        if not isinstance(vals, list) or not vals:
+            raise ctx.error(("sweep", key), f"must be a non-empty list of values, got {vals!r}")
+        try:
+            out[key] = [quantity(v, expect=_kind(parts[-1]), key=parts[-1]) for v in vals]
+        except (TypeError, ValueError) as e:
+            raise ctx.error(("sweep", key), str(e)) from None
+    return out
+
+
+def _resolve_network(ctx: _Ctx, cfg: Mapping[str, Any], out: dict[str, Any]) -> None:
+    for bad in ("rule", "protocol", "fit"):
+        if bad in cfg:
+            raise ctx.error(
+                (bad,),
+                f"a network experiment ([network]) takes no [{bad}] table; "
+                "rules belong to [projections.<name>] (rule = ...)",
+            )
+    net = _table(ctx, cfg, "network", True)
+    _check_keys(ctx, net, ("network",), ["dt", "duration", "batch", "method"], "network key")
+    res: dict[str, Any] = {}
+    for k in ("dt", "duration"):
+        if k not in net:
+            raise ctx.error(("network",), f'missing key {k!r} (seconds, e.g. "0.1 ms")')
+        try:
+            res[k] = quantity(net[k], expect="time", key=k)
+        except (TypeError, ValueError) as e:
+            raise ctx.error(("network", k), str(e)) from None
+        if res[k] <= 0:
+            raise ctx.error(("network", k), f"must be > 0 s, got {res[k]}")
+    b = net.get("batch", 1)
+    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+        raise ctx.error(("network", "batch"), f"must be an integer >= 1, got {b!r}")
+    res["batch"] = b
+    m = net.get("method", "auto")
+    if m not in ("auto", "step", "window"):
+        raise ctx.error(("network", "method"), f"must be auto, step or window, got {m!r}")
+    res["method"] = m
+    out["network"] = res
+    out["inputs"] = _resolve_objects(ctx, cfg, "inputs", INPUTS, "synaptic_fwp.inputs")
+    out["populations"] = _resolve_objects(
+        ctx, cfg, "populations", POPULATIONS, "synaptic_fwp.neurons"
+    )
+    if not out["populations"]:
+        raise ctx.error(("populations",), "a network needs at least one [populations.<name>]")
+    both = set(out["inputs"]) & set(out["populations"])
+    if both:
+        raise ctx.error(
+            ("populations", sorted(both)[0]), "names must be unique across inputs and populations"
+        )
+    names = [*out["inputs"], *out["populations"]]
+    out["projections"] = _resolve_projections(ctx, cfg, names, list(out["populations"]))
+    out["sweep"] = _resolve_network_sweep(ctx, _table(ctx, cfg, "sweep", False), out)
+    rec = _table(ctx, cfg, "record", False)
+    _check_keys(ctx, rec, ("record",), ["variables", "every"], "record key")
+    objs = [*names, *out["projections"]]
+    vs = rec.get("variables", [])
+    if not isinstance(vs, list) or not all(isinstance(v, str) and "." in v for v in vs):
+        raise ctx.error(
+            ("record", "variables"),
+            'must be a list of "object.variable" names, '
+            f'e.g. "S.W", "neuron.V", "neuron.spikes"; got {vs!r}',
+        )
+    bad = [v for v in vs if v.split(".")[0] not in objs]
+    if bad:
+        raise ctx.error(
+            ("record", "variables"), f"{bad} name no defined object; objects: {', '.join(objs)}"
+        )
+    every = None
+    if "every" in rec:
+        try:
+            every = quantity(rec["every"], expect="time", key="every")
+        except (TypeError, ValueError) as e:
+            raise ctx.error(("record", "every"), str(e)) from None
+    out["record"] = {"variables": list(vs), "every": every}
+    # build the network once now, so invalid values fail here, naming their line
+    _build_network(out, ctx)
+
+
+def _grid(sweep: Mapping[str, Sequence[float]], replicas: int) -> tuple[list[str], np.ndarray]:
+    keys = list(sweep)
+    rows = list(itertools.product(*[sweep[k] for k in keys])) if keys else [()]
+    grid = np.repeat(np.array(rows, dtype=float).reshape(len(rows), len(keys)), replicas, axis=0)
+    return keys, grid
+
+
+def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
+    """The :class:`synaptic_fwp.engine.Network` of a resolved network config; every error
+    raised while building names the table (and key) it came from."""
+    from . import inputs as inp_mod
+    from . import neurons as pop_mod
+    from .engine import Network
+
+    keys, grid = _grid(cfg.get("sweep") or {}, cfg["network"]["batch"])
+    batch = grid.shape[0]
+    dtype = torch.float64 if cfg["experiment"]["dtype"] == "float64" else torch.float32
+    swept: dict[tuple[str, ...], torch.Tensor] = {
+        tuple(k.split(".")): torch.tensor(grid[:, j], dtype=dtype) for j, k in enumerate(keys)
+    }
+
+    def args_of(section: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        a = {k: v for k, v in spec.items() if k != "type"}
+        for path, vals in swept.items():
+            if path[:2] == (section, name) and len(path) == 3:
+                a[path[2]] = vals
+        return a
+
+    def guarded(path: tuple[str, ...], keys_: Sequence[str], fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (TypeError, ValueError) as e:
+            k = _named_key(str(e), keys_)
+            raise ctx.error((*path, k) if k else path, f"invalid: {e}") from None
+
+    seed = cfg["experiment"]["seed"]
+    net = Network(dt=cfg["network"]["dt"], batch=batch, seed=seed, dtype=dtype)
+    objs: dict[str, Any] = {}
+    for name, spec in cfg["inputs"].items():
+        cls = getattr(inp_mod, INPUTS[spec["type"]])
+        a = args_of("inputs", name, spec)
+        if spec["type"] == "plateau" and isinstance(a.get("track"), str):
+            if a["track"] not in objs:
+                raise ctx.error(
+                    ("inputs", name, "track"),
+                    f"{a['track']!r} is not a place_cells input defined before it",
+                )
+            a["track"] = objs[a["track"]]
+        for k in ("times", "indices", "laps"):  # list arguments stay lists
+            if isinstance(a.get(k), list):
+                a[k] = list(a[k])
+        objs[name] = guarded(
+            ("inputs", name), list(a), lambda cls=cls, a=a, name=name: net.add(cls(name=name, **a))
+        )
+    for name, spec in cfg["populations"].items():
+        cls = getattr(pop_mod, POPULATIONS[spec["type"]])
+        a = args_of("populations", name, spec)
+        objs[name] = guarded(
+            ("populations", name),
+            list(a),
+            lambda cls=cls, a=a, name=name: net.add(cls(name=name, **a)),
+        )
+    gen = torch.Generator().manual_seed(seed)
+    for name, spec in cfg["projections"].items():
+        path = ("projections", name)
+        pre, post = objs[spec["pre"]], objs[spec["post"]]
+        shape = (batch, post.n, pre.n)
+
+        def weights(w: Mapping[str, Any], shape: tuple[int, ...] = shape) -> torch.Tensor | float:
+            if "uniform" in w:
+                lo, hi = w["uniform"]
+                return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64).to(
+                    dtype
+                )
+            return float(w["constant"])
+
+        kw = {k: v for k, v in spec.items() if k not in _PROJ_SPECIAL}
+        for p, vals in swept.items():
+            if p[:2] == path and len(p) == 3:
+                kw[p[2]] = vals
+        if "U0" in spec:
+            kw["U0"] = weights(spec["U0"])
+        if "value" in spec:
+            kw["value"] = objs[spec["value"]]
+        rule = spec.get("rule")
+        if isinstance(rule, dict):
+            rsweep = {
+                p[3]: grid[:, keys.index(".".join(p))].tolist()
+                for p in swept
+                if p[:2] == path and len(p) == 4
+            }
+            rule = build_rule(rule, rsweep or None, ctx, (*path, "rule"))
+        W0 = weights(spec["W0"])
+        guarded(
+            path,
+            [*kw, "W0", "rule"],
+            lambda pre=pre, post=post, W0=W0, rule=rule, kw=kw, name=name: net.connect(
+                pre, post, W0, rule, name=name, **kw
+            ),
+        )
+    return net, keys, grid
+
+
+def _run_network(ex: Experiment, progress: bool) -> xr.Dataset:
+    cfg = ex.config
+    ctx = _Ctx(ex.text, ex.source)
+    net, keys, grid = _build_network(cfg, ctx)
+    rec = cfg["record"]
+    try:
+        ds = net.run(
+            cfg["network"]["duration"],
+            record=rec["variables"],
+            every=rec["every"],
+            progress=progress,
+            method=cfg["network"]["method"],
+        )
+    except (TypeError, ValueError) as e:
+        k = _named_key(str(e), ["every", "variables", "duration", "dt"])
+        sec = "network" if k in ("duration", "dt") else "record"
+        raise ctx.error((sec, k) if k else (sec,), f"invalid: {e}") from None
+    if keys:
+        replicas = cfg["network"]["batch"]
+        # coordinate names as the engine names per-instance parameters: <object>_<param>
+        names = ["_".join(k.split(".")[1:]) for k in keys]
+        ds = ds.drop_vars([n for n in names if n in ds.coords])
+        coords = {
+            n: (
+                "batch",
+                grid[:, j],
+                {
+                    "long_name": f"swept {k}",
+                    "units": _UNIT_OF_KIND.get(_kind(k.split(".")[-1]), "1"),
+                },
+            )
+            for j, (n, k) in enumerate(zip(names, keys, strict=True))
+        }
+        ds = ds.assign_coords(coords)
+        index = list(names)
+        if replicas > 1:
+            ds = ds.assign_coords(
+                replica=("batch", np.tile(np.arange(replicas), grid.shape[0] // replicas))
+            )
+            index.append("replica")
+        if len(index) == 1:
+            ds = ds.swap_dims(batch=index[0]).drop_vars("batch")
+        else:
+            ds = ds.set_index(batch=index).unstack("batch")
+        ds = ds.transpose(*index, ...)
+    return ds
+
+
+_UNIT_OF_KIND = {
+    "time": "s",
+    "frequency": "Hz",
+    "voltage": "V",
+    "capacitance": "F",
+    "conductance": "S",
+    "length": "m",
+    None: "1",
+}

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .style import color, new_figure, style
 
@@ -77,6 +78,28 @@ def _label(da: xr.DataArray, scale_to_ms: bool = False) -> str:
     if units in ("", "1", "dimensionless"):
         return name
     return f"{name} ({units})"
+
+
+_PREFIXES = ((1e-12, "p"), (1e-9, "n"), (1e-6, "\u00b5"), (1e-3, "m"), (1.0, ""))
+
+
+def _si_scale(values: np.ndarray, units: str) -> tuple[float, str]:
+    """A factor and unit so SI values read between 1 and 1000 (e.g. 5e-11 S -> 50 pS), for
+    the base units S, V, A, F; other units unchanged."""
+    if units not in ("S", "V", "A", "F"):
+        return 1.0, units
+    m = float(np.nanmax(np.abs(values))) if np.size(values) else 0.0
+    if not np.isfinite(m) or m == 0.0 or 1.0 <= m < 1000.0:
+        return 1.0, units
+    for f, p in _PREFIXES:
+        if m < 1000.0 * f:
+            return 1.0 / f, p + units
+    return 1.0, units
+
+
+def _scaled_label(da: xr.DataArray, unit: str) -> str:
+    name = _short(str(da.attrs.get("long_name", da.name)))
+    return f"{name} ({unit})" if unit not in ("", "1", "dimensionless") else name
 
 
 def _ms(da: xr.DataArray) -> tuple[np.ndarray, bool]:
@@ -452,10 +475,25 @@ def fit_result(
     return fig
 
 
+def _weight_var(ds: xr.Dataset, var: str | None, fn: str) -> str:
+    """``var``, or the Dataset's weight variable (``W``, or the one variable with dims ``post``
+    and ``pre``, e.g. an engine run's ``S_W``)."""
+    if var is not None:
+        return var
+    cands = [str(v) for v in ds.data_vars if {"post", "pre"} <= set(ds[v].dims)]
+    if "W" in cands:
+        return "W"
+    if len(cands) == 1:
+        return cands[0]
+    raise ValueError(
+        f"{fn}: pass var, the weight variable; candidates with dims (post, pre): {cands}"
+    )
+
+
 @_with_labels
 def weight_matrix(
     ds: xr.Dataset,
-    var: str = "W",
+    var: str | None = None,
     *,
     post: str = "post",
     pre: str = "pre",
@@ -467,19 +505,23 @@ def weight_matrix(
     width: str | float = "single",
     height_mm: float | None = None,
 ) -> Figure:
-    """Weight matrix ``var`` as an image (rows = postsynaptic, columns = presynaptic neurons;
+    """Weight matrix ``var`` (default: the weight variable, ``W`` or ``<projection>_W``) as an
+    image (rows = postsynaptic, columns = presynaptic neurons;
     DESIGN.md's ``(..., n_post, n_pre)``) with a colour bar. With a ``time`` dim, shows the
     state nearest to ``at`` seconds (default: the last); other dims by ``select`` or index 0."""
     fn = "weight_matrix"
     ds = _check_ds(ds, fn)
+    var = _weight_var(ds, var, fn)
     da = _get(ds, var, "var", fn)
     if time in da.dims:
         da = da.isel({time: -1}) if at is None else da.sel({time: at}, method="nearest")
     da = _reduce_to(da, (post, pre), select, fn)
     with style():
         fig, ax = _axes(ax, width, height_mm)
+        vals = np.asarray(da.values, dtype=float)
+        f, unit = _si_scale(vals, str(ds[var].attrs.get("units", "")))
         im = ax.imshow(
-            np.asarray(da.values, dtype=float),
+            vals * f,
             cmap=cmap,
             aspect="auto",
             interpolation="nearest",
@@ -487,8 +529,10 @@ def weight_matrix(
         )
         ax.set_xlabel(f"presynaptic neuron ({pre})")
         ax.set_ylabel(f"postsynaptic neuron ({post})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         cb = fig.colorbar(im, ax=ax, shrink=0.9)
-        cb.set_label(_label(ds[var]))
+        cb.set_label(_scaled_label(ds[var], unit))
         cb.outline.set_linewidth(0.5)
     return fig
 
@@ -496,7 +540,7 @@ def weight_matrix(
 @_with_labels
 def weight_trajectories(
     ds: xr.Dataset,
-    var: str = "W",
+    var: str | None = None,
     *,
     time: str = "time",
     max_lines: int = 12,
@@ -510,6 +554,7 @@ def weight_trajectories(
     ``pre``) are chosen by ``select`` or index 0."""
     fn = "weight_trajectories"
     ds = _check_ds(ds, fn)
+    var = _weight_var(ds, var, fn)
     da = _get(ds, var, "var", fn)
     if time not in da.dims:
         raise ValueError(
@@ -522,6 +567,8 @@ def weight_trajectories(
     da = _reduce_to(da, (time, *syn), select, fn)
     t = np.asarray(ds[time].values, dtype=float)
     flat = np.asarray(da.values, dtype=float).reshape(len(t), -1)
+    f, unit = _si_scale(flat, str(ds[var].attrs.get("units", "")))
+    flat = flat * f
     with style():
         fig, ax = _axes(ax, width, height_mm)
         idx = np.linspace(0, flat.shape[1] - 1, min(max_lines, flat.shape[1])).astype(int)
@@ -529,7 +576,7 @@ def weight_trajectories(
             ax.plot(t, flat[:, i], color=color(j), lw=0.5, alpha=0.8)
         ax.plot(t, flat.mean(axis=1), color="black", lw=1.5, label="mean")
         ax.set_xlabel(_label(ds[time]))
-        ax.set_ylabel(_label(ds[var]))
+        ax.set_ylabel(_scaled_label(ds[var], unit))
         ax.legend()
     return fig
 
@@ -744,8 +791,9 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
     """Pick a figure type for ``ds``: its ``figure`` attr if set (a key of :data:`FIGURES`),
     else by its contents (a fit -> data and fitted curve; a pairing run with several
     ``freq`` -> frequency curve, else with a ``dt_pair`` dim -> STDP window; ``aic`` over
-    ``rule`` -> rule comparison; ``W`` over ``time`` -> weight trajectories; ``W`` -> weight
-    matrix; ``ramp`` -> place field)."""
+    ``rule`` -> rule comparison; weights (``W`` or an engine run's ``<projection>_W``, dims
+    ``post``, ``pre``) over ``time`` -> weight trajectories, else -> weight matrix; ``ramp`` ->
+    place field)."""
     ds = _check_ds(ds, "auto")
     kind = ds.attrs.get("figure")
     if kind is not None:
@@ -763,10 +811,12 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
         return stdp_window(ds, **kwargs)
     if "aic" in dv and "rule" in ds.dims:
         return rule_comparison(ds, **kwargs)
-    if "W" in dv and "time" in ds["W"].dims and ds.sizes["time"] > 1:
-        return weight_trajectories(ds, **kwargs)
-    if "W" in dv:
-        return weight_matrix(ds, **kwargs)
+    weights = [v for v in sorted(dv) if {"post", "pre"} <= set(ds[v].dims)]
+    if weights:  # W, or an engine run's <projection>_W
+        w = "W" if "W" in weights else weights[0]
+        if "time" in ds[w].dims and ds.sizes["time"] > 1:
+            return weight_trajectories(ds, w, **kwargs)
+        return weight_matrix(ds, w, **kwargs)
     if "ramp" in dv:
         return place_field(ds, **kwargs)
     if "recall_error" in dv:
