@@ -19,6 +19,10 @@ models). Rules:
   ``step``): :math:`\Delta W = \eta\, y (y - \theta)\, x` with ``x = y = f / f_ref`` and the
   threshold at its steady state for a baseline rate ``f_ref`` (:math:`\theta = \langle y^2
   \rangle = 1`), so the crossover is ``f_ref``.
+- calcium rules through :func:`synaptic_fwp.protocols.frequency_stimulation` (full run, or
+  ``--calcium``): Shouval, Bear & Cooper 2002 (presynaptic pulses, NMDA calcium) and Graupner &
+  Brunel 2012 (set DP, each pulse followed by a postsynaptic spike), see
+  :func:`calcium_response`.
 
 The crossover frequency of each rule is found by root bracketing (``scipy.optimize.brentq``) on
 its response curve.
@@ -47,7 +51,8 @@ F_REF = 10.0  # Hz: BCM baseline rate that sets its threshold
 FREQ_RANGE = (0.5, 100.0)  # Hz
 TRIPLETS = ("minimal", "full")
 
-__all__ = ["run", "figure", "main", "triplet_rule", "bcm_drift", "poisson_dw"]
+__all__ = ["run", "figure", "main", "triplet_rule", "bcm_drift", "poisson_dw",
+           "calcium_response"]
 
 
 def triplet_rule(model: str):
@@ -114,7 +119,49 @@ def crossover(fn, lo: float, hi: float, n: int = 400) -> float:
                         xtol=1e-12, rtol=1e-12))
 
 
-def run(quick: bool = False, seed: int = 0) -> xr.Dataset:
+CALCIUM_FREQS = np.array([1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 20.0, 50.0])
+
+
+def calcium_response(n_pulses: int = 30, n_trials: int = 20, seed: int = 0) -> xr.Dataset:
+    """Frequency stimulation of the calcium rules through
+    :func:`synaptic_fwp.protocols.frequency_stimulation` (``n_pulses`` pulses per frequency):
+    Shouval et al. 2002 (published table, presynaptic pulses only, NMDA calcium; from the rest
+    weight 0.25) and Graupner & Brunel 2012 (set DP; each pulse followed by a postsynaptic spike
+    10 ms later, ``n_trials`` noisy trials). Returns ``dw`` (calcium_rule, calcium_freq) and the
+    protocol's crossover ``theta_freq`` (linear interpolation)."""
+    from synaptic_fwp.plasticity import GraupnerBrunel, ShouvalCalcium
+    from synaptic_fwp.protocols.frequency import frequency_stimulation
+
+    runs = {
+        "shouval": frequency_stimulation(ShouvalCalcium.from_table(), CALCIUM_FREQS,
+                                         n_pulses, post="none", w0=0.25),
+        "graupner_brunel": frequency_stimulation(GraupnerBrunel.from_table("DP"),
+                                                 CALCIUM_FREQS, n_pulses, post="follow",
+                                                 post_dt=0.01, n_trials=n_trials, seed=seed),
+    }
+    names = list(runs)
+    return xr.Dataset(
+        {
+            "calcium_dw": (("calcium_rule", "calcium_freq"),
+                           np.stack([runs[r]["dw"].values for r in names]),
+                           {"units": "1", "long_name": f"relative weight change after "
+                                                      f"{n_pulses} pulses"}),
+            "calcium_crossover": ("calcium_rule",
+                                  np.array([float(runs[r]["theta_freq"]) for r in names]),
+                                  {"units": "Hz", "long_name": "LTD -> LTP crossover "
+                                   "(protocol's linear interpolation; NaN: none)"}),
+        },
+        coords={"calcium_rule": ("calcium_rule", np.array(names), {"long_name": "rule"}),
+                "calcium_freq": ("calcium_freq", CALCIUM_FREQS,
+                                 {"units": "Hz", "long_name": "stimulation frequency"})},
+        attrs={"calcium_n_pulses": int(n_pulses), "calcium_n_trials": int(n_trials)},
+    )
+
+
+def run(quick: bool = False, seed: int = 0, calcium: bool | None = None) -> xr.Dataset:
+    """The response curves and crossovers; ``calcium`` (default: not ``quick``) adds the
+    calcium rules (minutes on a CPU)."""
+    calcium = (not quick) if calcium is None else calcium
     n_grid = 40 if quick else 200
     freq = np.geomspace(*FREQ_RANGE, n_grid)
     sim_freq = np.array([1.0, 5.0, 10.0, 20.0, 40.0]) if quick else \
@@ -183,18 +230,12 @@ def run(quick: bool = False, seed: int = 0) -> xr.Dataset:
         sources="Pfister & Gerstner 2006 J Neurosci 26:9673 (Eq. 6, Table 3 visual cortex "
         "all-to-all); Bienenstock, Cooper & Munro 1982 J Neurosci 2:32; Dudek & Bear 1992 "
         "PNAS 89:4363 (frequency protocol)",
-        missing_rules="graupner_brunel, shouval: no frequency-stimulation protocol "
-        "(synaptic_fwp.protocols.frequency_stimulation) or calcium rule in this checkout"
-        if not _calcium_available() else "none",
+        missing_rules="none" if calcium else
+        "graupner_brunel, shouval: skipped (run without --quick, or with --calcium)",
     )
+    if calcium:
+        ds = ds.merge(calcium_response(seed=seed), combine_attrs="no_conflicts")
     return ds
-
-
-def _calcium_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("synaptic_fwp.protocols.frequency") is not None and \
-        importlib.util.find_spec("synaptic_fwp.plasticity.calcium") is not None
 
 
 def figure(ds: xr.Dataset):
@@ -232,9 +273,16 @@ def figure(ds: xr.Dataset):
     ax.annotate(f"{c:.1f} Hz", (c, 0), xytext=(3, 12), textcoords="offset points", color="C3",
                 fontsize=6)
     ax.axhline(0, color="0.6", lw=0.5)
+    if "calcium_rule" in ds.dims:
+        ax2 = ax.twinx()
+        for i, r in enumerate(ds["calcium_rule"].values):
+            ax2.plot(ds["calcium_freq"], ds["calcium_dw"].values[i], "s--", color=f"C{4 + i}",
+                     ms=2.5, lw=0.8, label=f"{r} ({ds.attrs['calcium_n_pulses']} pulses)")
+        ax2.set_ylabel("calcium rules: relative weight change")
+        ax2.legend(fontsize=5.5, loc="lower right")
     ax.set_xlabel("stimulation frequency f (Hz)")
     ax.set_ylabel("phi(y), y = f / 10 Hz (eta = 1)")
-    ax.set_title("BCM (Bienenstock, Cooper & Munro 1982)")
+    ax.set_title("BCM (Bienenstock, Cooper & Munro 1982) and calcium rules")
     ax.legend(fontsize=5.5, loc="upper left")
     return fig
 
@@ -248,6 +296,12 @@ def summary(ds: xr.Dataset) -> str:
                      f"{float(s['crossover_closed_form']):11.3f} "
                      f"{float(s['crossover_sim']):11.3f} {int(s['ltd_at_low']):7d} "
                      f"{int(s['ltp_at_high']):8d}")
+    if "calcium_rule" in ds.dims:
+        for r in ds["calcium_rule"].values:
+            s = ds.sel(calcium_rule=r)
+            lines.append(f"{str(r):16s} {float(s['calcium_crossover']):12.3f} "
+                         f"{'':>11s} {'':>11s} {int(s['calcium_dw'][0] < 0):7d} "
+                         f"{int(s['calcium_dw'][-1] > 0):8d}")
     lines.append(f"missing rules: {ds.attrs['missing_rules']}")
     return "\n".join(lines)
 
@@ -260,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> xr.Dataset:
     p.add_argument("--quick", action="store_true", help="reduced size (seconds, for tests)")
     p.add_argument("--out", default=f"results/{NAME}", help="output directory (%(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson trains")
+    p.add_argument("--calcium", action="store_true",
+                   help="add the calcium rules even with --quick (minutes)")
     a = p.parse_args(argv)
-    ds = run(quick=a.quick, seed=a.seed)
+    ds = run(quick=a.quick, seed=a.seed, calcium=True if a.calcium else None)
     with matplotlib.rc_context(STYLE):
         fig = figure(ds)
     paths = write_outputs(ds, fig, a.out, NAME)
