@@ -184,9 +184,9 @@ def test_several_value_blocks(name, mode, block_v):
 @pytest.mark.parametrize("mode", ["recurrent", "chunk"])
 def test_zero_and_unit_decay(mode):
     """lambda_t = 0 (a full reset) and 1 inside the sequence (the chunk kernel takes log 0 as
-    log 1e-30)."""
+    log 1e-30); B = H = 2."""
     rule = rules.get("gated_delta")
-    x = _inputs(rule, 1, 20, 1, 5, 3, seed=3, zero_decay=True)
+    x = _inputs(rule, 2, 20, 2, 5, 3, seed=3, zero_decay=True)
     got = _run(_kernel(mode, 16), rule, {n: t.float() for n, t in x.items()}, 0)
     _compare(got, _oracle(x, rule, 0), TOL32, f"gated_delta {mode} with lambda in {{0, 1}}")
 
@@ -197,12 +197,13 @@ def test_zero_and_unit_decay(mode):
 @pytest.mark.parametrize("name,mode", [("gated_delta", "recurrent"), ("gated_delta", "chunk"),
                                        ("gla", "chunk")])
 def test_half_precision_inputs(dtype, tol, name, mode):
-    """16-bit inputs, float32 accumulation: equal to the oracle on the same rounded inputs up to
-    the rounding of the 16-bit outputs."""
+    """16-bit inputs, float32 accumulation: outputs and gradients equal to the oracle on the same
+    rounded inputs up to the rounding of the 16-bit outputs (and of the 16-bit output
+    gradients fed back)."""
     rule = _rule(name)
     x = {n: t.to(dtype) for n, t in _inputs(rule, 1, 20, 2, 5, 3, seed=11).items()}
-    got = _run(_kernel(mode, 16), rule, x, 0, grad=False)
-    ref = _oracle({n: t.double() for n, t in x.items()}, rule, 0, grad=False)
+    got = _run(_kernel(mode, 16), rule, x, 0)
+    ref = _oracle({n: t.double() for n, t in x.items()}, rule, 0)
     _compare(got, ref, tol, f"{name} {mode} {dtype}")
 
 
@@ -210,7 +211,7 @@ def test_scan_backend_triton_equals_recurrent():
     """Through the public API: ``scan(..., backend="triton")`` with a feature map, an initial
     state and ``return_states=True`` equals ``backend="recurrent"``, gradients included."""
     gen = torch.Generator().manual_seed(5)
-    B, T, H, K, V = 1, 20, 2, 5, 3
+    B, T, H, K, V = 2, 20, 2, 5, 3
     q, k = (torch.randn(B, T, H, K, generator=gen) for _ in range(2))
     v = torch.randn(B, T, H, V, generator=gen)
     beta = torch.randn(B, T, H, generator=gen)
