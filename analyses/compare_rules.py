@@ -203,13 +203,14 @@ def figure(ds: xr.Dataset):
 
 def summary(ds: xr.Dataset) -> str:
     lines = [f"{'rule':18s} {'chi2':>8s} {'published':>9s} {'AIC':>7s} {'rank':>4s} "
-             f"{'seconds':>7s} {'sets/call':>9s}"]
+             f"{'seconds':>7s} {'cpu s':>7s} {'sets/call':>9s}"]
     order = np.argsort(ds["aic"].values[:, 0])
     for i in order:
         lines.append(
             f"{str(ds['rule'].values[i]):18s} {ds['objective'].values[i, 0]:8.3f} "
             f"{ds['published_objective'].values[i, 0]:9.3f} {ds['aic'].values[i, 0]:7.2f} "
             f"{int(ds['rank'].values[i, 0]):4d} {ds['seconds'].values[i, 0]:7.1f} "
+            f"{ds['cpu_seconds'].values[i, 0]:7.1f} "
             f"{int(ds['population'].values[i, 0]):9d}"
         )
     lines.append(f"missing rules: {ds.attrs['missing_rules']}")
@@ -218,7 +219,8 @@ def summary(ds: xr.Dataset) -> str:
 
 def to_csv(ds: xr.Dataset, path: Path) -> None:
     cols = ["objective", "published_objective", "rmse", "aic", "bic", "delta_aic",
-            "aic_weight", "rank", "n_free", "seconds", "population", "n_model_calls"]
+            "aic_weight", "rank", "n_free", "seconds", "cpu_seconds", "population",
+            "n_model_calls"]
     df = ds[cols].to_dataframe().reset_index().sort_values(["dataset", "aic"])
     vals = ds["value"].to_dataframe().reset_index().pivot(
         index=["rule", "dataset"], columns="param", values="value")

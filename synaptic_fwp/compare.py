@@ -65,7 +65,8 @@ class Comparison:
     def to_pandas(self):
         """One row per (dataset, rule), sorted by dataset then AIC (a pandas DataFrame)."""
         cols = ["objective", "published_objective", "rmse", "aic", "bic", "delta_aic",
-                "aic_weight", "rank", "n_free", "seconds", "population", "n_model_calls"]
+                "aic_weight", "rank", "n_free", "seconds", "cpu_seconds", "population",
+                "n_model_calls"]
         df = self.table[cols].to_dataframe().reset_index()
         return df.sort_values(["dataset", "aic"]).reset_index(drop=True)
 
@@ -155,12 +156,12 @@ def compare(
     R, D, P = len(specs), len(dnames), len(params)
     scal = {k: np.full((R, D), np.nan) for k in
             ("objective", "published_objective", "rmse", "aic", "bic", "n_free", "seconds",
-             "population", "n_model_calls")}
+             "cpu_seconds", "population", "n_model_calls")}
     val = {k: np.full((R, D, P), np.nan) for k in ("value", "ci_low", "ci_high")}
     for s, dn in pairs:
         i, j = rnames.index(s.name), dnames.index(dn)
         kw = {**fit_kwargs, **dict(s.fit_kwargs or {})}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if s.bounds:
             res = fit(s.model, data[dn], bounds=s.bounds, fixed=s.fixed, log=s.log, seed=seed,
                       **kw)
@@ -169,7 +170,7 @@ def compare(
             res = evaluate(s.model, data[dn], given, n_free=0,
                            grid_points=kw.get("grid_points", 60))
             res.attrs.update(seconds_total=time.perf_counter() - t0, population=1,
-                             n_model_calls=2)
+                             cpu_seconds_total=time.process_time() - c0, n_model_calls=2)
             for k in ("ci_low", "ci_high"):
                 res[k] = ("param", np.full(res.sizes["param"], np.nan),
                           {"units": "see param_units", "long_name": "not fitted"})
@@ -177,6 +178,7 @@ def compare(
         for k in ("objective", "rmse", "aic", "bic", "n_free"):
             scal[k][i, j] = float(res[k])
         scal["seconds"][i, j] = res.attrs["seconds_total"]
+        scal["cpu_seconds"][i, j] = res.attrs["cpu_seconds_total"]
         scal["population"][i, j] = res.attrs["population"]
         scal["n_model_calls"][i, j] = res.attrs["n_model_calls"]
         for pi, p in enumerate(res["param"].values):
@@ -217,6 +219,8 @@ def compare(
                                                "long_name": "free parameters"}),
             "seconds": (dims2, scal["seconds"], {"units": "s",
                                                  "long_name": "wall time of the whole fit"}),
+            "cpu_seconds": (dims2, scal["cpu_seconds"], {
+                "units": "s", "long_name": "CPU time of the whole fit (this process)"}),
             "population": (dims2, scal["population"], {
                 "units": "1", "long_name": "candidate parameter sets per model (engine) call"}),
             "n_model_calls": (dims2, scal["n_model_calls"], {

@@ -573,6 +573,7 @@ def fit(
         raise ValueError(f"grid_points must be an int >= 2, got {grid_points!r}")
     k = prob.k
     t0 = time.perf_counter()
+    c0 = time.process_time()
 
     def chi2(Ut: np.ndarray) -> np.ndarray:  # DE passes (k, S)
         return (prob.residuals(Ut.T) ** 2).sum(axis=1)
@@ -664,5 +665,6 @@ def fit(
         log_params=",".join(p for p, lg in zip(prob.free, prob.log, strict=True) if lg),
         seconds_de=float(t_de),
         seconds_total=float(elapsed),
+        cpu_seconds_total=float(time.process_time() - c0),
     )
     return _result(prob, data, best, k, grid_points, extra, attrs)
