@@ -312,10 +312,6 @@ class _Problem:
         t = self.t_lo + np.clip(U, 0.0, 1.0) * (self.t_hi - self.t_lo)
         return np.where(self.log, 10.0 ** t, t)
 
-    def to_unit(self, P: np.ndarray) -> np.ndarray:
-        t = np.where(self.log, np.log10(np.where(self.log, P, 1.0)), P)
-        return np.clip((t - self.t_lo) / (self.t_hi - self.t_lo), 0.0, 1.0)
-
     def predict(self, P: np.ndarray, cond: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Model at parameter values ``P`` ``(S, k)``: ONE model call -> ``(S, n)``."""
         P = np.atleast_2d(P)
