@@ -41,10 +41,15 @@ def _experiment_from(path: str):
 def _cmd_run(a: argparse.Namespace) -> int:
     ex = _experiment_from(a.experiment)
     if a.check:
-        print(
-            f"{ex.source}: OK ({ex.config['rule']['name']} x {ex.config['protocol']['name']}"
-            f", {_grid_size(ex)} parameter set(s))"
-        )
+        cfg = ex.config
+        if "network" in cfg:
+            what = (
+                f"network of {len(cfg['inputs'])} input(s), {len(cfg['populations'])} "
+                f"population(s), {len(cfg['projections'])} projection(s)"
+            )
+        else:
+            what = f"{cfg['rule']['name']} x {cfg['protocol']['name']}"
+        print(f"{ex.source}: OK ({what}, {_grid_size(ex)} parameter set(s))")
         return 0
     out = Path(a.out) if a.out else ex.output
     ds = ex.run(progress=not a.no_progress, out=out)

@@ -1145,6 +1145,14 @@ def _resolve_network_sweep(
                 "'inputs.<name>.<arg>', 'populations.<name>.<arg>', "
                 "'projections.<name>.<arg>' or 'projections.<name>.rule.<param>'",
             )
+        owner = cfg[parts[0]][parts[1]]
+        if len(parts) == 4:
+            owner = owner["rule"]
+        if parts[-1] in owner:
+            where = ".".join(parts[:-1])
+            raise ctx.error(
+                ("sweep", key), f"{parts[-1]!r} is also set in [{where}]; set it in one place"
+            )
         if not isinstance(vals, list) or not vals:
             raise ctx.error(("sweep", key), f"must be a non-empty list of values, got {vals!r}")
         try:

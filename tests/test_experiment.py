@@ -4,6 +4,7 @@ before any work with a message naming the line, the key and what is allowed."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -232,3 +233,112 @@ def test_missing_sections_and_fit_table(tmp_path):
     (tmp_path / "x.yaml").write_text("a: 1")
     with pytest.raises(E.ExperimentError, match="TOML"):
         E.load(tmp_path / "x.yaml")
+
+
+NET = """\
+[experiment]
+name = "net"
+seed = 1
+
+[network]
+dt = "1 ms"
+duration = "40 ms"
+batch = 2
+
+[inputs.src]
+type = "poisson"
+n = 12
+
+[populations.out]
+type = "lif"
+n = 2
+
+[projections.S]
+pre = "src"
+post = "out"
+W0 = { uniform = [0, "1 nS"] }
+rule = { name = "pair_stdp", w_max = "2 nS", bounds = "hard" }
+
+[sweep]
+"inputs.src.rate" = ["10 Hz", "40 Hz"]
+"projections.S.rule.A_plus" = [1e-12, 3e-12]
+
+[record]
+variables = ["S.W", "out.spikes"]
+every = "10 ms"
+"""
+
+
+def test_network_experiment_runs_reproducibly(tmp_path):
+    ex = E.loads(NET, "net.toml")
+    assert ex.config["inputs"]["src"] == {"type": "poisson", "n": 12}
+    ds = ex.run(progress=False, out=tmp_path / "net.nc")
+    assert dict(ds["S_W"].sizes) == {
+        "src_rate": 2,
+        "S_rule_A_plus": 2,
+        "replica": 2,
+        "time": 4,
+        "post": 2,
+        "pre": 12,
+    }
+    np.testing.assert_allclose(ds["src_rate"].values, [10.0, 40.0])
+    assert ds["src_rate"].attrs["units"] == "Hz"
+    # weights stay within the rule's hard bounds; more input spikes at 40 Hz than at 10 Hz
+    assert float(ds["S_W"].min()) >= 0.0 and float(ds["S_W"].max()) <= 2e-9 + 1e-18
+    back = xr.load_dataset(tmp_path / "net.nc")
+    again = E.from_dataset(back).run(progress=False, write=False)
+    xr.testing.assert_identical(again["S_W"], back["S_W"])
+
+
+NET_BAD = [
+    ('dt = "1 ms"', 'dt = "1 Hz"', ["[network.dt]", "is a frequency, but dt is a time"]),
+    ('duration = "40 ms"', "", ["[network]", "missing key 'duration'"]),
+    (
+        'type = "poisson"',
+        'type = "poison"',
+        ["[inputs.src.type]", "unknown type 'poison'", "poisson, spike_times"],
+    ),
+    ("n = 12", "n = 12\nrte = 3", ["[inputs.src.rte]", "unknown poisson argument", "rate"]),
+    ("n = 12", "n = -12", ["[inputs.src", "n must be"]),
+    ("n = 12", 'n = 12\nrate = "5 Hz"', ["[sweep.inputs.src.rate]", "also set in [inputs.src]"]),
+    (
+        "n = 2\n",
+        'n = 2\nV_th = "-50 ms"\n',
+        ["[populations.out.V_th]", "is a time, but V_th is a voltage"],
+    ),
+    ('pre = "src"', 'pre = "scr"', ["[projections.S.pre]", "'scr' is not defined", "src, out"]),
+    (
+        'W0 = { uniform = [0, "1 nS"] }',
+        "W0 = { uniform = [1, 0] }",
+        ["[projections.S.W0]", "low < high"],
+    ),
+    ('W0 = { uniform = [0, "1 nS"] }', "", ["[projections.S]", "missing key 'W0'"]),
+    (
+        'rule = { name = "pair_stdp"',
+        'rule = { name = "pear_stdp"',
+        ["[projections.S.rule.name]", "unknown rule"],
+    ),
+    (
+        '"inputs.src.rate"',
+        '"inputs.sr.rate"',
+        ["[sweep.inputs.sr.rate]", "must name a defined object's parameter"],
+    ),
+    (
+        'variables = ["S.W", "out.spikes"]',
+        'variables = ["T.W"]',
+        ["[record.variables]", "name no defined object"],
+    ),
+    ("[network]", '[rule]\nname = "pair_stdp"\n[network]', ["[rule]", "takes no [rule]"]),
+]
+
+
+@pytest.mark.parametrize("old, new, frags", NET_BAD, ids=[b[1][:20] or b[0][:20] for b in NET_BAD])
+def test_malformed_network_files_are_rejected(old, new, frags):
+    assert old in NET
+    text = NET.replace(old, new, 1)
+    with pytest.raises(E.ExperimentError) as ei:
+        E.loads(text, "net.toml")
+    msg = str(ei.value)
+    assert re.match(r"net\.toml, line \d+: ", msg), msg
+    for f in frags:
+        assert f in msg, (f, msg)
