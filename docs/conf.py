@@ -9,6 +9,7 @@ dependency.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -97,6 +98,9 @@ _SECTIONS = {
 _LISTED = {"Parameters", "Returns", "Raises", "Yields", "Attributes", "Other Parameters", "Methods"}
 
 
+_ENTRY = re.compile(r"^[A-Za-z_*][\w*.]*(\s*,\s*[A-Za-z_*][\w*.]*)*\s*(:(\s|$)|$)")
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
@@ -121,7 +125,11 @@ def _numpy_sections(lines: list[str]) -> list[str]:
             i += 2
             continue
         if section in _LISTED and line.strip():
-            if _indent(line) <= base:
+            starts = _indent(line) <= base and (
+                _ENTRY.match(line.strip()) or not out or not out[-1].strip()
+                or out[-1].strip().startswith(".. rubric::")
+            )
+            if starts:
                 out.append(" " * base + "* " + line.strip())
             else:
                 out.append(" " * (base + 2) + line.strip())
