@@ -1,0 +1,680 @@
+r"""Export synaptic_fwp spiking rules and spike protocols to Brian2 (Stimberg, Brette & Goodman
+2019, eLife 8:e47314), so results can be checked against Brian2 and models moved between the two.
+
+What is exported
+----------------
+:func:`synapse_model` writes a rule of :mod:`synaptic_fwp.plasticity` as Brian2 ``Synapses``
+code (model equations, ``on_pre`` / ``on_post`` statements, an optional per-step operation);
+:func:`to_brian2` builds a complete Brian2 ``Network`` in which each synapse is driven by its
+own presynaptic and postsynaptic spike trains (``SpikeGeneratorGroup``\ s; post spikes imposed,
+as in pairing experiments and Brian2's ``examples/frompapers/Graupner_Brunel_2012.py``);
+:func:`brian2_pairing` runs :func:`synaptic_fwp.protocols.pairing`'s protocol in Brian2 and
+returns the same Dataset variables. Supported rules (anything else raises a ``TypeError``
+listing them):
+
+``PairSTDP`` (all-to-all or nearest; bounds none / hard / soft)
+    Traces are Brian2 ``(event-driven)`` variables, so they decay exactly between spikes::
+
+        dx/dt = -x/tau_plus : 1 (event-driven)      dy/dt = -y/tau_minus : 1 (event-driven)
+        on_pre : w = w - A_minus*y (bounded);  x = x + 1   (nearest: x = 1)
+        on_post: w = w + A_plus*x  (bounded);  y = y + 1   (nearest: y = 1)
+
+    the order of :mod:`synaptic_fwp.plasticity` (weight from the traces just before the spike,
+    then the trace jump; Brian2 runs the ``pre`` pathway before ``post`` in a time step, which
+    is synaptic_fwp's order for coincident spikes).
+
+``TripletSTDP`` (Pfister & Gerstner 2006, J Neurosci 26:9673, Eqs. 2-4)
+    Four event-driven traces ``r1, r2`` (pre; ``tau_plus``, ``tau_x``) and ``o1, o2`` (post;
+    ``tau_minus``, ``tau_y``); ``on_pre: w -= o1*(A2_minus + A3_minus*r2)`` then ``r1, r2``
+    jump; ``on_post: w += r1*(A2_plus + A3_plus*o2)`` then ``o1, o2`` jump.
+
+``GraupnerBrunel`` (Graupner & Brunel 2012, PNAS 109:3991)
+    Calcium ``c`` per synapse, ``on_pre: c += Cpre`` delivered ``D`` after the spike (the
+    pathway delay), ``on_post: c += Cpost`` (``C_pre``, ``C_post`` renamed: Brian2 reserves the
+    ``_pre``/``_post`` suffixes). With ``sigma = 0`` (``scheme="phases"``) ``rho``
+    is advanced once per time step by an operation that splits the step at the exact times at
+    which the exponentially decaying calcium crosses ``theta_p`` and ``theta_d``
+    (``t = tau_Ca ln(c/theta)``) and takes one classical RK4 step per phase, then decays ``c``
+    exactly: the same model as synaptic_fwp's event-driven ``advance`` (which solves the same
+    phases), independent of where the thresholds fall on the time grid, so the two agree to
+    integration accuracy. ``scheme="heaviside"`` (required when ``sigma > 0``) is the idiomatic
+    Brian2 form of Brian2's own example: ``drho/dt = (... + sigma*sqrt(tau)*sqrt(H_d + H_p)*xi)
+    / tau`` with ``H = int(c > theta)`` read on the time grid and Euler-Maruyama steps; noisy
+    runs agree with synaptic_fwp only in distribution (different random streams), and the
+    Heaviside terms on the grid make the deterministic part accurate to O(dt).
+
+Timing conventions. Spike times are placed on Brian2's time grid (``dt`` must divide them and
+the delays; checked). Brian2 applies an event of step ``n`` after that step's clock-driven
+update, so clock-driven (calcium) dynamics see every event one step late; all events move
+together, and :func:`to_brian2` integrates ``rho`` from ``t = dt`` so that the run is the
+synaptic_fwp run shifted by one step (final values are unaffected). Event-driven traces are
+exact at any ``dt``.
+
+Not exported (a clear ``TypeError``): ``ShouvalCalcium`` (its NMDA/BPAP voltage model has no
+Brian2 counterpart here), the per-lap BTSP rules (:mod:`synaptic_fwp.plasticity.btsp`) and the
+rate rules of :mod:`synaptic_fwp.rules` (the engine's rate populations), and engine
+``Network`` objects (populations, Poisson inputs): export their spiking rules with
+:func:`synapse_model` and build the neurons in Brian2 directly.
+
+Brian2 is imported only inside these functions (this is the "faces" layer). The ``numpy``
+code-generation target needs no compiler; ``cython`` compiles on first use (about a minute on
+a cold cache).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = [
+    "Brian2Synapse",
+    "Brian2Export",
+    "synapse_model",
+    "to_brian2",
+    "brian2_pairing",
+    "SUPPORTED_RULES",
+]
+
+SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "GraupnerBrunel")
+_TARGETS = ("numpy", "cython")
+
+
+@dataclass(frozen=True)
+class Brian2Synapse:
+    """Brian2 ``Synapses`` code of one rule (units: Brian2 unit names in the equations).
+
+    ``params``: per-synapse constant parameters ``{name: (unit name, values or float)}`` (each a
+    ``(constant)`` variable of the model, so every synapse may have its own value);
+    ``weight``: the name of the weight variable; ``regular``: code run once per time step
+    (``run_regularly``, slot ``start``), or ``None``; ``method``: the state-update method for
+    clock-driven equations (``None`` if there are none); ``pre_delay``, ``post_delay``: seconds
+    (the ``pre`` / ``post`` pathway delays); ``window``: names of two per-synapse constants
+    (s): the per-step operation integrates only from the first to the second (each synapse
+    starts at ``t = 0`` of its trains and ends at its own last event plus the settle time, as
+    synaptic_fwp's event-driven protocols do), or ``None``.
+    """
+
+    model: str
+    on_pre: str
+    on_post: str
+    params: dict[str, tuple[str, Any]]
+    weight: str = "w"
+    regular: str | None = None
+    method: str | None = None
+    pre_delay: float = 0.0
+    post_delay: float = 0.0
+    window: tuple[str, str] | None = None
+    rule_name: str = ""
+    notes: str = ""
+
+
+@dataclass
+class Brian2Export:
+    """A built Brian2 network (:func:`to_brian2`). ``run()`` simulates it and returns the final
+    weights, one per synapse, numpy float64 (``rho`` for Graupner-Brunel)."""
+
+    network: Any
+    synapses: Any
+    pre: Any
+    post: Any
+    spec: Brian2Synapse
+    duration: float
+    dt: float
+    codegen: str
+    ran: bool = field(default=False)
+
+    def run(self) -> np.ndarray:
+        from brian2 import prefs, second
+
+        if not self.ran:
+            old = prefs.codegen.target
+            prefs.codegen.target = self.codegen
+            try:
+                self.network.run(self.duration * second, namespace={})
+            finally:
+                prefs.codegen.target = old
+            self.ran = True
+        return self.weights()
+
+    def weights(self) -> np.ndarray:
+        return np.asarray(getattr(self.synapses, self.spec.weight)[:], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rules -> Brian2 code
+# ----------------------------------------------------------------------------------------------
+
+
+def _values(rule: object, name: str) -> Any:
+    v = getattr(rule, name)
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy().astype(np.float64).reshape(-1)
+    return float(v)
+
+
+def _bounded(w: str, dw_plus: str | None, dw_minus: str | None, rule: object) -> str:
+    """Brian2 statement for :func:`synaptic_fwp.plasticity.base.apply_bounds`."""
+    lo, hi = float(rule.w_min), float(rule.w_max)
+    if rule.bounds == "soft":
+        expr = (
+            f"{w} + ({dw_plus})*({hi!r} - {w})" if dw_plus else f"{w} - ({dw_minus})*({w} - {lo!r})"
+        )
+        return f"{w} = clip({expr}, {lo!r}, {hi!r})"
+    expr = f"{w} + ({dw_plus})" if dw_plus else f"{w} - ({dw_minus})"
+    if rule.bounds == "hard":
+        return f"{w} = clip({expr}, {lo!r}, {hi!r})"
+    return f"{w} = {expr}"
+
+
+def _jump(x: str, pairing: str) -> str:
+    return f"{x} = {x} + 1" if pairing == "all_to_all" else f"{x} = 1"
+
+
+_TRACES = ("event-driven", "explicit")
+
+
+def _traces(traces: dict[str, str], form: str) -> tuple[str, str]:
+    """Model lines and the decay prologue of on_pre/on_post for exponential traces
+    ``{name: tau}``: Brian2 ``(event-driven)`` equations (Brian2 solves them exactly with
+    sympy when the network is built; seconds for four coupled traces) or the same exact
+    update written out (``x = x*exp(-(t - t_last)/tau)``, what Brian2 generates; no solver)."""
+    if form == "event-driven":
+        lines = [f"d{x}/dt = -{x} / {tau} : 1 (event-driven)" for x, tau in traces.items()]
+        return "\n".join(lines), ""
+    lines = [f"{x} : 1" for x in traces] + ["t_last : second"]
+    decay = [f"{x} = {x}*exp(-(t - t_last)/{tau})" for x, tau in traces.items()]
+    return "\n".join(lines), "\n".join([*decay, "t_last = t"]) + "\n"
+
+
+def _pair_stdp(rule: Any, form: str) -> Brian2Synapse:
+    tr, decay = _traces({"x": "tau_plus", "y": "tau_minus"}, form)
+    model = f"""
+w : 1
+{tr}
+tau_plus : second (constant)
+tau_minus : second (constant)
+A_plus : 1 (constant)
+A_minus : 1 (constant)
+"""
+    on_pre = decay + "\n".join([_bounded("w", None, "A_minus*y", rule), _jump("x", rule.pairing)])
+    on_post = decay + "\n".join([_bounded("w", "A_plus*x", None, rule), _jump("y", rule.pairing)])
+    params = {
+        n: ("second" if n.startswith("tau") else "1", _values(rule, n))
+        for n in ("tau_plus", "tau_minus", "A_plus", "A_minus")
+    }
+    return Brian2Synapse(
+        model,
+        on_pre,
+        on_post,
+        params,
+        rule_name=rule.name,
+        notes=f"Song, Miller & Abbott 2000; exact {form} traces",
+    )
+
+
+def _triplet_stdp(rule: Any, form: str) -> Brian2Synapse:
+    tau_x = "tau_x" if rule.tau_x is not None else "tau_plus"
+    tr, decay = _traces({"r1": "tau_plus", "r2": tau_x, "o1": "tau_minus", "o2": "tau_y"}, form)
+    model = f"""
+w : 1
+{tr}
+tau_plus : second (constant)
+tau_minus : second (constant)
+tau_y : second (constant)
+A2_plus : 1 (constant)
+A3_plus : 1 (constant)
+A2_minus : 1 (constant)
+A3_minus : 1 (constant)
+"""
+    names = ["tau_plus", "tau_minus", "tau_y", "A2_plus", "A3_plus", "A2_minus", "A3_minus"]
+    if rule.tau_x is not None:
+        model += "tau_x : second (constant)\n"
+        names.append("tau_x")
+    on_pre = decay + "\n".join(
+        [
+            _bounded("w", None, "o1*(A2_minus + A3_minus*r2)", rule),
+            _jump("r1", rule.pairing),
+            _jump("r2", rule.pairing),
+        ]
+    )
+    on_post = decay + "\n".join(
+        [
+            _bounded("w", "r1*(A2_plus + A3_plus*o2)", None, rule),
+            _jump("o1", rule.pairing),
+            _jump("o2", rule.pairing),
+        ]
+    )
+    params = {n: ("second" if n.startswith("tau") else "1", _values(rule, n)) for n in names}
+    return Brian2Synapse(
+        model,
+        on_pre,
+        on_post,
+        params,
+        rule_name=rule.name,
+        notes=f"Pfister & Gerstner 2006; exact {form} traces",
+    )
+
+
+# Brian2 reserves the suffixes _pre/_post (pre-/postsynaptic variables)
+_B2_NAME = {"C_pre": "Cpre", "C_post": "Cpost"}
+_GB_PARAMS = (
+    "tau_ca",
+    "tau",
+    "C_pre",
+    "C_post",
+    "theta_d",
+    "theta_p",
+    "gamma_d",
+    "gamma_p",
+    "rho_star",
+    "sigma",
+)
+
+
+def _rk4_code(r: str, h: str, hp: str, hd: str, tag: str) -> list[str]:
+    """One classical RK4 step of GB's rho-ODE over ``h`` with Heaviside terms ``hp``, ``hd``."""
+
+    def f(x: str) -> str:
+        return (
+            f"((-({x})*(1 - ({x}))*(rho_star - ({x})) + gamma_p*(1 - ({x}))*({hp})"
+            f" - gamma_d*({x})*({hd}))/tau)"
+        )
+
+    return [
+        f"k1_{tag} = {f(r)}",
+        f"k2_{tag} = {f(f'{r} + 0.5*{h}*k1_{tag}')}",
+        f"k3_{tag} = {f(f'{r} + 0.5*{h}*k2_{tag}')}",
+        f"k4_{tag} = {f(f'{r} + {h}*k3_{tag}')}",
+        f"{r} = {r} + {h}/6*(k1_{tag} + 2*k2_{tag} + 2*k3_{tag} + k4_{tag})",
+    ]
+
+
+def _graupner_brunel(rule: Any, scheme: str | None) -> Brian2Synapse:
+    sig = rule.sigma
+    noisy = bool((sig > 0).any()) if isinstance(sig, torch.Tensor) else sig > 0
+    scheme = scheme or ("heaviside" if noisy else "phases")
+    if scheme not in ("phases", "heaviside"):
+        raise ValueError(f"scheme must be 'phases' or 'heaviside', got {scheme!r}")
+    if noisy and scheme == "phases":
+        raise ValueError(
+            "scheme='phases' is the deterministic (sigma = 0) export; a GraupnerBrunel rule with "
+            "sigma > 0 needs scheme='heaviside' (Euler-Maruyama with Brian2's xi)"
+        )
+    consts = "\n".join(
+        f"{_B2_NAME.get(n, n)} : {'second' if n in ('tau_ca', 'tau') else '1'} (constant)"
+        for n in _GB_PARAMS
+    )
+    params = {
+        _B2_NAME.get(n, n): ("second" if n in ("tau_ca", "tau") else "1", _values(rule, n))
+        for n in _GB_PARAMS
+    }
+    if scheme == "phases":
+        # h: the step (0 on the first step: events act one step late, see module docstring)
+        lines = [
+            "h_s = dt*int(t > t_begin - 0.5*dt)*int(t < t_end + 0.5*dt)",
+            "t_p = clip(tau_ca*log(clip(c/theta_p, 1, inf)), 0*second, h_s)",
+            "t_d = clip(tau_ca*log(clip(c/theta_d, 1, inf)), 0*second, h_s)",
+            "t_a = t_p*int(t_p <= t_d) + t_d*int(t_p > t_d)",  # both above until min
+            "t_b = t_p + t_d - t_a",  # the lower threshold's term alone until max
+            "h1 = t_a",
+            "h2 = t_b - t_a",
+            "h3 = h_s - t_b",
+            "hp2 = 1.0*int(t_p > t_d)",
+            "hd2 = 1.0*int(t_d > t_p)",
+            "r = rho",
+            *_rk4_code("r", "h1", "1.0", "1.0", "a"),
+            *_rk4_code("r", "h2", "hp2", "hd2", "b"),
+            *_rk4_code("r", "h3", "0.0", "0.0", "c"),
+            "rho = r",
+            "c = c*exp(-dt/tau_ca)",
+        ]
+        model = (
+            f"rho : 1\nc : 1\nt_begin : second (constant)\nt_end : second (constant)\n{consts}\n"
+        )
+        return Brian2Synapse(
+            model,
+            "c = c + Cpre",
+            "c = c + Cpost",
+            params,
+            weight="rho",
+            regular="\n".join(lines),
+            pre_delay=float(rule.D),
+            window=("t_begin", "t_end"),
+            rule_name=rule.name,
+            notes="exact calcium threshold phases, one RK4 step per phase",
+        )
+    model = f"""
+drho/dt = (-rho*(1 - rho)*(rho_star - rho) + gamma_p*(1 - rho)*int(c > theta_p)
+           - gamma_d*rho*int(c > theta_d)
+           + sigma*sqrt(tau)*sqrt(int(c > theta_d) + int(c > theta_p))*xi) / tau : 1 (clock-driven)
+c : 1
+{consts}
+"""
+    return Brian2Synapse(
+        model,
+        "c = c + Cpre",
+        "c = c + Cpost",
+        params,
+        weight="rho",
+        regular="c = c*exp(-dt/tau_ca)",
+        method="euler",
+        pre_delay=float(rule.D),
+        rule_name=rule.name,
+        notes="Heaviside terms on the time grid, Euler-Maruyama (as Brian2's "
+        "Graupner_Brunel_2012 example, which uses heun)",
+    )
+
+
+def synapse_model(
+    rule: object, *, scheme: str | None = None, traces: str = "event-driven"
+) -> Brian2Synapse:
+    """The Brian2 ``Synapses`` code of a spiking rule (module docstring).
+
+    ``scheme`` (Graupner-Brunel only): ``"phases"`` (default for ``sigma = 0``) or
+    ``"heaviside"``. ``traces`` (STDP rules): ``"event-driven"`` (Brian2's idiom; Brian2 solves
+    the trace equations with sympy when the network is built, which takes seconds for the four
+    triplet traces) or ``"explicit"`` (the same exact decay written out in ``on_pre`` /
+    ``on_post``: ``x = x*exp(-(t - t_last)/tau)``; nothing to solve).
+    """
+    from .plasticity import GraupnerBrunel, PairSTDP, TripletSTDP
+
+    if traces not in _TRACES:
+        raise ValueError(f"traces must be one of {list(_TRACES)}, got {traces!r}")
+    if isinstance(rule, PairSTDP):
+        out = _pair_stdp(rule, traces)
+    elif isinstance(rule, TripletSTDP):
+        out = _triplet_stdp(rule, traces)
+    elif isinstance(rule, GraupnerBrunel):
+        return _graupner_brunel(rule, scheme)
+    else:
+        raise TypeError(
+            f"cannot export a {type(rule).__name__} to Brian2; supported rules: "
+            f"{', '.join(SUPPORTED_RULES)} (synaptic_fwp.plasticity). Not supported: "
+            "ShouvalCalcium, the per-lap BTSP rules and the rate rules of synaptic_fwp.rules"
+        )
+    if scheme is not None:
+        raise ValueError(
+            f"scheme applies to GraupnerBrunel only, got scheme={scheme!r} for "
+            f"{type(rule).__name__}"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks
+# ----------------------------------------------------------------------------------------------
+
+
+def _on_grid(name: str, t: np.ndarray, dt: float) -> np.ndarray:
+    steps = np.rint(t / dt)
+    bad = np.abs(steps * dt - t) > 1e-9 * max(dt, 1.0)
+    if bad.any():
+        raise ValueError(
+            f"{name} must lie on the Brian2 time grid (multiples of dt={dt} s); "
+            f"{t[bad][:3].tolist()} do not"
+        )
+    return steps.astype(np.int64)
+
+
+def _trains(name: str, times: object) -> list[np.ndarray]:
+    if isinstance(times, np.ndarray) and times.ndim == 1:
+        times = [times]
+    if not isinstance(times, Sequence) and not isinstance(times, np.ndarray):
+        raise TypeError(
+            f"{name} must be a sequence of 1-D arrays of spike times (one per "
+            f"synapse), got {type(times).__name__}"
+        )
+    out = []
+    for k, tr in enumerate(times):
+        a = np.asarray(tr, dtype=np.float64).reshape(-1)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}[{k}] must hold finite spike times (s), got {a[:5]}")
+        if a.size > 1 and (np.diff(np.sort(a)) <= 0).any():
+            raise ValueError(f"{name}[{k}] has two spikes at the same time")
+        out.append(np.sort(a))
+    return out
+
+
+def to_brian2(
+    rule: object,
+    pre_times: Sequence[np.ndarray] | np.ndarray,
+    post_times: Sequence[np.ndarray] | np.ndarray,
+    *,
+    w0: float | np.ndarray = 1.0,
+    dt: float = 1e-4,
+    tail: float | None = None,
+    scheme: str | None = None,
+    traces: str = "event-driven",
+    codegen: str = "numpy",
+) -> Brian2Export:
+    """Build a Brian2 network of independent synapses, each driven by its own spike trains.
+
+    ``pre_times[g]`` / ``post_times[g]``: spike times (s) of the pre- and postsynaptic neuron of
+    synapse ``g`` (one ``SpikeGeneratorGroup`` neuron each; post spikes are imposed). With
+    per-instance rule parameters of shape ``(P,)`` and ``G`` spike-train pairs, the network has
+    ``P * G`` synapses, synapse ``p * G + g`` using parameter set ``p`` and trains ``g``.
+    ``w0``: initial weight(s): a scalar, ``G`` values (one per train pair) or ``P * G``.
+    ``dt``: Brian2's time step (s); spike times and the rule's delays must be multiples of it.
+    ``tail``: time simulated after each synapse's last event (default: the rule's
+    ``settle_time``, else 0), as :func:`synaptic_fwp.protocols.events.run_events`.
+    ``scheme``, ``traces``: see :func:`synapse_model`. ``codegen``: Brian2's code-generation
+    target (``"numpy"``: no compiler; ``"cython"``).
+
+    Returns a :class:`Brian2Export`; ``.run()`` gives the final weights (``(P * G,)``).
+    """
+    spec = synapse_model(rule, scheme=scheme, traces=traces)
+    if codegen not in _TARGETS:
+        raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")
+    if (
+        isinstance(dt, bool)
+        or not isinstance(dt, (int, float))
+        or not (math.isfinite(dt) and dt > 0)
+    ):
+        raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
+    pre = _trains("pre_times", pre_times)
+    post = _trains("post_times", post_times)
+    if len(pre) != len(post) or not pre:
+        raise ValueError(
+            "pre_times and post_times must give one train per synapse (same non-zero length), "
+            f"got {len(pre)} and {len(post)}"
+        )
+    G = len(pre)
+    sizes = {np.size(v) for _, v in spec.params.values() if not isinstance(v, float)}
+    if len(sizes) > 1:
+        raise ValueError(f"per-instance rule parameters must share one length, got {sizes}")
+    P = sizes.pop() if sizes else 1
+    n = P * G
+    w0_arr = np.asarray(w0, dtype=np.float64).reshape(-1)
+    if w0_arr.size == 1:
+        w0_arr = np.full(n, float(w0_arr[0]))
+    elif w0_arr.size == G:
+        w0_arr = np.tile(w0_arr, P)
+    elif w0_arr.size != n:
+        raise ValueError(
+            f"w0 must be a scalar, {G} values (one per train pair) or {n} (one per synapse), "
+            f"got shape {np.shape(w0)}"
+        )
+    if tail is None:
+        tail = float(getattr(rule, "settle_time", 0.0))
+    if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not tail >= 0:
+        raise ValueError(f"tail must be a number of seconds >= 0, got {tail!r}")
+    _on_grid("the rule's delays", np.asarray([spec.pre_delay, spec.post_delay]), dt)
+    for g in range(G):
+        _on_grid(f"pre_times[{g}]", pre[g], dt)
+        _on_grid(f"post_times[{g}]", post[g], dt)
+    # synaptic_fwp's run of synapse g starts at t = 0 and ends at its last delivered event plus
+    # the tail; Brian2 needs times >= 0, so every train is shifted by the same grid offset
+    first = min([float(t.min()) for t in pre + post if t.size] + [0.0])
+    offset = float(np.ceil(np.round(-first / dt, 6))) * dt if first < 0 else 0.0
+    last = np.zeros(G)
+    for g in range(G):
+        delivered = [pre[g] + spec.pre_delay, post[g] + spec.post_delay]
+        for kind, d in zip(("pre", "post"), delivered, strict=True):
+            if d.size and d.min() < -1e-12:
+                raise ValueError(
+                    f"{kind}_times[{g}] delivers an event before t = 0 ({d.min()} s after the "
+                    "rule's delay); synaptic_fwp runs start at t = 0"
+                )
+        last[g] = max([float(d.max()) for d in delivered if d.size] + [0.0])
+    t_end = np.tile(last + float(tail), P) + offset
+    t_begin = np.full(n, offset + dt)  # clock-driven rules: events act one step late
+    steps = int(round(float(t_end.max()) / dt)) + 1
+    pre = [t + offset for t in pre]
+    post = [t + offset for t in post]
+
+    import brian2 as b2
+
+    def generator(name: str, trains: list[np.ndarray]) -> Any:
+        idx = np.concatenate(
+            [np.full(trains[g].size, p * G + g, dtype=np.int64) for p in range(P) for g in range(G)]
+        )
+        tt = np.concatenate([trains[g] for _ in range(P) for g in range(G)])
+        return b2.SpikeGeneratorGroup(n, idx, tt * b2.second, dt=dt * b2.second, name=name)
+
+    pre_g = generator("synaptic_fwp_pre*", pre)
+    post_g = generator("synaptic_fwp_post*", post)
+    kwargs: dict[str, Any] = {}
+    if spec.method is not None:
+        kwargs["method"] = spec.method
+    delay = {}
+    if spec.pre_delay:
+        delay["pre"] = spec.pre_delay * b2.second
+    if spec.post_delay:
+        delay["post"] = spec.post_delay * b2.second
+    syn = b2.Synapses(
+        pre_g,
+        post_g,
+        model=spec.model,
+        on_pre=spec.on_pre,
+        on_post=spec.on_post,
+        delay=delay or None,
+        dt=dt * b2.second,
+        name="synaptic_fwp_synapses*",
+        **kwargs,
+    )
+    syn.connect(j="i")
+    for name, (unit, v) in spec.params.items():
+        arr = np.full(n, v) if isinstance(v, float) else np.repeat(np.asarray(v), G)
+        setattr(syn, name, arr * (b2.second if unit == "second" else 1))
+    if spec.window is not None:
+        setattr(syn, spec.window[0], t_begin * b2.second)
+        setattr(syn, spec.window[1], t_end * b2.second)
+    setattr(syn, spec.weight, w0_arr)
+    objs = [pre_g, post_g, syn]
+    if spec.regular is not None:
+        objs.append(
+            syn.run_regularly(
+                spec.regular, when="start", dt=dt * b2.second, name="synaptic_fwp_step*"
+            )
+        )
+    net = b2.Network(*objs)
+    return Brian2Export(net, syn, pre_g, post_g, spec, steps * dt, dt, codegen)
+
+
+def brian2_pairing(
+    rule: object,
+    dt: float | Sequence[float] = (-0.01, 0.01),
+    freq: float | Sequence[float] = 1.0,
+    n_pairs: int = 60,
+    *,
+    w0: float = 1.0,
+    sim_dt: float = 1e-4,
+    scheme: str | None = None,
+    traces: str = "event-driven",
+    codegen: str = "numpy",
+) -> xr.Dataset:
+    """:func:`synaptic_fwp.protocols.pairing`'s protocol simulated by Brian2.
+
+    Same grid and spike times (pre at ``m / freq``, post at ``m / freq + dt``, the first event
+    at ``t = 0``, the presynaptic delay of the rule), same settle time after the last event.
+    Returns ``w_final`` and ``dw`` (trace rules) or ``rho_final`` with dim ``initial``
+    (Graupner-Brunel: 0 = DOWN, 1 = UP start), dims ``(param, [initial,] freq, dt_pair)``.
+    """
+    from .plasticity import GraupnerBrunel
+
+    delays = np.atleast_1d(np.asarray(dt, dtype=np.float64))
+    freqs = np.atleast_1d(np.asarray(freq, dtype=np.float64))
+    if delays.ndim != 1 or freqs.ndim != 1 or not (freqs > 0).all():
+        raise ValueError(
+            f"dt and freq must be numbers or 1-D sequences (freq > 0), got dt={dt!r}, freq={freq!r}"
+        )
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}")
+    pre_delay = float(getattr(rule, "pre_delay", 0.0))
+    post_delay = float(getattr(rule, "post_delay", 0.0))
+    pre, post = [], []
+    for f in freqs:
+        for d in delays:
+            t = np.arange(int(n_pairs)) / f
+            tp, tq = t, t + d
+            t0 = min(tp[0] + pre_delay, tq[0] + post_delay)  # as protocols.pairing_events
+            pre.append(tp - t0 + 0.0)
+            post.append(tq - t0 + 0.0)
+    # snap to the grid (the protocol's times are multiples of sim_dt up to rounding)
+    pre = [np.rint(p / sim_dt) * sim_dt for p in pre]
+    post = [np.rint(p / sim_dt) * sim_dt for p in post]
+    F, D = freqs.size, delays.size
+    coords = {
+        "freq": ("freq", freqs, {"units": "Hz", "long_name": "pairing frequency"}),
+        "dt_pair": ("dt_pair", delays, {"units": "s", "long_name": "pairing delay t_post - t_pre"}),
+    }
+    attrs = {
+        "rule": getattr(rule, "name", type(rule).__name__),
+        "simulator": "brian2",
+        "codegen": codegen,
+        "sim_dt": sim_dt,
+        "n_pairs": int(n_pairs),
+    }
+    if isinstance(rule, GraupnerBrunel):
+        w0s = np.repeat([0.0, 1.0], F * D)  # trains 0..FD-1 start DOWN, FD..2FD-1 start UP
+        ex = to_brian2(
+            rule,
+            pre + pre,
+            post + post,
+            w0=w0s,
+            dt=sim_dt,
+            scheme=scheme,
+            traces=traces,
+            codegen=codegen,
+        )
+        rho = ex.run().reshape(-1, 2, F, D)
+        data = {
+            "rho_final": (
+                ("param", "initial", "freq", "dt_pair"),
+                rho,
+                {"units": "1", "long_name": "efficacy rho at the end (Brian2)"},
+            )
+        }
+        coords["initial"] = (
+            "initial",
+            np.array([0, 1]),
+            {"units": "1", "long_name": "initial state (0 DOWN, 1 UP)"},
+        )
+    else:
+        ex = to_brian2(
+            rule, pre, post, w0=w0, dt=sim_dt, scheme=scheme, traces=traces, codegen=codegen
+        )
+        w = ex.run().reshape(-1, F, D)
+        data = {
+            "w_final": (
+                ("param", "freq", "dt_pair"),
+                w,
+                {"units": "1", "long_name": "final weight (Brian2)"},
+            ),
+            "dw": (
+                ("param", "freq", "dt_pair"),
+                (w - w0) / w0,
+                {"units": "1", "long_name": "relative weight change (w_end - w0)/w0"},
+            ),
+        }
+    attrs["duration"] = ex.duration
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    if not any(not isinstance(v, float) for _, v in ex.spec.params.values()):
+        ds = ds.squeeze("param")  # no per-instance parameters: as protocols.pairing
+    return ds
