@@ -36,6 +36,9 @@ def test_run_plot_rerun(tmp_path, monkeypatch, capsys):
     shutil.copytree(ROOT / "examples", "examples")
     toml = Path("examples/stdp_pairing.toml")
     text = toml.read_text().replace("freq = [0.1, 10, 20, 40, 50]", "freq = [0.1, 20]")
+    text = text.replace("maxiter = 30", "maxiter = 2\npopsize = 4").replace(
+        "n_boot = 20", "n_boot = 0"
+    )
     toml.write_text(text)
     assert cli.main(["run", str(toml), "--check"]) == 0
     assert "OK" in capsys.readouterr().out
@@ -50,6 +53,30 @@ def test_run_plot_rerun(tmp_path, monkeypatch, capsys):
     assert Path("results/stdp_pairing.png").stat().st_size > 1000
     assert cli.main(["plot", str(res), "-k", "stdp_window", "-o", "w.pdf"]) == 0
     assert Path("w.pdf").exists() and not Path("w.png").exists()
+    # fit the file's [fit] parameters to the shipped data, then plot the fit
+    assert cli.main(["fit", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "chi2 =" in out and "A3_plus =" in out
+    fit = xr.load_dataset("results/stdp_fit.nc")
+    assert set(fit["param"].values[fit["param_status"].values == "free"]) == {
+        "A3_plus",
+        "A2_minus",
+        "tau_y",
+    }
+    assert float(fit["objective"]) < 20.0  # the published set gives 3.6 on these 10 points
+    assert cli.main(["plot", "results/stdp_fit.nc"]) == 0
+    assert Path("results/stdp_fit.pdf").stat().st_size > 1000
+    # compare the two example rules on the data (figure of Delta-AIC bars)
+    pair = Path("examples/pair_stdp.toml")
+    pair.write_text(
+        pair.read_text()
+        .replace("maxiter = 30", "maxiter = 2\npopsize = 4")
+        .replace("n_boot = 20", "n_boot = 0")
+    )
+    assert cli.main(["compare", str(toml), str(pair), "--figure", "cmp", "--no-progress"]) == 0
+    table = xr.load_dataset("results/compare.nc")
+    assert int(table["rank"].sel(rule="stdp_pairing").item()) == 1
+    assert Path("cmp.pdf").exists()
     # a result file runs again the same way
     assert cli.main(["run", str(res), "-o", "again.nc", "--no-progress"]) == 0
     xr.testing.assert_identical(xr.load_dataset("again.nc")["dw"], ds["dw"])
