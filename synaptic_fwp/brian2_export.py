@@ -50,11 +50,15 @@ together, and :func:`to_brian2` integrates ``rho`` from ``t = dt`` so that the r
 synaptic_fwp run shifted by one step (final values are unaffected). Event-driven traces are
 exact at any ``dt``.
 
-Not exported (a clear ``TypeError``): ``ShouvalCalcium`` (its NMDA/BPAP voltage model has no
-Brian2 counterpart here), the per-lap BTSP rules (:mod:`synaptic_fwp.plasticity.btsp`) and the
-rate rules of :mod:`synaptic_fwp.rules` (the engine's rate populations), and engine
-``Network`` objects (populations, Poisson inputs): export their spiking rules with
-:func:`synapse_model` and build the neurons in Brian2 directly.
+Engine networks (:func:`network_to_brian2`, or ``to_brian2(network)``): ``SpikeTimesInput``
+sources, AMPA-only ``LIFPopulation``\ s written as the engine's exact step, and static or pair /
+triplet STDP projections (with delays): deterministic inputs give the same spikes and weights.
+
+Not exported (a clear ``TypeError`` listing what is supported): ``ShouvalCalcium`` (its
+NMDA/BPAP voltage model has no Brian2 counterpart here), the per-lap BTSP rules
+(:mod:`synaptic_fwp.plasticity.btsp`), the rate rules of :mod:`synaptic_fwp.rules` and rate
+populations, Poisson/place-cell/plateau inputs (their counter-based random streams have no
+Brian2 equivalent), NMDA (``U0``) and GABA projections.
 
 Brian2 is imported only inside these functions (this is the "faces" layer). The ``numpy``
 code-generation target needs no compiler; ``cython`` compiles on first use (about a minute on
@@ -63,6 +67,7 @@ a cold cache).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,6 +78,8 @@ import torch
 import xarray as xr
 
 __all__ = [
+    "Brian2Network",
+    "network_to_brian2",
     "Brian2Synapse",
     "Brian2Export",
     "synapse_model",
@@ -443,8 +450,8 @@ def _trains(name: str, times: object) -> list[np.ndarray]:
 
 def to_brian2(
     rule: object,
-    pre_times: Sequence[np.ndarray] | np.ndarray,
-    post_times: Sequence[np.ndarray] | np.ndarray,
+    pre_times: Sequence[np.ndarray] | np.ndarray | None = None,
+    post_times: Sequence[np.ndarray] | np.ndarray | None = None,
     *,
     w0: float | np.ndarray = 1.0,
     dt: float = 1e-4,
@@ -452,7 +459,7 @@ def to_brian2(
     scheme: str | None = None,
     traces: str = "event-driven",
     codegen: str = "numpy",
-) -> Brian2Export:
+) -> Brian2Export | Brian2Network:
     """Build a Brian2 network of independent synapses, each driven by its own spike trains.
 
     ``pre_times[g]`` / ``post_times[g]``: spike times (s) of the pre- and postsynaptic neuron of
@@ -467,7 +474,21 @@ def to_brian2(
     target (``"numpy"``: no compiler; ``"cython"``).
 
     Returns a :class:`Brian2Export`; ``.run()`` gives the final weights (``(P * G,)``).
+
+    ``to_brian2(network)`` with an engine :class:`synaptic_fwp.engine.Network` (and no spike
+    trains) is :func:`network_to_brian2` (instance 0; ``traces`` and ``codegen`` apply).
     """
+    from .engine import Network
+
+    if isinstance(rule, Network):
+        if pre_times is not None or post_times is not None:
+            raise ValueError("to_brian2(network) takes no spike trains (the network has inputs)")
+        return network_to_brian2(rule, traces=traces, codegen=codegen)
+    if pre_times is None or post_times is None:
+        raise TypeError(
+            "to_brian2(rule, pre_times, post_times): a rule needs the spike trains "
+            "of its synapses (or pass an engine Network)"
+        )
     spec = synapse_model(rule, scheme=scheme, traces=traces)
     if codegen not in _TARGETS:
         raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")
@@ -678,3 +699,258 @@ def brian2_pairing(
     if not any(not isinstance(v, float) for _, v in ex.spec.params.values()):
         ds = ds.squeeze("param")  # no per-instance parameters: as protocols.pairing
     return ds
+
+
+# ----------------------------------------------------------------------------------------------
+# Engine networks -> Brian2
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Brian2Network:
+    """One instance of an engine ``Network`` rebuilt in Brian2 (:func:`network_to_brian2`).
+
+    ``groups``: Brian2 groups by engine name (inputs and populations); ``synapses``: by
+    projection name; ``spikes``: ``SpikeMonitor`` per LIF population. ``run(duration)``
+    advances the Brian2 network; :meth:`weights` gives a projection's ``W`` as
+    ``(n_post, n_pre)`` (numpy, SI units as in the engine).
+    """
+
+    network: Any
+    groups: dict[str, Any]
+    synapses: dict[str, Any]
+    spikes: dict[str, Any]
+    shapes: dict[str, tuple[int, int]]
+    dt: float
+    codegen: str
+
+    def run(self, duration: float) -> None:
+        from brian2 import prefs, second
+
+        old = prefs.codegen.target
+        prefs.codegen.target = self.codegen
+        try:
+            self.network.run(duration * second, namespace={})
+        finally:
+            prefs.codegen.target = old
+
+    def weights(self, projection: str) -> np.ndarray:
+        n_post, n_pre = self.shapes[projection]
+        return np.asarray(self.synapses[projection].w[:], dtype=np.float64).reshape(n_post, n_pre)
+
+    def spike_times(self, population: str) -> list[np.ndarray]:
+        """Spike times (s) of each neuron of a LIF population."""
+        mon = self.spikes[population]
+        trains = mon.spike_trains()
+        return [np.asarray(trains[k] / _second(), dtype=np.float64) for k in sorted(trains)]
+
+
+def _second() -> Any:
+    from brian2 import second
+
+    return second
+
+
+def _at(name: str, v: object, b: int, batch: int) -> float:
+    """The value of a parameter for instance ``b`` (a float or a per-instance tensor)."""
+    if isinstance(v, torch.Tensor):
+        flat = v.detach().to(torch.float64).reshape(-1)
+        if flat.numel() == 1:
+            return float(flat[0])
+        if flat.numel() != batch:
+            raise ValueError(f"{name} has {flat.numel()} values; allowed: 1 or batch={batch}")
+        return float(flat[b])
+    return float(v)  # type: ignore[arg-type]
+
+
+_NET_SUPPORTED = (
+    "inputs: SpikeTimesInput; populations: LIFPopulation with AMPA synapses only (conductance "
+    "or fixed driving force ampa_drive; no NMDA/GABA projections); projections: static or a "
+    f"spiking rule ({', '.join(SUPPORTED_RULES[:2])}) with target 'ampa', no U0/value/sign"
+)
+
+
+def network_to_brian2(
+    net: Any, *, instance: int = 0, traces: str = "event-driven", codegen: str = "numpy"
+) -> Brian2Network:
+    r"""Rebuild instance ``instance`` of an engine :class:`synaptic_fwp.engine.Network` in Brian2.
+
+    Supported (anything else raises a ``TypeError`` naming the object and listing this):
+    ``SpikeTimesInput`` sources (``SpikeGeneratorGroup``; times rounded to steps as the engine
+    does); ``LIFPopulation``\ s with AMPA input only, written as the engine's step (module
+    docstring of :mod:`synaptic_fwp.neurons`: the exponential integrator with the conductance
+    held over a step, ``V <- V_inf + (V - V_inf) exp(-g_tot dt / C)``, then the refractory
+    hold, threshold ``V > V_th``, reset, and the exact conductance decay) as a ``run_regularly``
+    operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset; and
+    projections (``Synapses``, every pre-post pair) that add ``w`` to ``g_ampa`` of the
+    target at a presynaptic spike (after the projection's ``delay``) and apply a pair or
+    triplet STDP rule (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
+    resets; ``pre`` before ``post``) is the engine's step order, so deterministic inputs give
+    the same spikes and the same weights (up to rounding).
+    """
+    from .engine import Network
+    from .inputs import SpikeTimesInput
+    from .neurons import LIFPopulation
+    from .plasticity import PairSTDP, TripletSTDP
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a synaptic_fwp.engine.Network, got {type(net).__name__}")
+    if (
+        isinstance(instance, bool)
+        or not isinstance(instance, int)
+        or not (0 <= instance < net.batch)
+    ):
+        raise ValueError(f"instance must be an int in [0, {net.batch}), got {instance!r}")
+    if codegen not in _TARGETS:
+        raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")
+    if traces not in _TRACES:
+        raise ValueError(f"traces must be one of {list(_TRACES)}, got {traces!r}")
+    B, b, dt = net.batch, instance, net.dt
+    for name, inp in net.inputs.items():
+        if not isinstance(inp, SpikeTimesInput):
+            raise TypeError(
+                f"cannot export input {name!r} ({type(inp).__name__}); supported: {_NET_SUPPORTED}"
+            )
+    for name, pop in net.populations.items():
+        if not isinstance(pop, LIFPopulation):
+            raise TypeError(
+                f"cannot export population {name!r} ({type(pop).__name__}); "
+                f"supported: {_NET_SUPPORTED}"
+            )
+    for name, p in net.projections.items():
+        ok = (
+            p.target == "ampa"
+            and p.U0 is None
+            and p.value is None
+            and p.sign is None
+            and (p.rule is None or isinstance(p.rule, (PairSTDP, TripletSTDP)))
+        )
+        if not ok:
+            raise TypeError(
+                f"cannot export projection {name!r} (rule {p.rule!r}, target "
+                f"{p.target!r}); supported: {_NET_SUPPORTED}"
+            )
+
+    import brian2 as b2
+
+    ms = dt * b2.second
+    groups: dict[str, Any] = {}
+    objs: list[Any] = []
+    for name, inp in net.inputs.items():
+        t = torch.as_tensor(inp.times, dtype=torch.float64).reshape(-1)
+        i = torch.as_tensor(inp.indices, dtype=torch.int64).reshape(-1)
+        if inp.instances is not None:
+            keep = torch.as_tensor(inp.instances, dtype=torch.int64).reshape(-1) == b
+            t, i = t[keep], i[keep]
+        steps = torch.round(t / dt).to(torch.int64).numpy()
+        g = b2.SpikeGeneratorGroup(
+            int(inp.n), i.numpy(), steps * dt * b2.second, dt=ms, name=f"{name}*"
+        )
+        groups[name] = g
+        objs.append(g)
+    spikes: dict[str, Any] = {}
+    for name, pop in net.populations.items():
+        v = {k: _at(f"{name}.{k}", getattr(pop, k), b, B) for k in LIFPopulation._PARAMS}
+        fixed = pop.ampa_drive is not None
+        model = "V : 1\ng_ampa : 1\nref : 1\n"
+        g = b2.NeuronGroup(
+            int(pop.n),
+            model,
+            threshold="V > V_th",
+            reset="V = V_reset\nref = n_ref",
+            dt=ms,
+            name=f"{name}*",
+            namespace={},
+        )
+        V0 = v["E_L"] if pop.V_init is None else _at(f"{name}.V_init", pop.V_init, b, B)
+        g.V = V0
+        ns = {
+            "V_th": v["V_th"],
+            "V_reset": v["V_reset"],
+            "n_ref": float(round(v["t_ref"] / dt)),
+            "dec_ampa": math.exp(-dt / v["tau_ampa"]),
+        }
+        if fixed:
+            drive = _at(f"{name}.ampa_drive", pop.ampa_drive, b, B)
+            ns.update(
+                fac_m=math.exp(-dt / (v["C"] / v["g_L"])),
+                V_rest=v["E_L"] + v["I_ext"] / v["g_L"],
+                d_over_gL=drive / v["g_L"],
+            )
+            update = "V = (V_rest + g_ampa*d_over_gL) + fac_m*(V - (V_rest + g_ampa*d_over_gL))"
+        else:
+            ns.update(
+                g_L=v["g_L"],
+                gLEL=v["g_L"] * v["E_L"] + v["I_ext"],
+                E_ampa=v["E_ampa"],
+                dt_over_C=dt / v["C"],
+            )
+            update = (
+                "V_inf = (gLEL + g_ampa*E_ampa)/(g_L + g_ampa)\n"
+                "V = V_inf + exp(-(g_L + g_ampa)*dt_over_C)*(V - V_inf)"
+            )
+        code = "\n".join(
+            [
+                update,
+                "V = V_reset*int(ref > 0) + V*int(ref <= 0)",  # refractory hold
+                "ref = clip(ref - 1, 0, inf)",
+                "g_ampa = g_ampa*dec_ampa",
+            ]
+        )
+        g.namespace.update(ns)
+        objs += [g, g.run_regularly(code, when="groups", order=-1, dt=ms, name=f"{name}_step*")]
+        groups[name] = g
+        spikes[name] = b2.SpikeMonitor(g, name=f"{name}_spikes*")
+        objs.append(spikes[name])
+    synapses: dict[str, Any] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+    for name, p in net.projections.items():
+        n_post, n_pre = p.n_post, p.n_pre
+        W0 = p.W0
+        if isinstance(W0, torch.Tensor):
+            W0 = W0.detach().to(torch.float64)
+            W0 = (W0[b] if W0.ndim == 3 else W0).numpy()
+        W0 = np.broadcast_to(np.asarray(W0, dtype=np.float64), (n_post, n_pre))
+        if p.rule is None:
+            model, on_pre, on_post, params = "w : 1", "", "", {}
+        else:
+            rule = p.rule
+            scal = {
+                f.name: _at(f"{name}.rule.{f.name}", getattr(rule, f.name), b, B)
+                for f in dataclasses.fields(rule)
+                if isinstance(getattr(rule, f.name), torch.Tensor)
+            }
+            rule = dataclasses.replace(rule, **scal) if scal else rule
+            spec = synapse_model(rule, traces=traces)
+            model, on_pre, on_post, params = spec.model, spec.on_pre, spec.on_post, spec.params
+        on_pre = "g_ampa_post += w\n" + on_pre  # transmission uses W before the update
+        kw: dict[str, Any] = {}
+        if on_post:
+            kw["on_post"] = on_post
+        delay = p.delay_steps * dt if hasattr(p, "delay_steps") else float(p.delay)
+        syn = b2.Synapses(
+            groups[_name_of(net, p.pre)],
+            groups[_name_of(net, p.post)],
+            model=model,
+            on_pre=on_pre,
+            dt=ms,
+            name=f"{name}*",
+            delay={"pre": delay * b2.second} if delay else None,
+            **kw,
+        )
+        syn.connect(i=np.tile(np.arange(n_pre), n_post), j=np.repeat(np.arange(n_post), n_pre))
+        for k, (unit, val) in params.items():
+            setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))
+        syn.w = W0.reshape(-1)
+        synapses[name] = syn
+        shapes[name] = (n_post, n_pre)
+        objs.append(syn)
+    return Brian2Network(b2.Network(*objs), groups, synapses, spikes, shapes, dt, codegen)
+
+
+def _name_of(net: Any, obj: object) -> str:
+    for objs in (net.inputs, net.populations):
+        for k, v in objs.items():
+            if v is obj:
+                return k
+    raise ValueError(f"{obj!r} is not in the network")

@@ -136,3 +136,69 @@ def test_unsupported_and_bad_input_raise_before_any_work():
         synapse_model(PairSTDP(), traces="clock-driven")
     with pytest.raises(ValueError, match="w0"):
         to_brian2(PairSTDP(), [np.array([0.0])], [np.array([0.01])], w0=[1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("case", ["conductance-pair", "fixed-drive-triplet"])
+def test_engine_network_spike_for_spike(case):
+    """An engine network (8 spike-time inputs -> 2 LIF neurons, plastic AMPA projection with a
+    1 ms delay) and its Brian2 export fire the same spikes in the same steps and end with the
+    same weights (float64 engine, step path)."""
+    import dataclasses
+
+    from synaptic_fwp.brian2_export import network_to_brian2
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.inputs import SpikeTimesInput
+    from synaptic_fwp.neurons import LIFPopulation
+
+    dt, T, n_in, n_out = 2.5e-4, 0.25, 8, 2
+    rng = np.random.default_rng(0)
+    times, idx = [], []
+    for i in range(n_in):
+        steps = np.unique(np.round(rng.uniform(0, T - 0.01, 12) / dt))
+        times += list(steps * dt)
+        idx += [i] * steps.size
+    lif = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=2e-3)
+    if case == "conductance-pair":
+        rule, traces, W_lo, W_hi = PairSTDP.song2000(w_max=8e-9), "event-driven", 2e-9, 6e-9
+    else:  # fixed driving force (Brian2's STDP example form), weights in units of g_L
+        lif["ampa_drive"] = 60e-3
+        tri = TripletSTDP.from_table(bounds="hard", w_min=0.0, w_max=8e-9)
+        rule = dataclasses.replace(
+            tri,
+            **{k: getattr(tri, k) * 1e-9 for k in ("A2_plus", "A3_plus", "A2_minus", "A3_minus")},
+        )
+        traces, W_lo, W_hi = "explicit", 1e-9, 3e-9
+    net = Network(dt=dt, batch=1, dtype=torch.float64)
+    inp = net.add(SpikeTimesInput(n_in, times=times, indices=idx, name="inp"))
+    out = net.add(LIFPopulation(n_out, **lif, name="out"))
+    W0 = torch.as_tensor(rng.uniform(W_lo, W_hi, (n_out, n_in)))
+    net.connect(inp, out, W0, rule, name="S", delay=1e-3)
+    ex = network_to_brian2(net, traces=traces)  # built before the engine run changes nothing
+    ds = net.run(T, record=["S.W", "out.spikes"], progress=False, method="step")
+    ex.run(T)
+    # the engine stamps the record of step n at (n + 1) dt; Brian2 reports t_n = n dt
+    spk = ds["out_spikes"].values[0]  # (time, post)
+    ours = [np.flatnonzero(spk[:, k]) for k in range(n_out)]
+    theirs = [np.rint(t / dt).astype(int) for t in ex.spike_times("out")]
+    assert sum(s.size for s in ours) >= 10
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    W_e = ds["S_W"].values[0, -1]
+    np.testing.assert_allclose(ex.weights("S"), W_e, rtol=RTOL, atol=0)
+    assert np.abs(W_e - W0.numpy()).max() > 1e-10  # the weights did move
+
+
+def test_unsupported_network_objects_raise():
+    from synaptic_fwp.brian2_export import network_to_brian2
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.inputs import PoissonInput
+    from synaptic_fwp.neurons import LIFPopulation
+
+    net = Network(dt=1e-4, batch=2, dtype=torch.float64)
+    inp = net.add(PoissonInput(3, rate=10.0, name="inp"))
+    out = net.add(LIFPopulation(1, name="out"))
+    net.connect(inp, out, 1e-9, name="S")
+    with pytest.raises(TypeError, match="SpikeTimesInput"):
+        to_brian2(net)
+    with pytest.raises(ValueError, match="instance"):
+        network_to_brian2(net, instance=2)
