@@ -68,7 +68,8 @@ def _graupner_brunel() -> FitSpec:
     calcium amplitudes ``C_pre``, ``C_post`` are refitted, the rest held at that set. The
     readout is stochastic (``n_trials`` noisy trials per synapse, seeded: common random
     numbers make the objective deterministic but piecewise constant, so the search is a small
-    differential evolution without bootstrap)."""
+    differential evolution started from the published set, without bootstrap; each
+    evaluation takes seconds)."""
     from synaptic_fwp.plasticity import GraupnerBrunel
 
     rule = GraupnerBrunel.from_table("cortical_slices")
@@ -77,7 +78,8 @@ def _graupner_brunel() -> FitSpec:
     model = pairing_model(rule, name="graupner_brunel",
                           protocol_kwargs={"n_trials": GB_TRIALS, "seed": 0})
     return FitSpec("graupner_brunel", model, bounds, published=published,
-                   fit_kwargs=dict(popsize=3, maxiter=5, n_boot=0, max_nfev=3))
+                   fit_kwargs=dict(popsize=3, maxiter=5, n_boot=0, max_nfev=3),
+                   start_from_published=True)
 
 
 def _shouval() -> FitSpec:

@@ -32,8 +32,9 @@ class FitSpec:
     ``fixed`` values, ``log``-scaled parameters (see :func:`~synaptic_fwp.fit.fit`), optionally
     a ``published`` parameter set (evaluated with ``len(bounds)`` free parameters) and
     ``fit_kwargs`` overriding :func:`compare`'s for this rule (e.g. a smaller search for an
-    expensive rule). With empty ``bounds`` the rule is not fitted: it is evaluated at its
-    ``published`` set (or its defaults) with ``k = 0`` free parameters."""
+    expensive rule). ``start_from_published`` puts the published values of the free parameters
+    into the initial population (``fit(x0=...)``). With empty ``bounds`` the rule is not
+    fitted: it is evaluated at its ``published`` set (or its defaults) with ``k = 0``."""
 
     name: str
     model: Model
@@ -42,6 +43,7 @@ class FitSpec:
     log: Sequence[str] | None = None
     published: Mapping[str, float] | None = None
     fit_kwargs: Mapping[str, Any] | None = None
+    start_from_published: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -163,8 +165,10 @@ def compare(
         kw = {**fit_kwargs, **dict(s.fit_kwargs or {})}
         t0, c0 = time.perf_counter(), time.process_time()
         if s.bounds:
+            x0 = ({p: s.published[p] for p in s.bounds}
+                  if s.start_from_published and s.published is not None else None)
             res = fit(s.model, data[dn], bounds=s.bounds, fixed=s.fixed, log=s.log, seed=seed,
-                      **kw)
+                      x0=x0, **kw)
         else:  # nothing to fit: evaluate the published set / defaults (k = 0)
             given = {**dict(s.fixed or {}), **dict(s.published or {})}
             res = evaluate(s.model, data[dn], given, n_free=0,

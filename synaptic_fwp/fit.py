@@ -121,8 +121,10 @@ def pairing_model(
     :func:`synaptic_fwp.protocols.pairing` with the candidate parameter sets on its batch axis
     (per-instance tensor parameters of shape ``(S,)``): ONE protocol call per population.
 
-    ``rule`` is the base rule: its float fields are the model's parameters and defaults
-    (``params`` restricts them). Parameters whose candidate values are all equal are passed
+    ``rule`` is the base rule: its per-instance (``Param``-typed) float fields are the model's
+    parameters and defaults (``params`` restricts them; fields shared by the batch, such as
+    Graupner-Brunel's delay ``D`` or integration steps, stay as set in ``rule``). Parameters
+    whose candidate values are all equal are passed
     as floats (so e.g. the minimal triplet model keeps ``A3_minus = 0`` with ``tau_x=None``).
     The prediction at each data point ``(freq, dt)`` is the protocol's ``dw`` after
     ``n_pairs`` pairings from ``w0`` (the product grid of the distinct frequencies and lags
@@ -136,16 +138,22 @@ def pairing_model(
             "rule must be a rule instance of synaptic_fwp.plasticity (e.g. "
             f"TripletSTDP.from_table()), got {rule!r}"
         )
+    def per_instance(f: dataclasses.Field) -> bool:
+        # fields typed ``Param`` may be tensors of the batch shape (plasticity.base); plain
+        # ``float`` fields (delays, integration steps, bounds) are shared by the batch
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        return "Param" in t
+
     numeric = {
         f.name: float(getattr(rule, f.name))
         for f in dataclasses.fields(rule)
-        if isinstance(getattr(rule, f.name), float) and f.name not in ("w_min", "w_max")
+        if isinstance(getattr(rule, f.name), float) and per_instance(f)
     }
     if params is not None:
         bad = [p for p in params if p not in numeric]
         if bad:
             raise ValueError(
-                f"params {bad} are not float fields of {type(rule).__name__}; "
+                f"params {bad} are not per-instance float fields of {type(rule).__name__}; "
                 f"allowed: {sorted(numeric)}"
             )
         numeric = {p: numeric[p] for p in params}
@@ -516,6 +524,7 @@ def fit(
     bounds: Mapping[str, tuple[float, float]],
     fixed: Mapping[str, float] | None = None,
     log: list[str] | tuple[str, ...] | None = None,
+    x0: Mapping[str, float] | None = None,
     seed: int = 0,
     popsize: int = 10,
     maxiter: int = 100,
@@ -537,6 +546,8 @@ def fit(
     fixed : ``{name: value}`` held fixed; other parameters take the model's defaults.
     log : free parameters searched in log10 (default: those with ``low > 0`` and
         ``high / low >= 100``).
+    x0 : optional starting values of the free parameters (e.g. a published set): put into the
+        initial population (``differential_evolution(x0=...)``), so the fit is never worse.
     seed : seeds the global search and the bootstrap: same seed, same result.
     popsize : differential-evolution population is ``popsize * k`` candidate sets, each
         generation evaluated as ONE model call.
@@ -568,6 +579,17 @@ def fit(
     if isinstance(grid_points, bool) or not isinstance(grid_points, int) or grid_points < 2:
         raise ValueError(f"grid_points must be an int >= 2, got {grid_points!r}")
     k = prob.k
+    u0 = None
+    if x0 is not None:
+        bad = sorted(set(x0) ^ set(prob.free))
+        if bad:
+            raise ValueError(f"x0 must give exactly the free parameters {prob.free}; "
+                             f"mismatched: {bad}")
+        p0 = np.array([float(x0[p]) for p in prob.free])
+        if not (np.all(p0 >= prob.lo) and np.all(p0 <= prob.hi)):
+            raise ValueError(f"x0 {dict(x0)} must lie within the bounds")
+        t = np.where(prob.log, np.log10(np.where(prob.log, p0, 1.0)), p0)
+        u0 = np.clip((t - prob.t_lo) / (prob.t_hi - prob.t_lo), 0.0, 1.0)
     t0 = time.perf_counter()
     c0 = time.process_time()
 
@@ -585,6 +607,7 @@ def fit(
         vectorized=True,
         updating="deferred",
         init="latinhypercube",
+        x0=u0,
     )
     t_de = time.perf_counter() - t0
     de_calls = prob.n_calls
@@ -646,6 +669,7 @@ def fit(
         method="differential_evolution(vectorized, deferred) + least_squares(trf) polish; "
         "parametric bootstrap with batched Levenberg-Marquardt",
         seed=int(seed),
+        x0="none" if x0 is None else repr({p: float(v) for p, v in x0.items()}),
         population=int(popsize * k),
         de_generations=int(de.nit),
         de_objective=obj_de,

@@ -268,7 +268,14 @@ def test_fit_minimal_triplet_beats_published_set_quickly(sjostrom):
     res = F.fit(m, sjostrom, bounds={"A3_plus": (0, 0.05), "A2_minus": (0, 0.05)}, seed=0,
                 popsize=6, maxiter=20, n_boot=0, grid_points=5)
     assert float(res["objective"]) <= float(pub["objective"]) + 1e-9
-    with pytest.raises(ValueError, match="not float fields of TripletSTDP"):
+    with pytest.raises(ValueError, match="not per-instance float fields of TripletSTDP"):
         F.pairing_model(rule, params=["tau_x"])
     with pytest.raises(TypeError, match="rule instance"):
         F.pairing_model(TripletSTDP)
+    # started from the published set (x0), the fit can only improve on it
+    res0 = F.fit(m, sjostrom, bounds={"A3_plus": (0, 0.05), "A2_minus": (0, 0.05)}, seed=0,
+                 popsize=3, maxiter=1, n_boot=0, grid_points=5, polish=False,
+                 x0={"A3_plus": 6.5e-3, "A2_minus": 7.1e-3})
+    assert float(res0["objective"]) <= float(pub["objective"]) + 1e-12
+    with pytest.raises(ValueError, match="x0 must give exactly the free parameters"):
+        F.fit(m, sjostrom, bounds={"A3_plus": (0, 0.05)}, x0={"A2_minus": 0.1})
