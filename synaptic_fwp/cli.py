@@ -81,7 +81,13 @@ def _cmd_fit(a: argparse.Namespace) -> int:
         if s == "free":
             lo, hi = float(ds["ci_low"][i]), float(ds["ci_high"][i])
             ci = f"  [{lo:.4g}, {hi:.4g}]" if lo == lo else ""
-            print(f"  {n} = {float(ds['value'][i]):.4g} {ds['param_units'].values[i]}{ci}")
+            u = str(ds["param_units"].values[i])
+            u = "" if u in ("", "1") else f" {u}"
+            print(
+                f"  {n} = {float(ds['value'][i]):.4g}{u}{ci} (bootstrap CI)"
+                if ci
+                else f"  {n} = {float(ds['value'][i]):.4g}{u}"
+            )
     return 0
 
 
