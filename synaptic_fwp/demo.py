@@ -2,7 +2,7 @@
 
 Runs the package's flagship experiments end to end on the CPU and writes, for each, an
 ``xarray.Dataset`` (NetCDF) and a journal-sized figure (PDF + PNG) into ``--out``
-(default ``demo_out/``), with a progress bar:
+(default ``out/``, as the README says), with a progress bar:
 
 1. ``btsp_place_field``: one-shot place-field induction by behavioural-timescale synaptic
    plasticity in CA3 -> CA1 (Milstein et al. 2021, eLife 10:e73046; the population-fit
@@ -190,7 +190,7 @@ STEPS: dict[str, Callable[..., xr.Dataset]] = {
 
 
 def run(
-    out: str | Path = "demo_out",
+    out: str | Path = "out",
     quick: bool = False,
     seed: int = 0,
     progress: bool = True,
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "and figures (PDF + PNG).",
     )
     p.add_argument("--quick", action="store_true", help="small sizes (seconds, for a check)")
-    p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    p.add_argument("--out", default="out", help="output directory (default: out)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--steps", nargs="+", choices=list(STEPS), help="run only these steps")
