@@ -182,23 +182,32 @@ def figure(ds: xr.Dataset):
     fig, axes = new_figure(1, 3, 180.0, 62.0)
     rules = [str(r) for r in ds["rule"].values]
     lags = sorted(set(np.round(ds["dt"].values, 9)), reverse=True)
+    y, e = ds["data"].values, ds["data_sem"].values
+    lo, hi = float((y - e).min()), float((y + e).max())
+    ylim = (lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo))
     for ax, lag in zip(axes[0, :2], lags, strict=False):
         pts = np.isclose(ds["dt"].values, lag)
         g = np.isclose(ds["grid_dt"].values, lag)
-        ax.errorbar(ds["freq"].values[pts], ds["data"].values[pts], ds["data_sem"].values[pts],
-                    fmt="o", color="k", capsize=2, label="Sjostrom et al. 2001", zorder=5)
+        ax.errorbar(ds["freq"].values[pts], y[pts], e[pts], fmt="o", color="k", capsize=2,
+                    label="Sjostrom et al. 2001", zorder=5)
         for i, r in enumerate(rules):
-            line, = ax.plot(ds["grid_freq"].values[g], ds["curve"].values[i, g],
-                            label=f"{r} (AIC {float(ds['aic'].values[i, 0]):.1f})")
-            if np.isfinite(ds["published_curve"].values[i, g]).all():
-                ax.plot(ds["grid_freq"].values[g], ds["published_curve"].values[i, g], ls=":",
-                        color=line.get_color(), lw=0.9)
+            c = ds["curve"].values[i, g]
+            off = " (off scale)" if (c.max() > ylim[1] or c.min() < ylim[0]) else ""
+            line, = ax.plot(ds["grid_freq"].values[g], c,
+                            label=f"{r}, AIC {float(ds['aic'].values[i, 0]):.1f}{off}")
+            pc = ds["published_curve"].values[i, g]
+            if np.isfinite(pc).all() and not np.allclose(pc, c):
+                ax.plot(ds["grid_freq"].values[g], pc, ls=":", color=line.get_color(), lw=0.9)
         ax.axhline(0.0, color="0.6", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_ylim(*ylim)
         ax.set_xlabel("pairing frequency (Hz)")
         ax.set_ylabel("weight change (after/before - 1)")
         ax.set_title(f"dt = {lag * 1e3:+.0f} ms (dotted: published sets)")
-    axes[0, 0].legend(loc="upper left", fontsize=5.5)
+    axes[0, 0].legend(loc="upper left", fontsize=5.0)
     pf.rule_comparison(ds, "aic", ax=axes[0, 2])
+    if float(np.nanmax(ds["delta_aic"].values)) > 100:
+        axes[0, 2].set_xscale("symlog", linthresh=10)
     axes[0, 2].set_title("AIC difference to the best rule")
     return fig
 
