@@ -428,7 +428,10 @@ def sweep(
         many grid points per block, filled from the last grid name) or ``{name: size}``
         (missing names: whole). Each block is ONE call of ``experiment`` (one batched run).
     store
-        Path or URL of the Zarr store. ``None``: a new temporary directory (not resumable).
+        Path or URL of the Zarr store; every worker writes its blocks there, so on a
+        multi-machine cluster it must be reachable from the workers (a shared filesystem or an
+        object-store URL understood by zarr/fsspec). ``None``: a new temporary directory (not
+        resumable).
         An existing sweep store with the same experiment name, fixed keys, grid and blocks is
         resumed: only blocks without a completion marker are computed.
     fixed
