@@ -40,7 +40,7 @@ def test_scaled_sigmoid_maps_unit_interval():
 
 
 def test_instructive_signal_matches_numerical_filter():
-    tau, D, h = 0.437, 0.3, 1e-4
+    tau, D, h = 0.437, 0.3, 1e-3
     t = torch.arange(0, 3.0, h, dtype=torch.float64)
     exact = instructive_signal(t, D, tau)
     g = (t < D).double()
@@ -49,7 +49,7 @@ def test_instructive_signal_matches_numerical_filter():
     for i in range(1, len(t)):
         x[i] = a * x[i - 1] + (1 - a) * g[i - 1]
     x = x / x.max()
-    assert torch.allclose(exact, x, atol=1e-3)
+    assert torch.allclose(exact, x, atol=5e-3)
     assert exact.max() == pytest.approx(1.0)
 
 
