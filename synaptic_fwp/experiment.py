@@ -527,7 +527,13 @@ class Experiment:
         return Path(self.config["experiment"]["output"])
 
     def rule(self):
-        """The rule with the sweep's values as per-instance parameters."""
+        """The rule with the sweep's values as per-instance parameters (protocol experiments;
+        a network experiment's rules belong to its projections)."""
+        if "network" in self.config:
+            raise ExperimentError(
+                f"{self.source}: a network experiment has one rule per "
+                "projection ([projections.<name>] rule), not an experiment rule"
+            )
         return build_rule(
             self.config["rule"], self.config.get("sweep"), _Ctx(self.text, self.source)
         )
