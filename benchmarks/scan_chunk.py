@@ -127,10 +127,12 @@ def main() -> None:
             q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
             rec = {th: timed(th, args.repeats, scan_recurrent, q, k, v, rule, g, W0)
                    for th in THREADS}
+            print(f"  {name}: recurrent done ({os.getloadavg()[0]:.1f} load)", flush=True)
             entry = {"recurrent_s": {str(t): x for t, x in rec.items()}, "chunk": {}}
             for S in args.chunk_sizes:
                 ch = {th: timed(th, args.repeats, scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
                       for th in THREADS}
+                print(f"  {name}: chunk S={S} done", flush=True)
                 th_c = min(ch, key=ch.get)
                 th_r = min(rec, key=rec.get)
                 flops = chunk_flops(rule, B, T, H, K, V, S)
