@@ -210,10 +210,10 @@ def figure(ds: xr.Dataset):
     )
     ax.set(
         ylabel="test accuracy, last step",
-        ylim=(0, 1.05),
+        ylim=(0, 1.3),
         title=f"T = {ds.attrs['T']} (dotted: chance)",
     )
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper center", ncol=2)
     for i, t in enumerate(ds.task.values):
         ax = axes[0, 1 + i]
         for m in models:
