@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         plan = kernel_plan(r_, K, V, T, 0, a.chunk_size, mode)
         spec = dict(decay=getattr(r_, "decay", "none"), correction=r_.correction,
                     write=getattr(r_, "write", "eta"), K=K, V=V, mode=mode, s=s,
-                    bt=plan.seg, seg=plan.seg)
+                    bt=plan.bt, seg=plan.seg)
         has_chunk = getattr(r_, "has_chunk_form", False)
 
         def tri(q, k, v, g, W0, r_=r_, mode=mode):

@@ -41,7 +41,7 @@ def variants(full: bool = False) -> list[tuple[str, str, dict, dict]]:
             if not full and (i != 2 or ieee):
                 continue
             flags = dict(DECAY=d, DELTA=delta, WRITE=w, DECAY_FIRST=df, STRIDE=64, SAVE_CK=True,
-                         IEEE=ieee, BT=64, BK=64, BV=64)
+                         CK=16, IEEE=ieee, BT=64, BK=64, BV=64)
             out.append((f"chunk_scalar {flags}", "chunk_scalar_fwd_kernel", flags, bf))
     for side in (2, 3):
         if not full and side == 2:

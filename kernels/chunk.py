@@ -31,9 +31,10 @@ cumulative log gates (one column per key or value index) and the intra-chunk wei
 
 All matrix products run in float32 (``input_precision="ieee"`` for float32 inputs, TF32 for
 16-bit inputs). ``lambda = 0`` is taken as ``1e-30`` inside the logarithm (a relative error of
-``1e-30`` on the surviving state). The kernels also write the state at each chunk start
-(float32 checkpoints), which the backward pass (the recurrent backward kernel, replaying each
-chunk step by step) reads: the chunk path's gradients are computed by the recurrent backward.
+``1e-30`` on the surviving state). For training the kernels also write the state every 16 steps
+(float32 checkpoints; inside a chunk from the chunk's ``u, k`` by one more product), which the
+backward pass reads: the chunk path's gradients are computed by the recurrent backward kernel,
+replaying 16 steps at a time from these checkpoints.
 
 Memory traffic per chunk and program: ``q, k`` (``BT x K``), ``v`` (``BT x BV``), gates; writes
 ``y`` (``BT x BV``); ``W`` stays on-chip (see ``docs/roofline.md``).
@@ -59,14 +60,16 @@ def _load_chunk(ptr, rows, cols, mrow, mcol, n):
 def chunk_scalar_fwd_kernel(
     q_ptr, k_ptr, v_ptr, eta_ptr, lam_ptr, w0_ptr,
     y_ptr, wT_ptr, st_ptr, ck_ptr,
-    T, H, K, V, NST, NCH,
+    T, H, K, V, NST, NCH, NSEG,
     DECAY: tl.constexpr, DELTA: tl.constexpr, WRITE: tl.constexpr, DECAY_FIRST: tl.constexpr,
-    STRIDE: tl.constexpr, SAVE_CK: tl.constexpr, IEEE: tl.constexpr,
+    STRIDE: tl.constexpr, SAVE_CK: tl.constexpr, CK: tl.constexpr, IEEE: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     """Scalar/no decay, Hebbian or delta correction. DECAY 0 none / 1 scalar; WRITE 0 one /
     1 eta / 2 one_minus_decay. ``STRIDE`` must be 0 or a multiple of ``BT``. Layouts as in
-    :func:`kernels.recurrent.recurrent_fwd_kernel`; ck (B*H, NCH, V, K) float32."""
+    :func:`kernels.recurrent.recurrent_fwd_kernel`; checkpoints ck (B*H, NSEG, V, K) float32,
+    the state before steps 0, CK, 2 CK, ... (``BT`` a multiple of ``CK``): inside a chunk,
+    ``W_m = e^{b_m} W_0 + sum_{j <= m} e^{b_m - b_j} u_j (x) k_j``, one more product each."""
     i_bh = tl.program_id(0)
     i_v = tl.program_id(1)
     i_b = (i_bh // H).to(tl.int64)
@@ -84,9 +87,6 @@ def chunk_scalar_fwd_kernel(
     W = tl.load(w0_ptr + base + blk, mask=mw, other=0.0).to(tl.float32)
     for ci in range(NCH):
         t0 = ci * BT
-        if SAVE_CK:
-            off = (i_bh.to(tl.int64) * NCH + ci) * V * K
-            tl.store(ck_ptr + off + blk, W, mask=mw)
         tt = t0 + ot
         mt = tt < T
         rows = (i_b * T + tt) * H + i_h
@@ -127,6 +127,18 @@ def chunk_scalar_fwd_kernel(
             U = tl.dot(Tm, rhs, input_precision="ieee" if IEEE else "tf32")
         else:
             U = c[:, None] * Vc
+        if SAVE_CK:
+            for m in tl.static_range(0, BT, CK):
+                if m == 0:
+                    Wm = W
+                else:
+                    bm = tl.sum(tl.where(ot == m - 1, b, 0.0), 0)
+                    wj = tl.exp(tl.where(ot < m, bm - b, float("-inf")))
+                    Wm = tl.exp(bm) * W + tl.dot(tl.trans(U * wj[:, None]), Kc,
+                                                 input_precision="ieee" if IEEE else "tf32")
+                if t0 + m < T:
+                    off = (i_bh.to(tl.int64) * NSEG + (t0 + m) // CK) * V * K
+                    tl.store(ck_ptr + off + blk, Wm, mask=mw)
         QK = tl.dot(Q, tl.trans(Kc), input_precision="ieee" if IEEE else "tf32")
         A = QK * tl.exp(tl.where(causal, b[:, None] - b[None, :], float("-inf")))
         Y = tl.exp(b)[:, None] * tl.dot(Q, tl.trans(W), input_precision="ieee" if IEEE else "tf32")
@@ -149,7 +161,7 @@ def chunk_scalar_fwd_kernel(
 def chunk_vector_fwd_kernel(
     q_ptr, k_ptr, v_ptr, eta_ptr, gate_ptr, w0_ptr,
     y_ptr, wT_ptr, st_ptr, ck_ptr,
-    T, H, K, V, NST, NCH,
+    T, H, K, V, NST, NCH, NSEG,
     SIDE: tl.constexpr, WRITE: tl.constexpr,
     STRIDE: tl.constexpr, SAVE_CK: tl.constexpr, IEEE: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
@@ -172,8 +184,8 @@ def chunk_vector_fwd_kernel(
     W = tl.load(w0_ptr + base + blk, mask=mw, other=0.0).to(tl.float32)
     for ci in range(NCH):
         t0 = ci * BT
-        if SAVE_CK:
-            off = (i_bh.to(tl.int64) * NCH + ci) * V * K
+        if SAVE_CK:  # chunk-start states: NSEG == NCH here (chunks of BT = 16 steps)
+            off = (i_bh.to(tl.int64) * NSEG + ci) * V * K
             tl.store(ck_ptr + off + blk, W, mask=mw)
         tt = t0 + ot
         mt = tt < T

@@ -75,7 +75,8 @@ class Plan:
     theta0: float
     theta_l: float
     stride: int
-    seg: int  # checkpoint interval of the backward pass (= chunk length BT in chunk mode)
+    seg: int  # checkpoint interval of the backward pass (16 steps at most)
+    bt: int  # chunk length of the chunk kernels
     bk: int
     bv: int
     bk_bwd: int
@@ -141,12 +142,12 @@ def kernel_plan(
         bv = min(max(16, _np2(V)), 64 if not vector else 32)
         if block_v is not None:
             bv = max(16, block_v)
-        seg = bt
+        seg = 16  # a divisor of bt: the chunk kernel writes a checkpoint every 16 steps
     else:
         bk, bv = bk_rec, bv_rec
         seg = min(max(int(chunk_size), 1), 16)  # backward scratch SEG x BV x BK stays in L2
-    return Plan(mode=mode, stride=stride, seg=seg, bk=bk, bv=bv, bk_bwd=bk_rec, bv_bwd=bv_rec,
-                **f)
+    return Plan(mode=mode, stride=stride, seg=seg, bt=bt, bk=bk, bv=bv, bk_bwd=bk_rec,
+                bv_bwd=bv_rec, **f)
 
 
 def _dummy(ref: torch.Tensor) -> torch.Tensor:
@@ -172,18 +173,20 @@ def _forward(q, k, v, eta, lam, gate, W0, plan: Plan, save_ck: bool):
     if plan.mode == "chunk":
         grid = (BH, triton.cdiv(V, plan.bv))
         ieee = q.dtype == torch.float32
+        nch = triton.cdiv(T, plan.bt)
         if plan.decay in (2, 3):
+            assert plan.bt == plan.seg
             _chunk_vector[grid](
-                q, k, v, eta_, gate_, W0, y, WT, st_, ck, T, H, K, V, nst, nseg,
+                q, k, v, eta_, gate_, W0, y, WT, st_, ck, T, H, K, V, nst, nch, nseg,
                 SIDE=plan.decay, WRITE=plan.write, STRIDE=stride, SAVE_CK=save_ck, IEEE=ieee,
-                BT=plan.seg, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
+                BT=plan.bt, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
             )
         else:
             _chunk_scalar[grid](
-                q, k, v, eta_, lam_, W0, y, WT, st_, ck, T, H, K, V, nst, nseg,
+                q, k, v, eta_, lam_, W0, y, WT, st_, ck, T, H, K, V, nst, nch, nseg,
                 DECAY=plan.decay, DELTA=plan.corr == 1, WRITE=plan.write,
-                DECAY_FIRST=plan.decay_first, STRIDE=stride, SAVE_CK=save_ck, IEEE=ieee,
-                BT=plan.seg, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
+                DECAY_FIRST=plan.decay_first, STRIDE=stride, SAVE_CK=save_ck, CK=plan.seg,
+                IEEE=ieee, BT=plan.bt, BK=plan.bk, BV=plan.bv, **_CHUNK_OPTS,
             )
     else:
         grid = (BH, triton.cdiv(V, plan.bv))

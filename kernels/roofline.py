@@ -63,8 +63,8 @@ def kernel_cost(
     """Cost of the forward (or the backward) kernel of a rule spec.
 
     ``correction`` in ``{"none", "delta", "oja", "bcm"}``; ``mode`` ``"recurrent"`` or
-    ``"chunk"`` (chunk length ``bt``); ``seg`` the backward checkpoint interval of the recurrent
-    kernel. The backward's scratch traffic (``8 V K`` bytes per step, written and read back once)
+    ``"chunk"`` (chunk length ``bt``); ``seg`` the backward checkpoint interval (16 in both
+    modes). The backward's scratch traffic (``8 V K`` bytes per step, written and read back once)
     is assumed to stay in L2 (see the roofline note) and is not counted.
     """
     VK = V * K
@@ -89,7 +89,7 @@ def kernel_cost(
     adj += {"none": 0, "delta": 4 * VK, "oja": 8 * VK, "bcm": 4 * VK if bcm_output else 0}[
         correction]
     byt = s * (2 * K + 2 * V + g) + 4 * (2 * K + V + g)  # inputs + dy; fp32 dq, dk, dv, dgates
-    byt += 4 * VK / (bt if mode == "chunk" else seg)  # the checkpoint read
+    byt += 4 * VK / seg  # the checkpoint read
     return Cost(bytes=byt, flops=2 * step + adj, unit="fp32_cuda_core_flops")
 
 

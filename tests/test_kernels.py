@@ -165,6 +165,16 @@ def test_chunk_kernel_equals_oracle(name):
     _compare(got, _oracle(x, rule, 16), TOL32, f"{name} chunk")
 
 
+@pytest.mark.parametrize("name", ["gated_delta_table1", "gated_rfa"])
+def test_chunk_kernel_long_chunks(name):
+    """Chunks of 32 steps (T=40: the last one partial): the checkpoints written every 16 steps
+    inside a chunk (for the backward) come from the chunk's own products."""
+    rule = _rule(name)
+    x = _inputs(rule, 1, 40, 1, 5, 3, seed=4)
+    got = _run(_kernel("chunk", 32), rule, {n: t.float() for n, t in x.items()}, 32)
+    _compare(got, _oracle(x, rule, 32), TOL32, f"{name} chunk 32")
+
+
 @pytest.mark.parametrize(
     "name,mode,block_v",
     [("gated_delta", "recurrent", 8), ("gla_table1", "recurrent", 8), ("gla", "chunk", 16),
@@ -235,7 +245,8 @@ def test_auto_mode_and_plan():
     assert launch.kernel_plan(heb, 5, 3, 100, 3, 64).mode == "recurrent"  # stride inside chunks
     assert launch.kernel_plan(oja, 5, 3, 100, 0, 64).mode == "recurrent"
     assert launch.kernel_plan(oja, 5, 40, 100, 0, 64).bv == 64  # Oja sums over all rows
-    assert launch.kernel_plan(rules.get("gla"), 5, 3, 100, 0, 64).seg == 16
+    assert launch.kernel_plan(rules.get("gla"), 5, 3, 100, 0, 64).bt == 16
+    assert launch.kernel_plan(heb, 5, 3, 100, 0, 64).seg == 16  # checkpoints every 16 steps
 
 
 def test_errors_before_any_work(monkeypatch):
