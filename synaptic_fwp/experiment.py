@@ -1146,7 +1146,7 @@ def _resolve_network_sweep(
             )
         if not ok:
             raise ctx.error(
-                ("sweep", key),
+                ("sweep", *parts),
                 f"{key!r} must name a defined object's parameter: "
                 "'inputs.<name>.<arg>', 'populations.<name>.<arg>', "
                 "'projections.<name>.<arg>' or 'projections.<name>.rule.<param>'",
@@ -1157,14 +1157,14 @@ def _resolve_network_sweep(
         if parts[-1] in owner:
             where = ".".join(parts[:-1])
             raise ctx.error(
-                ("sweep", key), f"{parts[-1]!r} is also set in [{where}]; set it in one place"
+                ("sweep", *parts), f"{parts[-1]!r} is also set in [{where}]; set it in one place"
             )
         if not isinstance(vals, list) or not vals:
-            raise ctx.error(("sweep", key), f"must be a non-empty list of values, got {vals!r}")
+            raise ctx.error(("sweep", *parts), f"must be a non-empty list of values, got {vals!r}")
         try:
             out[key] = [quantity(v, expect=_kind(parts[-1]), key=parts[-1]) for v in vals]
         except (TypeError, ValueError) as e:
-            raise ctx.error(("sweep", key), str(e)) from None
+            raise ctx.error(("sweep", *parts), str(e)) from None
     return out
 
 

@@ -339,6 +339,9 @@ def test_malformed_network_files_are_rejected(old, new, frags):
     with pytest.raises(E.ExperimentError) as ei:
         E.loads(text, "net.toml")
     msg = str(ei.value)
-    assert re.match(r"net\.toml, line \d+: ", msg), msg
+    m = re.match(r"net\.toml, line (\d+): \[([^\]]+)\]", msg)
+    assert m, msg
+    # the line named is where the key (or its table) is written
+    assert m.group(2).split(".")[-1] in text.splitlines()[int(m.group(1)) - 1], msg
     for f in frags:
         assert f in msg, (f, msg)
