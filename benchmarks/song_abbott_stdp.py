@@ -172,6 +172,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="biological time (s)")
     ap.add_argument("--no-brian2", action="store_true", help="only time synaptic_fwp")
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts to time (comma list)")
     args = ap.parse_args()
     batch, duration = (4, 1.0) if args.quick else (args.batch, args.duration)
     net_s = batch * duration
@@ -180,7 +181,7 @@ def main() -> None:
     res: dict = {"batch": batch, "duration_s": duration}
     run_ours(2, 0.01, 1)  # warm-up: imports and first calls are not simulation time
     ours = {}
-    for th in (1, 2):
+    for th in [int(x) for x in args.threads.split(",")]:
         r = run_ours(batch, duration, th)
         ours[th] = r
         print(f"  synaptic_fwp  {th} thread(s): sim {r['sim_s']:8.2f} s wall, "
