@@ -326,11 +326,10 @@ def scan_chunk(
     # ---- outputs: inter-chunk (from the state entering the chunk) + intra-chunk
     if side == "post":
         y = dec.Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, dec, causal)
-    elif side == "pre":
-        y = qL @ W_start.transpose(-1, -2) + _intra_vector(qc, kc, U, dec, causal, qL, k_over)
     else:
+        intra = _intra_vector(qc, kc, U, dec, causal, qL, k_over) if side == "pre" else P @ U
         y = torch.baddbmm(
-            (P @ U).flatten(0, 1), qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1)
+            intra.flatten(0, 1), qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1)
         ).unflatten(0, (N, BH))
     y = _from_chunks(y, B, H, T)
 
@@ -373,13 +372,18 @@ class _Decays:
             self.inv = torch.exp(-self.b)
             self.Lam_S = self.Lam[..., -1:, :]
             self.d_end = self.Lam_S * self.inv
-            self.Lam_prev = torch.exp(self.b - la)
         else:
             self.Lam = torch.cumprod(a, dim=-2)
             self.inv = None
             self.Lam_S = self.Lam[..., -1:, :]
             self.d_end = _decay_to_end(a)
-            self.Lam_prev = torch.cat([torch.ones_like(a[..., :1, :]), self.Lam[..., :-1, :]], -2)
+
+    @property
+    def Lam_prev(self) -> torch.Tensor:
+        """``Lam[t-1]`` (1 at the chunk start); only the delta rules need it."""
+        if self.fast:
+            return torch.exp(self.b - torch.log(self.a.clamp_min(torch.finfo(self.a.dtype).tiny)))
+        return torch.cat([torch.ones_like(self.a[..., :1, :]), self.Lam[..., :-1, :]], dim=-2)
 
 
 def _intra_vector(
