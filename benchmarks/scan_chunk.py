@@ -3,15 +3,17 @@
 One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``):
 
 * for ``delta``, ``gated_delta``, ``gla`` and ``retnet``: the wall time of ``recurrent`` and
-  ``chunk`` at 1 and at 2 intra-op threads (best of ``--repeats``);
+  ``chunk`` at 1 and at 2 intra-op threads (best of ``--repeats``; the two paths and a batched
+  64 x 64 matmul run in turn, so that all three see the same machine load);
 * the speed-up chunk / recurrent, each path at its own best thread count;
 * the achieved GFLOP/s of ``chunk``, counting the chunk algorithm's own matrix-product flops
   (:func:`synaptic_fwp.scan.chunk.chunk_flops`, formula in its docstring), and
 * the same run's ``torch.matmul`` rate for batched 64 x 64 products (the shape the chunk algorithm
   is made of: ``(B H N, 64, 64) @ (B H N, 64, 64)``) and for one 2048 x 2048 product, at both
   thread counts. The fraction is reported against the best of all four (the machine's peak
-  matmul rate in this run, the stricter reference) and against batched 64 x 64 at the chunk's
-  thread count.
+  matmul rate in this run, the stricter reference), against batched 64 x 64 at the chunk's
+  thread count, and against the batched 64 x 64 rate measured interleaved with that rule's runs
+  (``%bmm64-il``: same load; the fairest reference on a shared machine).
 
 Targets (issue 2): speed-up >= 5x for delta and gated_delta, >= 8x for retnet and gla; chunk at
 >= 25% of the matmul rate. Times themselves are not reported as results, only ratios against
@@ -25,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -56,10 +59,24 @@ def best_time(f: Callable[[], object], repeats: int) -> float:
 
 def timed(threads: int, repeats: int, fn: Callable, *args: object, **kw: object) -> float:
     """Best time of ``fn(*args, **kw)`` at ``threads`` intra-op threads (restored afterwards)."""
+    return interleaved(threads, repeats, {"f": lambda: fn(*args, **kw)})["f"]
+
+
+def interleaved(threads: int, repeats: int, fns: dict[str, Callable[[], object]]) -> dict:
+    """Best-of-``repeats`` time of each function at ``threads`` threads, the functions run in
+    turn (one warm-up each) so that they see the same machine load; torch's setting restored."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return best_time(lambda: fn(*args, **kw), repeats)
+        for f in fns.values():
+            f()
+        best = {n: float("inf") for n in fns}
+        for _ in range(repeats):
+            for n, f in fns.items():
+                t0 = time.perf_counter()
+                f()
+                best[n] = min(best[n], time.perf_counter() - t0)
+        return best
     finally:
         torch.set_num_threads(old)
 
@@ -123,22 +140,29 @@ def main() -> None:
         res["matmul_gflops"] = {k: {str(t): r for t, r in d.items()} for k, d in mm.items()}
         peak = max(r for d in mm.values() for r in d.values())
         bmm_key = next(k for k in mm if k.startswith("bmm"))
+        n_mm = B * H * (-(-T // 64))
+        ma, mb = torch.randn(n_mm, 64, 64), torch.randn(n_mm, 64, 64)
         for name in args.rules:
             q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
-            rec = {th: timed(th, args.repeats, scan_recurrent, q, k, v, rule, g, W0)
-                   for th in THREADS}
-            print(f"  {name}: recurrent done ({os.getloadavg()[0]:.1f} load)", flush=True)
-            entry = {"recurrent_s": {str(t): x for t, x in rec.items()}, "chunk": {}}
+            fns = {"rec": functools.partial(scan_recurrent, q, k, v, rule, g, W0),
+                   "bmm64": functools.partial(torch.matmul, ma, mb)}
             for S in args.chunk_sizes:
-                ch = {th: timed(th, args.repeats, scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
-                      for th in THREADS}
-                print(f"  {name}: chunk S={S} done", flush=True)
+                fns[S] = functools.partial(scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
+            t = {th: interleaved(th, args.repeats, fns) for th in THREADS}
+            print(f"  {name} done (load {os.getloadavg()[0]:.1f})", flush=True)
+            rec = {th: t[th]["rec"] for th in THREADS}
+            bmm_rate = {th: 2 * n_mm * 64**3 / t[th]["bmm64"] / 1e9 for th in THREADS}
+            entry = {"recurrent_s": {str(th): x for th, x in rec.items()},
+                     "bmm64_gflops_interleaved": {str(th): x for th, x in bmm_rate.items()},
+                     "chunk": {}}
+            for S in args.chunk_sizes:
+                ch = {th: t[th][S] for th in THREADS}
                 th_c = min(ch, key=ch.get)
                 th_r = min(rec, key=rec.get)
                 flops = chunk_flops(rule, B, T, H, K, V, S)
                 gf = flops / ch[th_c] / 1e9
                 entry["chunk"][str(S)] = {
-                    "chunk_s": {str(t): x for t, x in ch.items()},
+                    "chunk_s": {str(th): x for th, x in ch.items()},
                     "best_threads_chunk": th_c,
                     "best_threads_recurrent": th_r,
                     "speedup": rec[th_r] / ch[th_c],
@@ -147,6 +171,7 @@ def main() -> None:
                     "gflops": gf,
                     "fraction_of_peak_matmul": gf / peak,
                     "fraction_of_bmm64_same_threads": gf / mm[bmm_key][th_c],
+                    "fraction_of_interleaved_bmm64_best": gf / max(bmm_rate.values()),
                 }
             res["rules"][name] = entry
     res["config"]["loadavg_end"] = os.getloadavg()
@@ -160,7 +185,8 @@ def main() -> None:
         f"{k} {d[1]:.1f} (1 thr) {d[2]:.1f} (2 thr)" for k, d in mm.items())
         + f"; reference peak {peak:.1f}")
     hdr = (f"{'rule':12s} {'S':>4s} {'rec 1t/2t (s)':>15s} {'chunk 1t/2t (s)':>17s} "
-           f"{'speed-up':>9s} {'target':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%bmm64':>7s}")
+           f"{'speed-up':>9s} {'target':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%bmm64':>7s} "
+           f"{'%bmm64-il':>9s}")
     print(hdr)
     for name, e in res["rules"].items():
         r = e["recurrent_s"]
@@ -169,7 +195,8 @@ def main() -> None:
             print(f"{name:12s} {S:>4s} {r['1']:7.3f}/{r['2']:<7.3f} {cs['1']:8.4f}/{cs['2']:<8.4f} "
                   f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
                   f"{100 * c['fraction_of_peak_matmul']:5.0f}% "
-                  f"{100 * c['fraction_of_bmm64_same_threads']:6.0f}%")
+                  f"{100 * c['fraction_of_bmm64_same_threads']:6.0f}% "
+                  f"{100 * c['fraction_of_interleaved_bmm64_best']:8.0f}%")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(res, fh, indent=2)
