@@ -1,7 +1,8 @@
 """Sphinx configuration: ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors).
 
 The rule table of ``rules_primer.rst`` is generated here from the rule catalogue
-(``synaptic_fwp.rules.catalogue()``), so the docs show the one definition the code uses.
+(``synaptic_fwp.rules.catalogue()``) when the page is read, so the docs show the one definition
+the code uses (nothing is written into the source tree).
 Markdown pages (``*.md``) are excluded: Sphinx reads them only with myst-parser, which is not a
 dependency.
 """
@@ -31,7 +32,7 @@ extensions = [
     "sphinx.ext.mathjax",
 ]
 source_suffix = {".rst": "restructuredtext"}
-exclude_patterns = ["_build", "**.md", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_generated", "**.md", "**.ipynb_checkpoints"]
 templates_path: list[str] = []
 html_theme = "alabaster"
 html_static_path: list[str] = []
@@ -47,10 +48,8 @@ def _rst_cell(s: str) -> str:
     return "``" + s.replace("``", "` `") + "``" if s else ""
 
 
-def _write_rule_table() -> None:
-    """docs/_generated/rules_table.rst: one row per catalogue rule."""
-    out = HERE / "_generated"
-    out.mkdir(exist_ok=True)
+def _rule_table() -> str:
+    """The list-table of every catalogue rule (replaces the ``rules-table`` marker)."""
     lines = [
         ".. list-table::",
         "   :header-rows: 1",
@@ -68,13 +67,15 @@ def _write_rule_table() -> None:
             f"     - {_rst_cell(str(getattr(r, 'loss', '')))}",
             f"     - {str(getattr(r, 'source', '')).replace('*', '')}",
         ]
-    text = "\n".join(lines) + "\n"
-    target = out / "rules_table.rst"
-    if not target.exists() or target.read_text() != text:
-        target.write_text(text)
+    return "\n".join(lines) + "\n"
 
 
-_write_rule_table()
+_MARKER = ".. rules-table (generated from synaptic_fwp.rules.catalogue() by conf.py)"
+
+
+def _source_read(app, docname, source):  # noqa: ARG001
+    if _MARKER in source[0]:
+        source[0] = source[0].replace(_MARKER, _rule_table())
 
 # ----------------------------------------------------------------------------- docstrings
 # The project's docstrings use numpy-style section headers with a compact "name : description"
@@ -145,3 +146,4 @@ def _process_docstring(app, what, name, obj, options, lines):  # noqa: ARG001
 
 def setup(app):
     app.connect("autodoc-process-docstring", _process_docstring)
+    app.connect("source-read", _source_read)
