@@ -141,10 +141,8 @@ def figure(ds: xr.Dataset):
     ax = axes[0, 0]
     for p in ds.pattern.values:
         ax.plot(t, ds.responses.sel(neuron=0, pattern=p), label=f"pattern {p}")
-    ax.axhline(ds.attrs["P"], color="k", ls=":", lw=0.8)
-    ax.set(
-        xlabel="presentations", ylabel="response w·x", title="neuron 0 (dotted: fixed point y* = P)"
-    )
+    ax.axhline(ds.attrs["fixed_point_theory"], color="k", ls=":", lw=0.8)
+    ax.set(xlabel="presentations", ylabel="response w·x", title="neuron 0 (dotted: fixed point y*)")
     ax.legend(frameon=False)
     ax = axes[0, 1]
     ax.plot(t, ds.theta.sel(neuron=0), label="threshold θ", lw=0.8)
