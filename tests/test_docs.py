@@ -32,6 +32,7 @@ def test_docs_build_without_warnings(tmp_path):
         "user_guide",
         "experiment_files",
         "rules_primer",
+        "performance",
         "api",
     ):
         assert (out / f"{page}.html").exists(), page
