@@ -37,7 +37,8 @@ RULES = ("milstein", "primer")
 def kernel_features(t: np.ndarray, dw: np.ndarray, frac: float = 0.15) -> dict[str, float]:
     """Extent of a weight-change kernel ``dw(t)`` (``t`` in s, plateau onset at 0): peak time,
     first/last times where ``dw >= frac * max`` (contiguous around the peak), ``width`` (s) and
-    ``asymmetry = -t_start / t_end`` (before/after the plateau onset)."""
+    ``asymmetry = -t_start / t_end`` (before/after the plateau onset). NaN extents when the
+    kernel is still above ``frac`` at the edge of the lap window (wider than one lap)."""
     order = np.argsort(t)
     t, dw = np.asarray(t)[order], np.asarray(dw)[order]
     ip = int(np.argmax(dw))
@@ -53,6 +54,14 @@ def kernel_features(t: np.ndarray, dw: np.ndarray, frac: float = 0.15) -> dict[s
     while i1 < len(dw) - 1 and above[i1 + 1]:
         i1 += 1
     t0, t1 = float(t[i0]), float(t[i1])
+    if i0 == 0 or i1 == len(dw) - 1:  # still above threshold at the edge of the lap: truncated
+        return {
+            "t_peak": float(t[ip]),
+            "t_start": nan,
+            "t_end": nan,
+            "width": nan,
+            "asymmetry": nan,
+        }
     return {
         "t_peak": float(t[ip]),
         "t_start": t0,
@@ -380,7 +389,7 @@ def figure(ds: xr.Dataset):
         im = ax.imshow(val, origin="lower", aspect="auto", cmap="viridis")
         ax.set_xticks(range(len(ds.tau_is)), [f"{v:.2g}" for v in ds.tau_is.values], fontsize=6)
         ax.set_yticks(range(len(ds.tau_et)), [f"{v:.2g}" for v in ds.tau_et.values], fontsize=6)
-        ax.set(xlabel="tau_IS (s)", ylabel="tau_ET (s)", title=f"{r}: {lab}")
+        ax.set(xlabel="tau_IS (s)", ylabel="tau_ET (s)", title=f"{r}: {lab} (blank: > 1 lap)")
         fig.colorbar(im, ax=ax)
     return fig
 
