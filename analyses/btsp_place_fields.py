@@ -389,7 +389,11 @@ def figure(ds: xr.Dataset):
         im = ax.imshow(val, origin="lower", aspect="auto", cmap="viridis")
         ax.set_xticks(range(len(ds.tau_is)), [f"{v:.2g}" for v in ds.tau_is.values], fontsize=6)
         ax.set_yticks(range(len(ds.tau_et)), [f"{v:.2g}" for v in ds.tau_et.values], fontsize=6)
-        ax.set(xlabel="tau_IS (s)", ylabel="tau_ET (s)", title=f"{r}: {lab} (blank: > 1 lap)")
+        ax.set(
+            xlabel="tau_IS (s)",
+            ylabel="tau_ET (s)",
+            title=f"{r}: {lab}" + (" (blank: > 1 lap)" if "width" in var else ""),
+        )
         fig.colorbar(im, ax=ax)
     return fig
 
