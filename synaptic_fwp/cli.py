@@ -33,7 +33,7 @@ def _experiment_from(path: str):
 
         if not p.exists():
             raise FileNotFoundError(f"result file {path!r} does not exist")
-        ds = xr.open_zarr(p) if p.suffix == ".zarr" else xr.load_dataset(p)
+        ds = xr.open_zarr(p, consolidated=False) if p.suffix == ".zarr" else xr.load_dataset(p)
         return experiment.from_dataset(ds)
     return experiment.load(p)
 
@@ -99,7 +99,7 @@ def _cmd_plot(a: argparse.Namespace) -> int:
     p = Path(a.result)
     if not p.exists():
         raise FileNotFoundError(f"result file {a.result!r} does not exist")
-    ds = xr.open_zarr(p) if p.suffix == ".zarr" else xr.load_dataset(p)
+    ds = xr.open_zarr(p, consolidated=False) if p.suffix == ".zarr" else xr.load_dataset(p)
     kw: dict[str, object] = {"width": a.width}
     if a.data:
         kw["data"] = _load_data(a.data)

@@ -732,7 +732,7 @@ def save(ds: xr.Dataset, target: str | Path) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix == ".zarr":
-        ds.to_zarr(target, mode="w")
+        ds.to_zarr(target, mode="w", consolidated=False)
     elif target.suffix == ".nc":
         ds.to_netcdf(target)
     else:

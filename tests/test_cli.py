@@ -80,6 +80,10 @@ def test_run_plot_rerun(tmp_path, monkeypatch, capsys):
     # a result file runs again the same way
     assert cli.main(["run", str(res), "-o", "again.nc", "--no-progress"]) == 0
     xr.testing.assert_identical(xr.load_dataset("again.nc")["dw"], ds["dw"])
+    # Zarr output too, and a rerun from it
+    assert cli.main(["run", str(toml), "-o", "r.zarr", "--no-progress"]) == 0
+    assert cli.main(["run", "r.zarr", "-o", "again2.nc", "--no-progress"]) == 0
+    xr.testing.assert_identical(xr.load_dataset("again2.nc")["dw"], ds["dw"])
 
 
 def test_errors_are_one_line_messages(tmp_path, monkeypatch, capsys):
