@@ -243,7 +243,8 @@ def figure(ds: xr.Dataset):
     BCM function phi(f), negative (LTD) below the crossover and positive (LTP) above it."""
     from synaptic_fwp.analyses._study import new_figure
 
-    fig, axes = new_figure(1, 2, 180.0, 62.0)
+    calcium = "calcium_rule" in ds.dims
+    fig, axes = new_figure(1, 3 if calcium else 2, 180.0, 62.0)
     f = ds["freq"].values
     show = f <= 40.0
     T = ds.attrs["duration_s"]
@@ -263,7 +264,7 @@ def figure(ds: xr.Dataset):
     ax.axhline(0, color="0.6", lw=0.5)
     ax.set_xlabel("stimulation frequency f (Hz), pre = post rate")
     ax.set_ylabel("weight change per presynaptic spike")
-    ax.set_title("triplet STDP, visual cortex sets (Pfister & Gerstner 2006)")
+    ax.set_title("triplet STDP (Pfister & Gerstner 2006)")
     ax.legend(fontsize=5.5, loc="upper left")
     ax = axes[0, 1]
     b = ds["drift"].sel(rule="bcm").values / (f / ds.attrs["f_ref_bcm_Hz"])
@@ -273,17 +274,27 @@ def figure(ds: xr.Dataset):
     ax.annotate(f"{c:.1f} Hz", (c, 0), xytext=(3, 12), textcoords="offset points", color="C3",
                 fontsize=6)
     ax.axhline(0, color="0.6", lw=0.5)
-    if "calcium_rule" in ds.dims:
-        ax2 = ax.twinx()
-        for i, r in enumerate(ds["calcium_rule"].values):
-            ax2.plot(ds["calcium_freq"], ds["calcium_dw"].values[i], "s--", color=f"C{4 + i}",
-                     ms=2.5, lw=0.8, label=f"{r} ({ds.attrs['calcium_n_pulses']} pulses)")
-        ax2.set_ylabel("calcium rules: relative weight change")
-        ax2.legend(fontsize=5.5, loc="lower right")
     ax.set_xlabel("stimulation frequency f (Hz)")
     ax.set_ylabel("phi(y), y = f / 10 Hz (eta = 1)")
-    ax.set_title("BCM (Bienenstock, Cooper & Munro 1982) and calcium rules")
+    ax.set_title("BCM (Bienenstock et al. 1982)")
     ax.legend(fontsize=5.5, loc="upper left")
+    if calcium:
+        ax = axes[0, 2]
+        for i, r in enumerate(ds["calcium_rule"].values):
+            col = f"C{4 + i}"
+            ax.plot(ds["calcium_freq"], ds["calcium_dw"].values[i], "s-", color=col, ms=2.5,
+                    label=f"{r}")
+            c = float(ds["calcium_crossover"].values[i])
+            if np.isfinite(c):
+                ax.axvline(c, color=col, ls="--", lw=0.7)
+                ax.annotate(f"{c:.1f} Hz", (c, 0), xytext=(3, -14), textcoords="offset points",
+                            color=col, fontsize=6)
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("stimulation frequency (Hz)")
+        ax.set_ylabel(f"relative weight change ({ds.attrs['calcium_n_pulses']} pulses)")
+        ax.set_title("calcium rules")
+        ax.legend(fontsize=5.5, loc="upper left")
     return fig
 
 
