@@ -11,7 +11,7 @@ What it measures (model :class:`synaptic_fwp.models.btsp_ca1.CA3CA1`; targets ar
    crossings (m; target 160 cm), rise/decay asymmetry (target 2.2), peak (target 8 mV, 3 laps).
 2. **Plasticity kernel**: weight change of each input against the time its field centre passes
    relative to the plateau onset (s), after one lap: its extent before/after the plateau at 15 %
-   of the peak, width (s) and asymmetry (before/after).
+   and at 50 % of the peak, width (s) and asymmetry (before/after).
 3. **Translocation**: a field made by 3 laps at ``A`` and 3 more laps with the plateau at
    ``A + d``: the change in ramp (potentiation peak, depression trough; targets +7.65 mV and
    -5 mV) for several distances ``d``. The Primer's write only adds, so it cannot depress.
@@ -100,6 +100,7 @@ def run(quick: bool = False, out: str | None = None, dt: float | None = None) ->
     t_from = ref.time_from_plateau.values
     dw1 = np.stack([form[r].weight.values[0, 1] - 1.0 for r in RULES])  # (rule, pre)
     kf = [kernel_features(t_from, dw1[i]) for i in range(len(RULES))]
+    kf50 = [kernel_features(t_from, dw1[i], frac=0.5) for i in range(len(RULES))]
     knames = ("t_peak", "t_start", "t_end", "width", "asymmetry")
 
     # 3: translocation
@@ -178,6 +179,17 @@ def run(quick: bool = False, out: str | None = None, dt: float | None = None) ->
                     {
                         "units": "1" if k == "asymmetry" else "s",
                         "long_name": f"plasticity kernel {k} (15 % of peak)",
+                    },
+                )
+                for k in knames
+            },
+            **{
+                f"kernel_half_{k}": (
+                    ("rule",),
+                    np.array([f[k] for f in kf50]),
+                    {
+                        "units": "1" if k == "asymmetry" else "s",
+                        "long_name": f"plasticity kernel {k} (half maximum)",
                     },
                 )
                 for k in knames
@@ -278,6 +290,9 @@ def summary(ds: xr.Dataset) -> str:
         parts.append(
             f"kernel {float(s.kernel_t_start):.2f}..{float(s.kernel_t_end):.2f} s "
             f"(width {float(s.kernel_width):.2f} s, asym {float(s.kernel_asymmetry):.2f}); "
+            f"half max {float(s.kernel_half_t_start):.2f}..{float(s.kernel_half_t_end):.2f} s "
+            f"(width {float(s.kernel_half_width):.2f} s, "
+            f"asym {float(s.kernel_half_asymmetry):.2f}); "
             f"translocation pot max {1e3 * float(s.translocation_potentiation.max()):.2f} mV, "
             f"dep min {1e3 * float(s.translocation_depression.min()):.2f} mV"
         )
