@@ -1,7 +1,8 @@
 """synaptic_fwp: synaptic plasticity as fast weight programming.
 
 Layers (each imports only from those below it; DESIGN.md):
-rules -> scan -> neurons/synapses -> engine -> records -> protocols/datasets -> fit -> plot -> faces.
+rules -> scan -> neurons/synapses -> records -> engine -> protocols/datasets -> fit -> plot
+-> faces (CLI, experiment files, Dask sweeps, Brian2 export).
 
 Quick start::
 

@@ -97,8 +97,11 @@ class LinearRule:
 
     @property
     def has_chunk_form(self) -> bool:
-        """Every rule here has a chunk-wise form except Oja's (its correction is on the left)."""
-        return self.correction != "oja"
+        """Whether a chunk-wise parallel form exists here: all rules but Oja's (its correction is
+        on the left) and a delta correction combined with a vector gate (not in the catalogue)."""
+        if self.correction == "oja":
+            return False
+        return not (self.correction == "delta" and self.decay in ("pre", "post"))
 
     def resolve(
         self,
