@@ -188,7 +188,7 @@ def figure(ds: xr.Dataset):
     ax.set(
         xlabel="Box 2 construction (one GD step)",
         ylabel="trained FWP",
-        title=f"rel. distance {ds.attrs['fwp_vs_gd_relative_sq_distance']:.3f}",
+        title=f"rel. sq. distance {ds.attrs['fwp_vs_gd_relative_sq_distance']:.2g}",
     )
     ax = axes[0, 2]
     ax.bar(range(ds.sizes["predictor"]), ds.test_mse)
