@@ -839,11 +839,10 @@ class _WindowPath:
                 Wpre = torch.empty(E, P, dtype=Wf.dtype)
                 Wpost = torch.empty(E, P, dtype=Wf.dtype)
                 xpost = {k: torch.empty(E, dtype=Wf.dtype) for k in info["pre_k"]}
-                R = int(rank.max()) + 1
-                sels = []
-                for r in range(R):
-                    sel = (rank == r).nonzero().squeeze(-1)
-                    sels.append(sel)
+                # events grouped by rank (occurrence index of their synapse in the window)
+                counts = torch.bincount(rank).tolist()
+                sels = list(torch.split(torch.argsort(rank, stable=True), counts))
+                for sel in sels:
                     if sel.numel() == 0:
                         continue
                     se, be, fe, ie = step[sel], b[sel], flat[sel], info["i"][sel]

@@ -95,7 +95,8 @@ class Population:
         return {k: v for k, v in self.params().items() if is_swept(v)}
 
     def params(self) -> dict[str, object]:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """The population's parameters by name (subclasses list theirs)."""
+        return {}
 
 
 @dataclass(eq=False)
