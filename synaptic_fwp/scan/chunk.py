@@ -57,6 +57,8 @@ Shapes: ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``, gates as
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..rules import LinearRule
@@ -264,14 +266,15 @@ def scan_chunk(
 
     # ---- decay products: fast (log-space, factorised) when every chunk's decay is mild
     dec = _Decays(_to_chunks(a, N, S, 1.0)) if a is not None else None
-    if dec is None:  # no decay: every product is 1
-        qL, kd, k_over = qc, kc, kc
-    elif side == "post":
-        qL, kd, k_over = qc, kc, kc
+    # kw: the keys of the chunk's write to the state. Fast path: W_end = Lam_S (W + sum_s u_s
+    # (k_s / Lam_s)^T), so kw = k / Lam and the loop scales by Lam_S; exact: kw = d_end k.
+    if dec is None or side == "post":
+        qL, kw, k_over = qc, kc, kc
     else:
         qL = qc * dec.Lam  # Lam[t] q_t (scalar or along K)
-        kd = kc * dec.d_end  # d_end[s] k_s
         k_over = kc * dec.inv if dec.fast else None  # k_s / Lam[s]
+        kw = k_over if dec.fast else kc * dec.d_end
+    scale_after = dec is not None and dec.fast and side != "post"
 
     if side in ("none", "scalar"):
         if dec is None or dec.fast:
@@ -299,14 +302,17 @@ def scan_chunk(
                 D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
                 Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
         Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
-        lam_S = dec.Lam_S[..., 0, :] if dec is not None else None  # (N, BH, 1)
+        lam_S = dec.Lam_S[..., 0, :].unsqueeze(-1) if dec is not None else None  # (N, BH, 1, 1)
         starts, Us = [], []
         for n in range(N):
             starts.append(W)
             Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
             Us.append(Un)
-            Wd = W if lam_S is None else lam_S[n].unsqueeze(-1) * W
-            W = torch.baddbmm(Wd, Un.transpose(-1, -2), kd[n])
+            if scale_after:
+                W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
+            else:
+                Wd = W if lam_S is None else lam_S[n] * W
+                W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
         W_start = torch.stack(starts)  # (N, BH, V, K)
         U = torch.stack(Us)  # (N, BH, S, V)
     else:
@@ -315,12 +321,17 @@ def scan_chunk(
             G = (U * dec.d_end).transpose(-1, -2) @ kc  # (N, BH, V, K)
             fac = dec.Lam_S.transpose(-1, -2)  # (N, BH, V, 1)
         else:
-            G = U.transpose(-1, -2) @ kd
+            G = U.transpose(-1, -2) @ kw
             fac = dec.Lam_S if dec is not None else None  # (N, BH, 1, X)
         starts = []
         for n in range(N):
             starts.append(W)
-            W = G[n] + W if fac is None else torch.addcmul(G[n], fac[n], W)
+            if fac is None:
+                W = W + G[n]
+            elif scale_after:
+                W = (W + G[n]) * fac[n]
+            else:
+                W = torch.addcmul(G[n], fac[n], W)
         W_start = torch.stack(starts)
 
     # ---- outputs: inter-chunk (from the state entering the chunk) + intra-chunk
@@ -353,37 +364,39 @@ def scan_chunk(
 class _Decays:
     """Decay products of one chunked gate ``a: (N, BH, S, X)``.
 
-    ``Lam[t] = prod_{r<=t} a_r``, ``Lam_prev[t] = Lam[t-1]``, ``d_end[s] = prod_{s<r<=S} a_r``,
-    ``Lam_S`` (keeping the time dim, ``(N, BH, 1, X)``). ``fast`` when every chunk's total
-    log-decay is above ``-_SAFE_LOG[dtype]``: then all come from ``b = cumsum(log a)`` and
-    ``inv = exp(-b)`` (= ``1 / Lam``) is available for the factorised forms; otherwise they are
-    exact cumulative products (zeros allowed) and ``safe`` marks the chunks that are mild.
+    ``Lam[t] = prod_{r<=t} a_r`` (an exact cumulative product: zeros allowed), ``Lam_S``
+    (``(N, BH, 1, X)``), ``Lam_prev[t] = Lam[t-1]``, ``d_end[s] = prod_{s<r<=S} a_r``. ``fast``
+    when every chunk's total decay is at least ``exp(-_SAFE_LOG[dtype])``: then
+    ``inv = 1 / Lam`` is bounded by ``exp(_SAFE_LOG)`` and the factorised forms
+    ``prod_{s<r<=t} a_r = Lam[t] inv[s]`` are used. Otherwise ``safe`` marks the mild chunks and
+    ``b = cumsum(log a)`` (clamped log) serves the factorised form there.
     """
 
     def __init__(self, a: torch.Tensor) -> None:
         self.a = a
-        dt = a.dtype
-        la = torch.log(a.clamp_min(torch.finfo(dt).tiny))
-        self.b = torch.cumsum(la, dim=-2)  # log Lam (clamped)
-        self.safe = self.b[..., -1, :].amin(-1) >= -_SAFE_LOG.get(dt, 20.0)  # (N, BH)
+        self.Lam = torch.cumprod(a, dim=-2)
+        self.Lam_S = self.Lam[..., -1:, :]
+        floor = math.exp(-_SAFE_LOG.get(a.dtype, 20.0))
+        self.safe = self.Lam_S[..., 0, :].amin(-1) >= floor  # (N, BH)
         self.fast = bool(self.safe.all())
+        self.inv = torch.reciprocal(self.Lam) if self.fast else None
+
+    @property
+    def d_end(self) -> torch.Tensor:
         if self.fast:
-            self.Lam = torch.exp(self.b)
-            self.inv = torch.exp(-self.b)
-            self.Lam_S = self.Lam[..., -1:, :]
-            self.d_end = self.Lam_S * self.inv
-        else:
-            self.Lam = torch.cumprod(a, dim=-2)
-            self.inv = None
-            self.Lam_S = self.Lam[..., -1:, :]
-            self.d_end = _decay_to_end(a)
+            return self.Lam_S * self.inv
+        return _decay_to_end(self.a)
 
     @property
     def Lam_prev(self) -> torch.Tensor:
         """``Lam[t-1]`` (1 at the chunk start); only the delta rules need it."""
-        if self.fast:
-            return torch.exp(self.b - torch.log(self.a.clamp_min(torch.finfo(self.a.dtype).tiny)))
         return torch.cat([torch.ones_like(self.a[..., :1, :]), self.Lam[..., :-1, :]], dim=-2)
+
+    @property
+    def b(self) -> torch.Tensor:
+        """``log Lam`` from clamped logs (finite for zero gates)."""
+        tiny = torch.finfo(self.a.dtype).tiny
+        return torch.cumsum(torch.log(self.a.clamp_min(tiny)), dim=-2)
 
 
 def _intra_vector(
@@ -405,7 +418,7 @@ def _intra_vector(
     pre = qL is not None
     if dec.fast:
         ebb, ninv = dec.Lam, dec.inv
-    else:  # factorised form only where safe; garbage-free placeholders elsewhere
+    else:  # factorised form only where safe; finite placeholders elsewhere
         bb = torch.where(dec.safe[..., None, None], dec.b, zero)
         ebb, ninv = bb.exp(), (-bb).exp()
     if pre:
