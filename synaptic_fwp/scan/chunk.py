@@ -272,13 +272,13 @@ def scan_chunk(
         qL, kw, k_over = qc, kc, kc
     else:
         qL = qc * dec.Lam  # Lam[t] q_t (scalar or along K)
-        k_over = kc * dec.inv if dec.fast else None  # k_s / Lam[s]
+        k_over = kc / dec.Lam if dec.fast else None  # k_s / Lam[s]
         kw = k_over if dec.fast else kc * dec.d_end
     scale_after = dec is not None and dec.fast and side != "post"
 
     if side in ("none", "scalar"):
         if dec is None or dec.fast:
-            P = torch.where(causal, qL @ k_over.transpose(-1, -2), zero)
+            P = (qL @ k_over.transpose(-1, -2)).tril_()  # fresh tensor: in place is safe
         else:
             D = _decay_matrix(dec.a)[..., 0]  # (N, BH, S, S), exact
             P = torch.where(causal, (qc @ kc.transpose(-1, -2)) * D, zero)
@@ -379,7 +379,11 @@ class _Decays:
         floor = math.exp(-_SAFE_LOG.get(a.dtype, 20.0))
         self.safe = self.Lam_S[..., 0, :].amin(-1) >= floor  # (N, BH)
         self.fast = bool(self.safe.all())
-        self.inv = torch.reciprocal(self.Lam) if self.fast else None
+
+    @property
+    def inv(self) -> torch.Tensor:
+        """``1 / Lam`` (fast path only: bounded by ``exp(_SAFE_LOG)``)."""
+        return torch.reciprocal(self.Lam)
 
     @property
     def d_end(self) -> torch.Tensor:
@@ -416,7 +420,9 @@ def _intra_vector(
     """
     zero = qc.new_zeros(())
     pre = qL is not None
-    if dec.fast:
+    if dec.fast and pre:
+        ebb = ninv = None  # qL and k_over are given
+    elif dec.fast:
         ebb, ninv = dec.Lam, dec.inv
     else:  # factorised form only where safe; finite placeholders elsewhere
         bb = torch.where(dec.safe[..., None, None], dec.b, zero)
@@ -424,8 +430,7 @@ def _intra_vector(
     if pre:
         if not dec.fast:
             qL, k_over = qc * ebb, kc * ninv
-        A = torch.where(causal, qL @ k_over.transpose(-1, -2), zero)
-        y = A @ U
+        y = (qL @ k_over.transpose(-1, -2)).tril_() @ U  # fresh tensor: in place is safe
     else:
         A = torch.where(causal, qc @ kc.transpose(-1, -2), zero)
         y = ebb * (A @ (U * ninv))
