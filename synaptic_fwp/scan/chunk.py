@@ -182,10 +182,11 @@ def _unit_lower_solve(A: torch.Tensor, *Rs: torch.Tensor) -> list[torch.Tensor]:
     for R in Rs:
         rows: list[torch.Tensor] = []
         for i in range(nb):
-            Ri = R[..., i * b : (i + 1) * b, :]
+            Ri = R[..., i * b : (i + 1) * b, :].flatten(0, -3)
             for j in range(i):
-                Ri = Ri - blocks[i][..., j * b : (j + 1) * b] @ rows[j]
-            rows.append(Xd[..., i, :, :] @ Ri)
+                Aij = blocks[i][..., j * b : (j + 1) * b].flatten(0, -3)
+                Ri = torch.baddbmm(Ri, Aij, rows[j].flatten(0, -3), alpha=-1.0)
+            rows.append((Xd[..., i, :, :].flatten(0, -3) @ Ri).unflatten(0, R.shape[:-2]))
         X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
         out.append(X[..., :S, :] if P != S else X)
     return out
