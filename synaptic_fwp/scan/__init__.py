@@ -27,12 +27,12 @@ def default_threads(backend: str) -> int | None:
     """Intra-op thread count the library uses for a CPU backend (None: leave torch's setting).
 
     Set only for the duration of a :func:`scan` call; the caller's ``torch`` setting is
-    restored afterwards. Measured in ``benchmarks/scan_chunk.py`` on the 2-core development
-    machine (shared with other jobs): the recurrence (a loop of tiny per-step ops) and the
-    chunk-wise path (batched 64 x 64 products) both ran fastest on 1 thread, the recurrence up
-    to ~10x slower on 2. So ``"recurrent"`` always uses 1 thread and ``"chunk"`` uses 1 on
-    machines with at most 2 cores and torch's own setting on larger ones. The environment
-    variable ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
+    restored afterwards. Measured with ``benchmarks/scan_chunk.py`` (B=4, H=4, T=4096, K=V=64,
+    float32) on the 2-core development machine: the recurrence (a loop of tiny per-step ops)
+    gains only ~1.2x from 2 threads when the machine is quiet but runs 10-20x slower on 2 when
+    other jobs share the cores, so ``"recurrent"`` uses 1 thread; the chunk-wise path (batched
+    64 x 64 products) runs ~2x faster on 2 threads than on 1 when quiet, so ``"chunk"`` keeps
+    torch's setting (all cores). ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
     """
     env = os.environ.get("SYNAPTIC_FWP_THREADS")
     if env:
@@ -45,8 +45,6 @@ def default_threads(backend: str) -> int | None:
         return n
     if backend == "recurrent":
         return 1
-    if backend == "chunk":
-        return 1 if (os.cpu_count() or 1) <= 2 else None
     return None
 
 
