@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ import xarray as xr
 from synaptic_fwp import datasets
 from synaptic_fwp.datasets.units import UNITS
 
-SHARED = "/work/shared/data/physiology"
+# shared/ sits beside the repository (as in CI: a clone with ../shared next to it)
+SHARED = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "physiology")
 
 
 def test_list_names_every_shipped_file():
@@ -46,7 +48,7 @@ def test_shipped_file_equals_shared_source(name):
 
     src = os.path.join(SHARED, datasets.CATALOG[name].file)
     if not os.path.exists(src):
-        pytest.skip("shared source tree not available")
+        pytest.skip(f"the shared source tables are not beside this checkout ({SHARED})")
     ours = datasets.data_path(name).read_bytes()
     with open(src, "rb") as fh:
         assert ours == fh.read()
