@@ -369,6 +369,7 @@ class Network:
         chunk: int | None = None,
         on_chunk: Callable[[int], None] | None = None,
         method: str = "auto",
+        backend: str = "auto",
     ):
         """Simulate ``duration`` seconds and return the records as an ``xarray.Dataset``.
 
@@ -384,10 +385,27 @@ class Network:
         :class:`_WindowPath`: feed-forward spiking inputs onto one AMPA-only LIF population with
         static or trace-rule projections; equal to the step path up to rounding) or ``"auto"``
         (the window path where it applies and the recording interval allows windows of at
-        least 8 steps).
+        least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
+        ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
+        see :class:`_TritonPath`: one input of spikes onto one AMPA-only LIF population through
+        one pair/triplet STDP or static projection with scalar rule parameters and no delay; on
+        CUDA tensors, or on the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be
+        ``"auto"``) or ``"auto"`` (Triton on CUDA tensors for networks it runs when Triton is
+        installed and ``method="auto"``, the torch paths otherwise). Records, Dataset,
+        streaming and checkpoints are the same for every backend; the Triton path equals the
+        step path spike for spike (float64, tested) up to the last bit of the conductances.
         """
         if method not in ("auto", "step", "window"):
             raise ValueError(f"method must be one of ['auto', 'step', 'window'], got {method!r}")
+        if backend not in ("auto", "torch", "triton"):
+            raise ValueError(
+                f"backend must be one of ['auto', 'torch', 'triton'], got {backend!r}"
+            )
+        if backend == "triton" and method != "auto":
+            raise ValueError(
+                f"method={method!r} selects among the torch paths; with backend='triton' leave "
+                "method='auto' (or use backend='torch')"
+            )
         if isinstance(duration, bool) or not isinstance(duration, (int, float)):
             raise TypeError(f"duration must be a float (seconds), got {type(duration).__name__}")
         if not math.isfinite(duration) or duration <= 0:
@@ -422,10 +440,21 @@ class Network:
                 kmax = min(kmax, max(1, int(300 * float(torch.as_tensor(pop.tau_ampa).min())
                                             / self.dt)))
         K = _window_size(every_steps, chunk_steps, kmax)
+        triton_path = None
+        if backend == "triton" or (backend == "auto" and method == "auto"
+                                   and self.device.type == "cuda"):
+            why_t = _triton_ok(self)
+            if why_t is None:
+                why_t = _triton_ready(self.device)
+            if backend == "triton" and why_t is not None:
+                raise ValueError(f"backend='triton' is not available: {why_t}. {_TRITON_RUNS}")
+            if why_t is None:
+                triton_path = _TritonPath(self)
         why = _window_ok(self, items)
         if method == "window" and why is not None:
             raise ValueError(f"method='window' is not available for this network: it {why}")
-        use_window = method == "window" or (method == "auto" and why is None and K >= 8)
+        use_window = triton_path is None and (
+            method == "window" or (method == "auto" and why is None and K >= 8))
         window = _WindowPath(self, K) if use_window else None
         writer = _rec.RecordWriter(out) if out is not None else None
         if resume and writer is None:
@@ -435,7 +464,8 @@ class Network:
         fingerprint = {"duration_steps": n_steps, "every_steps": every_steps, "dt": self.dt,
                        "batch": self.batch, "record": [list(i) for i in items],
                        "chunk_steps": chunk_steps, "seeds": self.instance_seeds.tolist(),
-                       "method": "window" if use_window else "step"}
+                       "method": "triton" if triton_path is not None else (
+                           "window" if use_window else "step")}
         ckpt = _rec.checkpoint_path(out) if out is not None else None
         if isinstance(resume, str):
             ckpt = resume
@@ -474,7 +504,9 @@ class Network:
                 if window is not None and T >= K:
                     T -= T % K  # whole windows; a remainder shorter than K takes the step path
                 snap = self.state_dict()
-                if window is not None and T % K == 0:
+                if triton_path is not None:
+                    data, times = triton_path.run_chunk(self._step, T, items, every_steps, start)
+                elif window is not None and T % K == 0:
                     data, times = window.run_chunk(self._step, T, items, every_steps, start)
                 else:
                     data, times = self._run_chunk(self._step, T, items, every_steps, start)
@@ -523,9 +555,10 @@ class Network:
         st = self._state
         assert st is not None
         dt = self.dt
-        ev = {n: i.events(st["inp"][n], s0, T).split(T)  # type: ignore[attr-defined]
+        dev = self.device
+        ev = {n: _events_on(i.events(st["inp"][n], s0, T), dev).split(T)  # type: ignore[attr-defined]
               for n, i in self.inputs.items() if i.kind == "spikes"}
-        vals = {n: i.values(s0, T)  # type: ignore[attr-defined]
+        vals = {n: i.values(s0, T).to(dev)  # type: ignore[attr-defined]
                 for n, i in self.inputs.items() if i.kind == "rate"}
         # spike counters for records
         counters = {}
@@ -656,6 +689,13 @@ class Network:
         return old
 
 
+def _events_on(ev: object, device: torch.device) -> object:
+    """The events of a chunk (drawn on the CPU by :mod:`synaptic_fwp.inputs`) on ``device``."""
+    if device.type == "cpu":
+        return ev
+    return type(ev)(ev.step.to(device), ev.b.to(device), ev.i.to(device), ev.n)  # type: ignore[attr-defined]
+
+
 def json_seed(seed: int | list[int]) -> int | str:
     return seed if isinstance(seed, int) else ",".join(str(s) for s in seed)
 
@@ -675,6 +715,8 @@ def _window_size(every_steps: int, chunk_steps: int, kmax: int = 64) -> int:
 
 def _window_ok(net: Network, items: list) -> str | None:
     """Why the event-window path cannot run this network (``None`` if it can)."""
+    if net.device.type != "cpu":
+        return f"runs on CPU tensors only (the network is on {net.device})"
     if len(net.populations) != 1:
         return "needs exactly one population"
     pop = next(iter(net.populations.values()))
@@ -1008,3 +1050,173 @@ class _WindowPath:
                 s[f"rule.{k}"].index_copy_(0, bi, st2[k])
                 tl = info["tl_pre"].view(-1, n_pre)
                 tl.index_copy_(0, bi, sb.unsqueeze(-1).expand(Eb, n_pre).contiguous())
+
+
+# --------------------------------------------------------------------------------------------
+# The Triton path: the fused spiking-projection kernel, one launch per chunk of time.
+# --------------------------------------------------------------------------------------------
+
+_TRITON_RUNS = (
+    "The Triton backend runs: spiking inputs onto exactly one LIF population with AMPA synapses "
+    "only, through exactly one projection (static, or PairSTDP/TripletSTDP with scalar "
+    "parameters, weights within the rule's bounds) with no delay, no NMDA weight U, no "
+    "rate-rule traces; any records"
+)
+
+
+def _triton_ok(net: Network) -> str | None:
+    """Why the fused spiking kernel cannot run this network (``None`` if it can)."""
+    from .plasticity import PairSTDP, TripletSTDP
+
+    if len(net.populations) != 1:
+        return f"the network has {len(net.populations)} populations (needs exactly one)"
+    pop = next(iter(net.populations.values()))
+    if not isinstance(pop, LIFPopulation):
+        return f"population {pop.name!r} is a {type(pop).__name__} (needs a LIFPopulation)"
+    if pop.uses["nmda"] or pop.uses["gaba"]:
+        return f"population {pop.name!r} receives NMDA or GABA input (needs AMPA only)"
+    for n, i in net.inputs.items():
+        if i.kind != "spikes":
+            return f"input {n!r} gives rates (needs spiking inputs)"
+    if len(net.projections) != 1:
+        return f"the network has {len(net.projections)} projections (needs exactly one)"
+    n, p = next(iter(net.projections.items()))
+    if p.pre not in net.inputs.values() or p.post is not pop:
+        return f"projection {n!r} is not from an input onto {pop.name!r}"
+    if p.target != "ampa" or p.U0 is not None or p.delay_steps or p.tau_pre is not None \
+            or p.tau_post is not None:
+        return (f"projection {n!r} has a delay, an NMDA weight U, rate-rule traces or a "
+                "non-AMPA target")
+    if p.kind == "spiking":
+        if not isinstance(p.rule, (PairSTDP, TripletSTDP)):
+            return f"projection {n!r} has rule {type(p.rule).__name__} (needs PairSTDP/TripletSTDP)"
+        if p.rule.batch_shape() != ():
+            return f"projection {n!r} has per-instance rule parameters (needs scalars)"
+        r = p.rule
+        if r.bounds != "none":
+            W = net._state["proj"][n]["W"] if net._state is not None else p.init_state()["W"]
+            if bool(((W < r.w_min) | (W > r.w_max)).any()):
+                return (f"projection {n!r} has weights outside the rule's bounds "
+                        f"[{r.w_min}, {r.w_max}]")
+    elif p.kind != "static":
+        return f"projection {n!r} has a {p.kind} rule (needs a spiking STDP rule or none)"
+    return None
+
+
+def _triton_ready(device: torch.device) -> str | None:
+    """Why Triton cannot launch on ``device`` in this process (``None`` if it can)."""
+    from .kernels import triton_available
+
+    if not triton_available():
+        return "the triton package is not installed (pip install triton)"
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return (f"the network's tensors are on {device}; Triton needs CUDA tensors, or "
+                "TRITON_INTERPRET=1 (Triton's CPU interpreter, slow) set before Triton's first "
+                "import; use backend='torch' on the CPU")
+    from .kernels import launch
+
+    if device.type == "cuda" and launch.INTERPRETED:
+        return ("the kernels were imported under TRITON_INTERPRET=1 (CPU interpreter) but the "
+                "tensors are on CUDA")
+    if device.type != "cuda" and not launch.INTERPRETED:
+        return (f"the network's tensors are on {device} and the kernels were already compiled "
+                "for a GPU (TRITON_INTERPRET=1 must be set before Triton's first import)")
+    return None
+
+
+class _TritonPath:
+    """Advance a network that :func:`_triton_ok` accepts with the fused kernel
+    :func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (LIF update, traces, STDP in one launch).
+
+    Per chunk of the run, the input spikes are drawn as by the torch paths (the same
+    counter-based streams), laid out densely as ``(batch, T, n_pre)`` on the network's device,
+    and the kernel runs over them: one launch for the chunk when only spike counts are
+    recorded (the kernel returns every step's postsynaptic spikes), else one launch per
+    recording interval (state variables are read between launches). The kernel's final state
+    is written back into the network's state, so records, checkpoints and resuming are those of
+    the torch paths. A static projection runs as pair STDP with zero amplitudes (``W + 0 - 0``
+    leaves ``W`` exactly unchanged).
+    """
+
+    def __init__(self, net: Network) -> None:
+        from .kernels.spiking import run_lif_stdp
+        from .plasticity import PairSTDP
+
+        self.net = net
+        self.run = run_lif_stdp
+        self.pop = next(iter(net.populations.values()))
+        self.name, self.proj = next(iter(net.projections.items()))
+        self.static = self.proj.kind == "static"
+        self.rule = PairSTDP(A_plus=0.0, A_minus=0.0) if self.static else self.proj.rule
+
+    def _dense(self, ev: object, T: int) -> torch.Tensor:
+        net = self.net
+        x = torch.zeros(net.batch, T, ev.n, dtype=torch.bool, device=net.device)  # type: ignore[attr-defined]
+        if ev.step.numel():  # type: ignore[attr-defined]
+            dev = net.device
+            x[ev.b.to(dev), ev.step.to(dev), ev.i.to(dev)] = True  # type: ignore[attr-defined]
+        return x
+
+    def run_chunk(self, s0: int, T: int, items: list, every_steps: int,
+                  start: int) -> tuple[dict, np.ndarray]:
+        net, pop = self.net, self.pop
+        st = net._state
+        assert st is not None
+        ev = {n: i.events(st["inp"][n], s0, T) for n, i in net.inputs.items()}
+        pre_name = self.proj.pre.name  # type: ignore[attr-defined]
+        # spikes of the chunk as (tensor (batch, steps, n), first step of the tensor)
+        pre = self._dense(ev[pre_name], T)
+        spikes_of = {("inp", pre_name): (pre, 0)}
+        for kind, obj, _var in items:
+            if kind == "inp" and (kind, obj) not in spikes_of:
+                spikes_of[(kind, obj)] = (self._dense(ev[obj], T), 0)
+        counters = {}
+        for kind, obj, var in items:
+            if var == "spikes":
+                nn = (net.populations[obj] if kind == "pop" else net.inputs[obj]).n
+                counters[(kind, obj)] = torch.zeros(net.batch, nn, dtype=torch.int32,
+                                                    device=net.device)
+        rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
+        state_rec = any(var != "spikes" for _, _, var in items)
+        cuts = sorted({r + 1 for r in rec_steps} | {T}) if state_rec else [T]
+        buffers: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
+        ps, s = st["pop"][pop.name], st["proj"][self.name]
+        rule_keys = list(self.rule.state_shapes)
+
+        def count(lo: int, hi: int) -> None:
+            for key, c in counters.items():
+                if hi > lo:
+                    x, off = spikes_of[key]
+                    c += x[:, lo - off:hi - off].sum(1, dtype=torch.int32)
+
+        a, ri = 0, 0
+        for b in cuts:
+            if self.static:
+                tr = self.rule.init_state(s["W"])
+            else:
+                tr = {k: s[f"rule.{k}"] for k in rule_keys}
+            state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
+            out = self.run(pre[:, a:b], s["W"], self.rule, pop, net.dt, state=state)
+            s["W"].copy_(out["W"])
+            for k in ("V", "g_ampa", "ref"):
+                ps[k].copy_(out["state"][k])
+            if not self.static:
+                for k in rule_keys:
+                    s[f"rule.{k}"].copy_(out["state"][k])
+            spikes_of[("pop", pop.name)] = (out["spikes"], a)
+            pos = a
+            while ri < len(rec_steps) and rec_steps[ri] < b:
+                r = rec_steps[ri]
+                count(pos, r + 1)
+                for kind, obj, var in items:
+                    buffers[f"{obj}_{var}"].append(net._rec_value(st, kind, obj, var, counters))
+                pos, ri = r + 1, ri + 1
+            count(pos, b)
+            a = b
+        net._step = s0 + T
+        data = {}
+        for k, lst in buffers.items():
+            data[k] = (torch.stack(lst, 1).cpu().numpy() if lst
+                       else np.zeros((net.batch, 0), dtype=np.float32))
+        times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
+        return data, times
