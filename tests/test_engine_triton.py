@@ -1,0 +1,219 @@
+"""``Network.run(backend="triton")``: the fused spiking kernel (``kernels/spiking.py``) inside the
+engine equals the torch step path spike for spike on seeded Poisson runs (float64), with the same
+records, Dataset, streaming and resume; networks it cannot run and devices it cannot use give
+clear errors; ``backend="auto"`` keeps the torch paths on the CPU.
+
+Runs under Triton's CPU interpreter. As in ``tests/test_kernels.py``, ``TRITON_INTERPRET=1`` is
+set only while this module imports the kernels and, through a module fixture, while its own tests
+run; it is restored in between so it does not leak into other test files. Sizes are tiny (the
+interpreter is slow).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from synaptic_fwp import engine
+from synaptic_fwp.engine import Network
+from synaptic_fwp.inputs import PoissonInput, RateInput
+from synaptic_fwp.neurons import LIFPopulation
+from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
+
+_PREV = os.environ.get("TRITON_INTERPRET")
+
+
+def _restore() -> None:
+    if _PREV is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _PREV
+
+
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    import triton  # noqa: F401
+    from synaptic_fwp.kernels import launch, spiking  # noqa: F401  (decorates the kernel now)
+
+    _SKIP = None
+    if not launch.INTERPRETED:
+        _SKIP = "the Triton kernels were imported before without TRITON_INTERPRET=1 (compiled)"
+except ImportError as exc:  # pragma: no cover - triton is a test dependency
+    _SKIP = f"triton cannot be imported ({exc}); the Triton engine tests need it"
+finally:
+    _restore()
+
+if _SKIP:
+    pytest.skip(_SKIP, allow_module_level=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _interpreter():
+    os.environ["TRITON_INTERPRET"] = "1"
+    yield
+    _restore()
+
+
+B, N_PRE, N_POST, DT = 2, 12, 5, 1e-4
+
+
+def _net(case: str) -> Network:
+    """A seeded Poisson -> LIF projection (float64), tuned so the neurons spike in 15 ms."""
+    gen = torch.Generator().manual_seed(2)
+    net = Network(dt=DT, batch=B, seed=11, dtype=torch.float64)
+    inp = net.add(PoissonInput(N_PRE, rate=150.0, name="inp"))
+    if case == "pair_fixed_drive_hard":
+        w_max = 4e-9
+        rule = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=0.05 * w_max,
+                        A_minus=0.055 * w_max, bounds="hard", w_min=0.0, w_max=w_max)
+        lif = LIFPopulation(N_POST, ampa_drive=60e-3, t_ref=1e-3, V_init=-55e-3, name="lif")
+    elif case == "triplet_conductance_soft_nearest":
+        w_max = 8e-9
+        rule = TripletSTDP.from_table("visual_cortex", "nearest", bounds="soft", w_max=w_max)
+        rule = TripletSTDP(**{**rule.param_dict(), "A2_plus": 0.2, "A3_plus": 0.3,
+                              "A2_minus": 0.2, "A3_minus": 0.05})
+        lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=0.0, name="lif")
+    else:  # static
+        w_max, rule = 6e-9, None
+        lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=2e-3, name="lif")
+    net.add(lif)
+    W0 = w_max * (0.3 + 0.4 * torch.rand(B, N_POST, N_PRE, generator=gen, dtype=torch.float64))
+    net.connect(inp, lif, W0, rule, name="S")
+    return net
+
+
+def _assert_same(a, b, rel_v: float = 1e-12) -> None:
+    """Same variables, coords and attrs; spikes, weights and traces equal; V and g_ampa equal
+    to ``rel_v`` relative (the kernel sums ``W s_pre`` as a tree, the engine in spike order)."""
+    assert set(a.data_vars) == set(b.data_vars)
+    assert np.array_equal(a.time.values, b.time.values)
+    assert a.attrs == b.attrs
+    for v in a.data_vars:
+        assert a[v].dims == b[v].dims and a[v].attrs == b[v].attrs, v
+        x, y = a[v].values, b[v].values
+        if v in ("lif_V", "lif_g_ampa"):
+            err = np.abs(x - y).max() / np.abs(y).max()
+            assert err <= rel_v, (v, err)
+        else:
+            assert np.array_equal(x, y), v
+
+
+@pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
+                                  "static"])
+def test_triton_equals_torch_spike_for_spike(case):
+    """Records every 1 ms (one launch per recording interval), chunks of 50 steps: spikes,
+    input spikes, weights and traces equal the step path exactly; the weights moved."""
+    rec = ["lif.spikes", "lif.V", "lif.g_ampa", "S.W", "inp.spikes"]
+    if case != "static":
+        rec += ["S.r1" if case.startswith("triplet") else "S.x"]
+    kw = dict(record=rec, every=1e-3, progress=False, chunk=50)
+    tri = _net(case).run(0.015, backend="triton", **kw)
+    ref = _net(case).run(0.015, backend="torch", method="step", **kw)
+    assert int(ref["lif_spikes"].sum()) > 10, "the test needs post spikes to be meaningful"
+    dW = np.abs(ref["S_W"].values[:, -1] - ref["S_W"].values[:, 0]).max()
+    assert (dW == 0) if case == "static" else (dW > 0), dW
+    _assert_same(tri, ref)
+
+
+def test_spike_counts_only_one_launch_per_chunk(monkeypatch):
+    """With spike counts only, each chunk is one launch (counted) and equals the step path."""
+    calls = []
+    run = engine._TritonPath.__init__
+
+    def counting_init(self, net):
+        run(self, net)
+        inner = self.run
+        self.run = lambda pre, *a, **k: (calls.append(pre.shape[1]), inner(pre, *a, **k))[1]
+
+    monkeypatch.setattr(engine._TritonPath, "__init__", counting_init)
+    kw = dict(record=["lif.spikes"], every=5e-4, progress=False, chunk=60)
+    case = "triplet_conductance_soft_nearest"
+    tri_net = _net(case)
+    tri = tri_net.run(0.015, backend="triton", **kw)
+    ref_net = _net(case)
+    ref = ref_net.run(0.015, backend="torch", method="step", **kw)
+    assert calls == [60, 60, 30]
+    assert int(ref["lif_spikes"].sum()) > 10
+    _assert_same(tri, ref)
+    st_t, st_r = tri_net.state_dict()["state"], ref_net.state_dict()["state"]
+    for k in ("W", "rule.r1", "rule.r2", "rule.o1", "rule.o2"):
+        assert torch.equal(st_t["proj"]["S"][k], st_r["proj"]["S"][k]), k
+    assert torch.equal(st_t["pop"]["lif"]["ref"], st_r["pop"]["lif"]["ref"])
+
+
+def test_stream_interrupt_and_resume(tmp_path):
+    """Streamed to NetCDF, interrupted after the first chunk and resumed with the Triton backend:
+    the same Dataset as an uninterrupted Triton run; a checkpoint of the Triton backend is not
+    resumed by the torch backend (fingerprint)."""
+    case = "pair_fixed_drive_hard"
+    kw = dict(record=["lif.spikes", "S.W"], every=2e-3, progress=False, chunk=40)
+    full = _net(case).run(0.01, backend="triton", out=str(tmp_path / "full.nc"), **kw).load()
+
+    class Stop(Exception):
+        pass
+
+    def stop(step):
+        raise Stop
+
+    out = str(tmp_path / "cut.nc")
+    with pytest.raises(Stop):
+        _net(case).run(0.01, backend="triton", out=out, on_chunk=stop, **kw)
+    with pytest.raises(ValueError, match="checkpoint was written by a run with other"):
+        _net(case).run(0.01, backend="torch", out=out, resume=True, **kw)
+    got = _net(case).run(0.01, backend="triton", out=out, resume=True, **kw).load()
+    assert int(full["lif_spikes"].sum()) > 0
+    for v in full.data_vars:
+        assert np.array_equal(full[v].values, got[v].values), v
+    assert np.array_equal(full.time.values, got.time.values)
+
+
+def test_auto_uses_torch_on_the_cpu(monkeypatch):
+    """``backend="auto"`` never builds the Triton path for CPU tensors."""
+    def refuse(self, net):
+        raise AssertionError("auto picked Triton on the CPU")
+
+    monkeypatch.setattr(engine._TritonPath, "__init__", refuse)
+    ds = _net("static").run(2e-3, record=["lif.spikes"], progress=False)
+    assert ds["lif_spikes"].shape == (B, 20, N_POST)
+
+
+def test_errors_before_any_work(monkeypatch):
+    net = _net("static")
+    with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'torch', 'triton'\]"):
+        net.run(1e-3, backend="cuda", progress=False)
+    with pytest.raises(ValueError, match="method='step' selects among the torch paths"):
+        net.run(1e-3, backend="triton", method="step", progress=False)
+    # networks the kernel does not run: a second projection; a rate input
+    two = _net("static")
+    other = two.add(PoissonInput(3, rate=5.0, name="other"))
+    two.connect(other, two.populations["lif"], 1e-9, name="D")
+    with pytest.raises(ValueError, match="2 projections.*The Triton backend runs: spiking"):
+        two.run(1e-3, backend="triton", progress=False)
+    rate = _net("static")
+    rate.add(RateInput(3, rate=5.0, name="drive"))
+    with pytest.raises(ValueError, match="input 'drive' gives rates"):
+        rate.run(1e-3, backend="triton", progress=False)
+    # per-instance rule parameters
+    pi = Network(dt=DT, batch=2, dtype=torch.float64)
+    inp = pi.add(PoissonInput(3, rate=10.0, name="inp"))
+    lif = pi.add(LIFPopulation(2, name="lif"))
+    A = torch.tensor([1e-11, 2e-11], dtype=torch.float64)
+    pi.connect(inp, lif, 1e-9, PairSTDP(A_plus=A, A_minus=A, w_max=5e-9, bounds="hard"),
+               name="S")
+    with pytest.raises(ValueError, match="per-instance rule parameters"):
+        pi.run(1e-3, backend="triton", progress=False)
+    # weights outside the rule's bounds
+    ob = Network(dt=DT, batch=1, dtype=torch.float64)
+    inp = ob.add(PoissonInput(3, rate=10.0, name="inp"))
+    lif = ob.add(LIFPopulation(2, name="lif"))
+    ob.connect(inp, lif, 9e-9, PairSTDP(w_max=5e-9, bounds="hard"), name="S")
+    with pytest.raises(ValueError, match="outside the rule's bounds"):
+        ob.run(1e-3, backend="triton", progress=False)
+    # CPU tensors without the interpreter
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="Triton needs CUDA tensors, or TRITON_INTERPRET=1"):
+        net.run(1e-3, backend="triton", progress=False)
+    assert net.t == 0.0, "nothing was simulated"
