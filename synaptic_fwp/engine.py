@@ -31,6 +31,18 @@ event-window path (:class:`_WindowPath`, ``run(method="auto")``): between postsy
 whole network is linear and known in advance, so windows of up to 200 steps are solved at once
 and per-step Python work disappears; it equals the step path up to rounding (tested).
 
+Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
+of spikes onto one AMPA-only LIF population through one pair/triplet STDP or static projection
+(scalar rule parameters, no delay) with the fused kernel
+:func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
+of time (per recording interval when state variables are recorded), state written back so
+records, streaming and checkpoints are unchanged; it equals the step path spike for spike
+(float64, tested under ``TRITON_INTERPRET=1``). It needs CUDA tensors, or the interpreter on the
+CPU; anything else is a ``ValueError`` before any work. ``backend="auto"`` (default) takes
+Triton only on CUDA tensors, for networks it runs, with ``method="auto"``. Devices: inputs draw
+their spikes on the CPU (counter-based streams) and the step path moves each chunk's events to
+the network's device; the event-window path runs on CPU tensors only.
+
 Determinism: an instance's result does not depend on the rest of the batch, on the batch size
 or on how the run is chunked or interrupted (random streams are counter-based per instance;
 every operation is elementwise or reduces within an instance). ``seed`` gives instance ``b`` the
