@@ -954,3 +954,264 @@ def _name_of(net: Any, obj: object) -> str:
             if v is obj:
                 return k
     raise ValueError(f"{obj!r} is not in the network")
+
+
+# ----------------------------------------------------------------------------------------------
+# Rate rules of synaptic_fwp.rules (LinearRule, BCMRule) -> Brian2 per-step updates
+# ----------------------------------------------------------------------------------------------
+
+
+def _rate_series(name: str, x: object, last: int | None) -> torch.Tensor:
+    """``(T, N)`` (or ``(1, T, 1, N)``, scan's layout with B = H = 1) -> ``(1, T, 1, N)``."""
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    t = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x).to(torch.float64)
+    if t.ndim == 2:
+        t = t.reshape(1, t.shape[0], 1, t.shape[1])
+    if t.ndim != 4 or t.shape[0] != 1 or t.shape[2] != 1:
+        raise ValueError(
+            f"{name} must have shape (T, N) or (1, T, 1, N) (B = H = 1), got {tuple(t.shape)}"
+        )
+    if last is not None and t.shape[-1] != last:
+        raise ValueError(f"{name} must have {last} columns, got shape {tuple(t.shape)}")
+    return t
+
+
+@dataclass
+class Brian2RateExport:
+    """A built Brian2 network of a rate rule (:func:`rate_to_brian2`). ``run()`` simulates its
+    ``T`` steps and returns ``{"y": (T, V), "W": (V, K), "states": (T, V, K)}`` (numpy float64;
+    ``y_t = W_t q_t``, ``W_t`` after the step-``t`` write, as :func:`synaptic_fwp.scan`)."""
+
+    network: Any
+    synapses: Any
+    pre: Any
+    post: Any
+    y_monitor: Any
+    w_monitor: Any
+    shape: tuple[int, int]
+    steps: int
+    dt: float
+    codegen: str
+    rule_name: str
+    regular: str
+    ran: bool = field(default=False)
+
+    def run(self) -> dict[str, np.ndarray]:
+        from brian2 import prefs, second
+
+        if not self.ran:
+            old = prefs.codegen.target
+            prefs.codegen.target = self.codegen
+            try:
+                self.network.run(self.steps * self.dt * second, namespace={})
+            finally:
+                prefs.codegen.target = old
+            self.ran = True
+        V, K = self.shape
+        return {
+            "y": np.asarray(self.y_monitor.y[:], dtype=np.float64).T.copy(),
+            "W": np.asarray(self.synapses.w[:], dtype=np.float64).reshape(V, K),
+            "states": np.asarray(self.w_monitor.w[:], dtype=np.float64).T.reshape(-1, V, K),
+        }
+
+
+def rate_rule_code(rule: object) -> dict[str, str]:
+    r"""The Brian2 code of one step of a rate rule of :mod:`synaptic_fwp.rules` (Primer Eq. 31;
+    :class:`~synaptic_fwp.rules.LinearRule` or :class:`~synaptic_fwp.rules.BCMRule`).
+
+    Synapse ``i -> j`` holds ``w = W[j, i]``; the presynaptic group holds ``k`` (the key /
+    presynaptic rate), ``q`` (query) and, for ``decay="pre"``, the gate ``a``; the postsynaptic
+    group holds ``v`` (value), the per-step gates ``lam`` (``lambda_t``), ``c`` (write
+    coefficient ``c_t``), ``a`` (``decay="post"``) and the summed read-outs. Returns
+    ``{"model", "update", "post_update"}``: the Synapses model with the summed variables
+    ``Wk_post = sum_i w k_i`` (delta rule, BCM ``drive="output"``), ``Wtv_pre = sum_j w v_j``
+    (Oja) and ``y_post = sum_i w q_i`` (read-out), the per-step weight update (one
+    ``run_regularly`` statement block), and the postsynaptic BCM threshold update (or ``""``)::
+
+        hebbian family: w = lam*w + c*v_post*k_pre
+        delta:          w = lam*w + c*(v_post - Wk_post)*k_pre   (Wk from lam*W if decay_first)
+        oja:            w = lam*w + c*v_post*(k_pre - Wtv_pre)
+        bcm:            theta = l*theta + (1 - l)*yb**2   (post group; yb = v or W k)
+                        w = w + c*yb_post*(yb_post - theta_post)*k_pre
+
+    ``lam`` stands for ``lam_post`` (scalar), ``a_post`` (``decay="post"``), ``a_pre``
+    (``decay="pre"``) or 1. Source: the Primer (Irie & Gershman), Table 1 and Eq. 31;
+    Bienenstock, Cooper & Munro 1982 (BCM).
+    """
+    from .rules import BCMRule, LinearRule
+
+    model = ["w : 1", "y_post = w*q_pre : 1 (summed)"]
+    if isinstance(rule, BCMRule):
+        if rule.drive == "output":
+            model.append("Wk_post = w*k_pre : 1 (summed)")
+            yb = "yb = Wk"
+        else:
+            yb = "yb = v"
+        post = "\n".join(
+            [yb, f"theta = {float(rule.theta_decay)!r}*theta + "
+                 f"{1.0 - float(rule.theta_decay)!r}*yb**2"]
+        )
+        update = "w = w + c_post*yb_post*(yb_post - theta_post)*k_pre"
+        return {"model": "\n".join(model), "update": update, "post_update": post}
+    if not isinstance(rule, LinearRule):
+        raise TypeError(
+            f"rule must be a LinearRule or BCMRule of synaptic_fwp.rules, got {type(rule).__name__}"
+        )
+    lam = {"none": None, "scalar": "lam_post", "post": "a_post", "pre": "a_pre"}[rule.decay]
+    decayed = f"{lam}*w" if lam else "w"
+    read = decayed if rule.decay_first else "w"  # the state the correction reads
+    if rule.correction == "delta":
+        model.append(f"Wk_post = {read}*k_pre : 1 (summed)")
+        update = f"w = {decayed} + c_post*(v_post - Wk_post)*k_pre"
+    elif rule.correction == "oja":
+        model.append(f"Wtv_pre = {read}*v_post : 1 (summed)")
+        update = f"w = {decayed} + c_post*v_post*(k_pre - Wtv_pre)"
+    else:
+        update = f"w = {decayed} + c_post*v_post*k_pre"
+    return {"model": "\n".join(model), "update": update, "post_update": ""}
+
+
+def rate_to_brian2(
+    rule: object,
+    k: torch.Tensor | np.ndarray,
+    v: torch.Tensor | np.ndarray,
+    q: torch.Tensor | np.ndarray | None = None,
+    *,
+    eta: torch.Tensor | float | None = None,
+    decay: torch.Tensor | float | None = None,
+    gate: torch.Tensor | None = None,
+    W0: torch.Tensor | np.ndarray | None = None,
+    phi: str | None = None,
+    dt: float = 1e-3,
+    codegen: str = "numpy",
+) -> Brian2RateExport:
+    r"""A rate rule of :mod:`synaptic_fwp.rules` as a Brian2 network driven by given traces.
+
+    ``K`` presynaptic neurons (``NeuronGroup``) take ``k_t`` (presynaptic rates) and ``q_t``,
+    ``V`` postsynaptic neurons take ``v_t`` and the per-step gates, each from a ``TimedArray``
+    at the start of step ``t``; all-to-all ``Synapses`` hold ``W`` (``w`` of synapse ``i -> j``
+    is ``W[j, i]``) and apply :func:`rate_rule_code`'s update once per step (``run_regularly``
+    in the ``synapses`` slot), after Brian2 has formed the summed read-outs ``W k`` /
+    ``W^T v`` (``groups`` slot) from ``W_{t-1}``; the read-out ``y_t = W_t q_t`` is summed at
+    the ``end`` of the step. This is :func:`synaptic_fwp.scan` with ``B = H = 1``, one Brian2
+    step (``dt`` s; the rules' factors are per step, so ``dt`` only labels time) per sequence
+    step.
+
+    ``k``, ``q``: ``(T, K)``; ``v``: ``(T, V)`` (or scan's ``(1, T, 1, N)``); ``q`` defaults to
+    ``k``. ``eta``, ``decay``, ``gate``, ``phi`` (applied to ``q`` and ``k`` first) as in
+    :func:`synaptic_fwp.scan` (validated by :func:`synaptic_fwp.scan.prepare`); ``W0``:
+    ``(V, K)``, zeros if omitted. ``rule``: a catalogue name or rule object.
+    """
+    from .rules import BCMRule, get, get_feature_map
+    from .scan import prepare
+
+    if codegen not in _TARGETS:
+        raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (
+        math.isfinite(dt) and dt > 0
+    ):
+        raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
+    rule = get(rule)
+    kt = _rate_series("k", k, None)
+    vt = _rate_series("v", v, None)
+    qt = kt if q is None else _rate_series("q", q, kt.shape[-1])
+    T, K, V = kt.shape[1], kt.shape[-1], vt.shape[-1]
+    if vt.shape[1] != T or qt.shape[1] != T:
+        raise ValueError(
+            f"k, v and q must have the same number of steps, got {T}, {vt.shape[1]}, {qt.shape[1]}"
+        )
+    init = None
+    if W0 is not None:
+        w0 = torch.as_tensor(np.asarray(W0) if isinstance(W0, np.ndarray) else W0)
+        if tuple(w0.shape) != (V, K):
+            raise ValueError(f"W0 must have shape (V, K) = {(V, K)}, got {tuple(w0.shape)}")
+        init = w0.to(torch.float64).reshape(1, 1, V, K)
+    rule, g, W0t = prepare(
+        qt, kt, vt, rule, eta=eta, decay=decay, gate=gate, initial_state=init
+    )
+    f = get_feature_map(phi)
+    qt, kt = f(qt), f(kt)
+    code = rate_rule_code(rule)
+
+    import brian2 as b2
+
+    sec = b2.second
+    clock = dt * sec
+
+    def arr(x: torch.Tensor) -> np.ndarray:  # (1, T, 1[, N]) -> (T, N)
+        return x.detach().reshape(T, -1).numpy().astype(np.float64)
+
+    ones = np.ones((T, 1))
+    if isinstance(rule, BCMRule):
+        c = arr(g["eta"]) if g["eta"] is not None else ones
+        lam = ones
+    else:
+        lam = arr(g["decay"]) if g["decay"] is not None else ones
+        coef = rule.write_coef({"eta": g["eta"], "decay": g["decay"], "gate": None})
+        c = arr(coef) if isinstance(coef, torch.Tensor) else ones * float(coef)
+    gate_side = getattr(rule, "decay", "none") if g["gate"] is not None else None
+    pre_ns: dict[str, Any] = {
+        "k_in": b2.TimedArray(arr(kt), dt=clock),
+        "q_in": b2.TimedArray(arr(qt), dt=clock),
+    }
+    post_ns: dict[str, Any] = {
+        "v_in": b2.TimedArray(arr(vt), dt=clock),
+        "lam_in": b2.TimedArray(lam[:, 0], dt=clock),
+        "c_in": b2.TimedArray(c[:, 0], dt=clock),
+    }
+    pre_set = ["k = k_in(t, i)", "q = q_in(t, i)"]
+    post_set = ["v = v_in(t, i)", "lam = lam_in(t)", "c = c_in(t)"]
+    if gate_side == "pre":
+        pre_ns["a_in"] = b2.TimedArray(g["gate"].detach().reshape(T, K).numpy(), dt=clock)
+        pre_set.append("a = a_in(t, i)")
+    elif gate_side == "post":
+        post_ns["a_in"] = b2.TimedArray(g["gate"].detach().reshape(T, V).numpy(), dt=clock)
+        post_set.append("a = a_in(t, i)")
+    pre_g = b2.NeuronGroup(
+        K, "k : 1\nq : 1\na : 1\nWtv : 1", dt=clock, namespace=pre_ns, name="fwp_pre*"
+    )
+    post_g = b2.NeuronGroup(
+        V,
+        "v : 1\nlam : 1\nc : 1\na : 1\nWk : 1\ny : 1\nyb : 1\ntheta : 1",
+        dt=clock,
+        namespace=post_ns,
+        name="fwp_post*",
+    )
+    if isinstance(rule, BCMRule):
+        post_g.theta = float(rule.theta0)
+    syn = b2.Synapses(pre_g, post_g, model=code["model"], dt=clock, name="fwp_synapses*")
+    syn.connect(i=np.tile(np.arange(K), V), j=np.repeat(np.arange(V), K))
+    syn.w = W0t.detach().reshape(-1).numpy().astype(np.float64)
+    syn.summed_updaters["y_post"].when = "end"  # y_t = W_t q_t, after the write
+    objs = [
+        pre_g,
+        post_g,
+        syn,
+        pre_g.run_regularly("\n".join(pre_set), when="start", dt=clock, name="fwp_pre_in*"),
+        post_g.run_regularly("\n".join(post_set), when="start", dt=clock, name="fwp_post_in*"),
+        syn.run_regularly(code["update"], when="synapses", order=0, dt=clock, name="fwp_write*"),
+    ]
+    if code["post_update"]:
+        objs.append(
+            post_g.run_regularly(
+                code["post_update"], when="synapses", order=-1, dt=clock, name="fwp_theta*"
+            )
+        )
+    y_mon = b2.StateMonitor(post_g, "y", record=True, when="end", order=10, dt=clock)
+    w_mon = b2.StateMonitor(syn, "w", record=True, when="end", order=10, dt=clock)
+    objs += [y_mon, w_mon]
+    return Brian2RateExport(
+        b2.Network(*objs),
+        syn,
+        pre_g,
+        post_g,
+        y_mon,
+        w_mon,
+        (V, K),
+        T,
+        float(dt),
+        codegen,
+        rule.name,
+        code["update"],
+    )

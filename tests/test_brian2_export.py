@@ -202,3 +202,83 @@ def test_unsupported_network_objects_raise():
         to_brian2(net)
     with pytest.raises(ValueError, match="instance"):
         network_to_brian2(net, instance=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate rules of the catalogue (Primer Eq. 31 family and BCM) as per-step Brian2 updates
+# ---------------------------------------------------------------------------------------------
+
+
+def _rate_inputs(rule, T=10, K=3, V=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return torch.rand(*s, generator=g, dtype=torch.float64)
+
+    k, q = r(1, T, 1, K), r(1, T, 1, K) - 0.5
+    v = 2 * r(1, T, 1, V) - 1
+    kw = {}
+    if "eta" in rule.needs:
+        kw["eta"] = 0.5 * r(1, T, 1)
+    if "decay" in rule.needs:
+        kw["decay"] = 0.5 + 0.5 * r(1, T, 1)
+    if "gate" in rule.needs:
+        kw["gate"] = 0.5 + 0.5 * r(1, T, 1, V if rule.decay == "post" else K)
+    W0 = r(V, K) - 0.5
+    return q, k, v, kw, W0
+
+
+@pytest.mark.parametrize("name", __import__("synaptic_fwp.rules", fromlist=["names"]).names())
+def test_rate_rule_matches_brian2(name):
+    """Each catalogue rule, driven by the same per-step traces (k = presynaptic rates, v =
+    postsynaptic value, gates), gives the same read-outs y_t = W_t q_t and weights W_t at every
+    step in synaptic_fwp.scan (recurrent oracle) and in its Brian2 export."""
+    from synaptic_fwp import rules
+    from synaptic_fwp.brian2_export import rate_to_brian2
+    from synaptic_fwp.scan import scan
+
+    rule = rules.get(name)
+    if name == "bcm":
+        rule = rules.BCMRule(drive="output", theta_decay=0.8, theta0=0.1)
+    q, k, v, kw, W0 = _rate_inputs(rule)
+    y, W, st = scan(
+        q, k, v, rule, initial_state=W0[None, None], backend="recurrent", return_states=True, **kw
+    )
+    out = rate_to_brian2(rule, k[0, :, 0], v[0, :, 0], q[0, :, 0], W0=W0, **kw).run()
+    np.testing.assert_allclose(out["y"], y[0, :, 0].numpy(), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(out["states"], st[0, :, 0].numpy(), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(out["W"], W[0, 0].numpy(), rtol=RTOL, atol=0)
+    assert np.abs(out["W"] - W0.numpy()).max() > 1e-3  # the rule did write
+
+
+def test_bcm_value_drive_and_feature_map_match_brian2():
+    from synaptic_fwp import rules
+    from synaptic_fwp.brian2_export import rate_to_brian2
+    from synaptic_fwp.scan import scan
+
+    rule = rules.BCMRule(theta_decay=0.7)
+    q, k, v, kw, W0 = _rate_inputs(rule, seed=1)
+    y, W = scan(q, k, v, rule, initial_state=W0[None, None], backend="recurrent", phi="elu1", **kw)
+    out = rate_to_brian2(rule, k, v, q, W0=W0, phi="elu1", **kw).run()  # scan's (1, T, 1, N)
+    np.testing.assert_allclose(out["y"], y[0, :, 0].numpy(), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(out["W"], W[0, 0].numpy(), rtol=RTOL, atol=0)
+
+
+def test_rate_export_bad_input_raises():
+    from synaptic_fwp.brian2_export import rate_to_brian2
+
+    k, v = torch.rand(5, 3, dtype=torch.float64), torch.rand(5, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="needs decay"):
+        rate_to_brian2("mamba2", k, v)
+    with pytest.raises(ValueError, match="takes no eta"):
+        rate_to_brian2("hebbian", k, v, eta=0.1)
+    with pytest.raises(ValueError, match="W0 must have shape"):
+        rate_to_brian2("hebbian", k, v, W0=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="same number of steps"):
+        rate_to_brian2("hebbian", k, v[:4])
+    with pytest.raises(ValueError, match=r"shape \(T, N\)"):
+        rate_to_brian2("hebbian", k[None], v)
+    with pytest.raises(ValueError, match="codegen"):
+        rate_to_brian2("hebbian", k, v, codegen="cpp")
+    with pytest.raises(TypeError, match="torch.Tensor or numpy"):
+        rate_to_brian2("hebbian", [[1.0]], v)
