@@ -77,7 +77,8 @@ def _bounds(W, dwp, dwm, w_min, w_max, BOUNDS: tl.constexpr):
 def lif_stdp_kernel(
     pre_ptr, lif_ptr, rule_ptr,
     w_ptr, v_ptr, ga_ptr, ref_ptr, o1_ptr, o2_ptr, r1_ptr, r2_ptr, spk_ptr,
-    T, NPOST, NPRE,
+    rv_ptr, rg_ptr, rw_ptr, ro1_ptr, ro2_ptr, rr1_ptr, rr2_ptr,
+    T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W,
     FIXED: tl.constexpr, HAS_REF: tl.constexpr, NEAREST: tl.constexpr, BOUNDS: tl.constexpr,
     TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
 ):
@@ -86,7 +87,10 @@ def lif_stdp_kernel(
     drive/g_L, exp(-dt g_L/C)) when FIXED else (g_L, g_L E_L + I_ext, dt/C); ``rule``: (10,)
     [A2+, A3+, A2-, A3-, f_r1, f_r2, f_o1, f_o2, w_min, w_max]. State tensors are updated in
     place: W (B, n_post, n_pre), V, g_A, ref, o1, o2 (B, n_post), r1, r2 (B, NP, n_pre) (one
-    copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8."""
+    copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8.
+    Records (runtime switch ``REC_EVERY > 0``): after steps ``REC_FIRST + k REC_EVERY`` (k < NREC)
+    the state is stored as record ``k``: V, g_A, o1, o2 (B, NREC, n_post), r1, r2 (B, NREC,
+    n_pre; by the first post block) and, if ``REC_W``, W (B, NREC, n_post, n_pre)."""
     i_b = tl.program_id(0).to(tl.int64)
     i_p = tl.program_id(1)
     NP = tl.num_programs(1)
@@ -95,6 +99,7 @@ def lif_stdp_kernel(
     mp = op < NPOST
     mn = on < NPRE
     mw = mp[:, None] & mn[None, :]
+    mn0 = mn & ((on * 0 + i_p) == 0)  # pre-trace records: written by the first post block
     woff = i_b * NPOST * NPRE + op[:, None] * NPRE + on[None, :]
     poff = i_b * NPOST + op
     toff = (i_b * NP + i_p) * NPRE + on
@@ -172,6 +177,21 @@ def lif_stdp_kernel(
         o1 = _jump(o1, p, NEAREST)
         if TRIPLET:
             o2 = _jump(o2, p, NEAREST)
+        # 5. records of the state after this step
+        if REC_EVERY > 0:
+            if t >= REC_FIRST:
+                if (t - REC_FIRST) % REC_EVERY == 0:
+                    ri = i_b * NREC + (t - REC_FIRST) // REC_EVERY
+                    tl.store(rv_ptr + ri * NPOST + op, V, mask=mp)
+                    tl.store(rg_ptr + ri * NPOST + op, ga, mask=mp)
+                    tl.store(ro1_ptr + ri * NPOST + op, o1, mask=mp)
+                    tl.store(rr1_ptr + ri * NPRE + on, r1, mask=mn0)
+                    if TRIPLET:
+                        tl.store(ro2_ptr + ri * NPOST + op, o2, mask=mp)
+                        tl.store(rr2_ptr + ri * NPRE + on, r2, mask=mn0)
+                    if REC_W != 0:
+                        tl.store(rw_ptr + (ri * NPOST + op[:, None]) * NPRE + on[None, :], W,
+                                 mask=mw)
     tl.store(w_ptr + woff, W, mask=mw)
     tl.store(v_ptr + poff, V, mask=mp)
     tl.store(ga_ptr + poff, ga, mask=mp)
@@ -191,6 +211,9 @@ def run_lif_stdp(
     dt: float,
     state: dict[str, torch.Tensor] | None = None,
     block_post: int | None = None,
+    record_every: int = 0,
+    record_first: int = 0,
+    record_W: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run a plastic feed-forward projection onto a LIF population for ``T`` steps, one launch.
 
@@ -207,9 +230,14 @@ def run_lif_stdp(
     state : the ``state`` entry of a previous result, to continue a run; else the population's
         and the rule's initial states.
     block_post : post neurons per program (a power of two; default from the sizes).
+    record_every, record_first : if ``record_every > 0``, the state after steps
+        ``record_first, record_first + record_every, ...`` (< T) is recorded in the same launch.
+    record_W : also record the weights (``n_post x n_pre`` per record).
 
     Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``
-    and the rule's traces under their own names).
+    and the rule's traces under their own names); with ``record_every > 0`` also ``records``
+    (``V``, ``g_ampa``, the rule's traces and, with ``record_W``, ``W``; each with a record axis
+    after the batch axis).
     """
     import copy
 
@@ -278,6 +306,11 @@ def run_lif_stdp(
     f = [fac[names[n]] if names[n] else 1.0 for n in ("r1", "r2", "o1", "o2")]
     rt = torch.tensor([float(a) for a in amps] + f + [rule.w_min, rule.w_max], dtype=dtype,
                       device=dev)
+    for arg, v in (("record_every", record_every), ("record_first", record_first)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{arg} must be an int >= 0, got {v!r}")
+    nrec = 0 if record_every == 0 or record_first >= T else (
+        (T - 1 - record_first) // record_every + 1)
     bn = triton.next_power_of_2(n_pre)
     bp = block_post or max(1, min(triton.next_power_of_2(n_post), max(1, 4096 // bn)))
     npb = triton.cdiv(n_post, bp)
@@ -299,8 +332,19 @@ def run_lif_stdp(
     r1, r2 = pre_t(names["r1"]), pre_t(names["r2"])
     spk = torch.empty((B, T, n_post), dtype=torch.uint8, device=dev)
     pre_u8 = (pre_spikes != 0).to(torch.uint8).contiguous()
+
+    def rec_t(*shape: int, on: bool = True) -> torch.Tensor:
+        if nrec == 0 or not on:
+            return torch.zeros(1, dtype=dtype, device=dev)  # never written
+        return torch.zeros((B, nrec, *shape), dtype=dtype, device=dev)
+
+    recs = {"V": rec_t(n_post), "g_ampa": rec_t(n_post), "o1": rec_t(n_post),
+            "o2": rec_t(n_post, on=trip), "r1": rec_t(n_pre), "r2": rec_t(n_pre, on=trip),
+            "W": rec_t(n_post, n_pre, on=record_W)}
     lif_stdp_kernel[(B, npb)](
-        pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk, T, n_post, n_pre,
+        pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk,
+        recs["V"], recs["g_ampa"], recs["W"], recs["o1"], recs["o2"], recs["r1"], recs["r2"],
+        T, n_post, n_pre, record_first, record_every if nrec else 0, nrec, int(record_W),
         FIXED=fixed, HAS_REF=bool((p["n_ref"] > 0).any()), NEAREST=rule.pairing == "nearest",
         BOUNDS={"none": 0, "hard": 1, "soft": 2}[rule.bounds], TRIPLET=trip, BP=bp, BN=bn,
     )
@@ -309,4 +353,17 @@ def run_lif_stdp(
         if k is not None:
             out_state[k] = (r1 if n == "r1" else r2)[:, 0] if n.startswith("r") else (
                 o1 if n == "o1" else o2)
-    return {"spikes": spk.bool(), "W": W_run, "state": out_state}
+    out = {"spikes": spk.bool(), "W": W_run, "state": out_state}
+    if record_every > 0:
+        rec = {"V": recs["V"], "g_ampa": recs["g_ampa"]}
+        for n, k in names.items():
+            if k is not None:
+                rec[k] = recs[n] if nrec else torch.zeros((B, 0, n_pre if n[0] == "r" else n_post),
+                                                          dtype=dtype, device=dev)
+        if record_W:
+            rec["W"] = recs["W"] if nrec else torch.zeros((B, 0, n_post, n_pre), dtype=dtype,
+                                                          device=dev)
+        if nrec == 0:
+            rec["V"] = rec["g_ampa"] = torch.zeros((B, 0, n_post), dtype=dtype, device=dev)
+        out["records"] = rec
+    return out

@@ -35,8 +35,8 @@ Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")
 of spikes onto one AMPA-only LIF population through one pair/triplet STDP or static projection
 (scalar rule parameters, no delay) with the fused kernel
 :func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
-of time (per recording interval when state variables are recorded), state written back so
-records, streaming and checkpoints are unchanged; it equals the step path spike for spike
+of time, records stored by the kernel, state written back so records, streaming and checkpoints
+are unchanged; it equals the step path spike for spike
 (float64, tested under ``TRITON_INTERPRET=1``). It needs CUDA tensors, or the interpreter on the
 CPU; anything else is a ``ValueError`` before any work. ``backend="auto"`` (default) takes
 Triton only on CUDA tensors, for networks it runs, with ``method="auto"``. Devices: inputs draw
@@ -1142,10 +1142,10 @@ class _TritonPath:
 
     Per chunk of the run, the input spikes are drawn as by the torch paths (the same
     counter-based streams), laid out densely as ``(batch, T, n_pre)`` on the network's device,
-    and the kernel runs over them: one launch for the chunk when only spike counts are
-    recorded (the kernel returns every step's postsynaptic spikes), else one launch per
-    recording interval (state variables are read between launches). The kernel's final state
-    is written back into the network's state, so records, checkpoints and resuming are those of
+    and the kernel runs over them in one launch; it returns every step's postsynaptic spikes
+    (spike counts are summed here) and stores the state at the recording steps itself
+    (``record_every``; the weights only when ``W`` is recorded). The kernel's final state is
+    written back into the network's state, so records, checkpoints and resuming are those of
     the torch paths. A static projection runs as pair STDP with zero amplitudes (``W + 0 - 0``
     leaves ``W`` exactly unchanged).
     """
@@ -1182,53 +1182,46 @@ class _TritonPath:
         for kind, obj, _var in items:
             if kind == "inp" and (kind, obj) not in spikes_of:
                 spikes_of[(kind, obj)] = (self._dense(ev[obj], T), 0)
-        counters = {}
-        for kind, obj, var in items:
-            if var == "spikes":
-                nn = (net.populations[obj] if kind == "pop" else net.inputs[obj]).n
-                counters[(kind, obj)] = torch.zeros(net.batch, nn, dtype=torch.int32,
-                                                    device=net.device)
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
-        state_rec = any(var != "spikes" for _, _, var in items)
-        cuts = sorted({r + 1 for r in rec_steps} | {T}) if state_rec else [T]
-        buffers: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
+        state_rec = any(var != "spikes" for _, _, var in items) and bool(rec_steps)
         ps, s = st["pop"][pop.name], st["proj"][self.name]
-        rule_keys = list(self.rule.state_shapes)
-
-        def count(lo: int, hi: int) -> None:
-            for key, c in counters.items():
-                if hi > lo:
-                    x, off = spikes_of[key]
-                    c += x[:, lo - off:hi - off].sum(1, dtype=torch.int32)
-
-        a, ri = 0, 0
-        for b in cuts:
-            if self.static:
-                tr = self.rule.init_state(s["W"])
-            else:
-                tr = {k: s[f"rule.{k}"] for k in rule_keys}
-            state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
-            out = self.run(pre[:, a:b], s["W"], self.rule, pop, net.dt, state=state)
-            s["W"].copy_(out["W"])
-            for k in ("V", "g_ampa", "ref"):
-                ps[k].copy_(out["state"][k])
-            if not self.static:
-                for k in rule_keys:
-                    s[f"rule.{k}"].copy_(out["state"][k])
-            spikes_of[("pop", pop.name)] = (out["spikes"], a)
-            pos = a
-            while ri < len(rec_steps) and rec_steps[ri] < b:
-                r = rec_steps[ri]
-                count(pos, r + 1)
-                for kind, obj, var in items:
-                    buffers[f"{obj}_{var}"].append(net._rec_value(st, kind, obj, var, counters))
-                pos, ri = r + 1, ri + 1
-            count(pos, b)
-            a = b
-        net._step = s0 + T
+        if self.static:
+            tr = self.rule.init_state(s["W"])
+        else:
+            tr = {k: s[f"rule.{k}"] for k in self.rule.state_shapes}
+        state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
+        out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
+                       record_every=every_steps if state_rec else 0,
+                       record_first=rec_steps[0] if state_rec else 0,
+                       record_W=any(kind == "proj" and var == "W" for kind, _, var in items))
+        s["W"].copy_(out["W"])
+        for k in ("V", "g_ampa", "ref"):
+            ps[k].copy_(out["state"][k])
+        if not self.static:
+            for k in self.rule.state_shapes:
+                s[f"rule.{k}"].copy_(out["state"][k])
+        spikes_of[("pop", pop.name)] = (out["spikes"], 0)
+        rec = out.get("records", {})
+        # spike counts since the previous record of the chunk (the step path's counters)
+        ends = torch.tensor(rec_steps, dtype=torch.int64, device=net.device) + 1
+        starts = torch.cat([ends.new_zeros(1), ends[:-1]])
         data = {}
-        for k, lst in buffers.items():
-            data[k] = (torch.stack(lst, 1).cpu().numpy() if lst
-                       else np.zeros((net.batch, 0), dtype=np.float32))
+        for kind, obj, var in items:
+            name = f"{obj}_{var}"
+            if not rec_steps:
+                data[name] = np.zeros((net.batch, 0), dtype=np.float32)
+            elif var == "spikes":
+                x = spikes_of[(kind, obj)][0].to(torch.int32)
+                cs = torch.nn.functional.pad(x.cumsum(1, dtype=torch.int32), (0, 0, 1, 0))
+                v = cs[:, ends] - cs[:, starts]
+            elif kind == "pop" and var in ("V", "g_ampa"):
+                v = rec[var]
+            elif kind == "pop":  # g_nmda, g_gaba: not driven on this path, constant
+                v = ps[var].unsqueeze(1).expand(-1, len(rec_steps), -1)
+            else:
+                v = rec[var]
+            if rec_steps:
+                data[name] = v.cpu().numpy().copy()
+        net._step = s0 + T
         times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
         return data, times
