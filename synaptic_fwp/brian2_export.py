@@ -1215,3 +1215,238 @@ def rate_to_brian2(
         rule.name,
         code["update"],
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# BTSP (per-lap rules of synaptic_fwp.plasticity.btsp) -> Brian2 continuous signals
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Brian2BTSPExport:
+    """A built Brian2 network of one BTSP lap (:func:`btsp_to_brian2`). ``run()`` returns
+    ``{"W": (n_pre,), "et": (n_pre, T), "is_": (T,)}`` (numpy float64): the weights after the
+    lap and the normalised signals Brian2 integrated (comparable with
+    :func:`~synaptic_fwp.plasticity.btsp.eligibility_trace` and
+    :func:`~synaptic_fwp.plasticity.btsp.instructive_signal`)."""
+
+    network: Any
+    synapses: Any
+    ca3: Any
+    ca1: Any
+    et_monitor: Any
+    is_monitor: Any
+    steps: int
+    dt: float
+    a_et: float
+    periodic: bool
+    codegen: str
+    rule_name: str
+    ran: bool = field(default=False)
+
+    def run(self) -> dict[str, Any]:
+        from brian2 import prefs, second
+
+        if not self.ran:
+            old = prefs.codegen.target
+            prefs.codegen.target = self.codegen
+            lap = self.steps * self.dt * second
+            try:
+                net = self.network
+                net.store("rest")
+                et0 = np.zeros(len(self.ca3))
+                if self.periodic:  # lap from rest: ET_end = F; periodic start F / (1 - a^T)
+                    net.run(lap, namespace={})
+                    et0 = np.asarray(self.ca3.ET[:]) / (1.0 - self.a_et**self.steps)
+                    net.restore("rest")
+                self.ca3.ET = et0
+                net.run(lap, namespace={})  # pass 1: the signals' peaks (population maxima)
+                et_peak = float(np.max(self.ca3.ET_peak[:]))
+                is_peak = float(np.max(self.ca1.IS_peak[:]))
+                net.restore("rest")
+                self.ca3.ET = et0
+                self.synapses.namespace.update(
+                    et_peak=max(et_peak, np.finfo(np.float64).tiny),
+                    is_peak=max(is_peak, np.finfo(np.float64).tiny),
+                )
+                net.run(lap, namespace={})  # pass 2: the lap's plasticity
+            finally:
+                prefs.codegen.target = old
+            self.ran = True
+            self._peaks = (et_peak, is_peak)
+        et_peak, is_peak = self._peaks
+        return {
+            "W": np.asarray(self.synapses.w[:], dtype=np.float64),
+            "et": np.asarray(self.et_monitor.ET[:], dtype=np.float64) / et_peak,
+            "is_": np.asarray(self.is_monitor.IS[0], dtype=np.float64) / is_peak,
+        }
+
+
+def _scalar_param(rule: object, name: str) -> float:
+    x = getattr(rule, name)
+    if isinstance(x, torch.Tensor):
+        if x.numel() != 1:
+            raise ValueError(
+                f"{type(rule).__name__}.{name} must be a single value for the Brian2 export "
+                f"(one lap of one cell), got a tensor of shape {tuple(x.shape)}"
+            )
+        return float(x.reshape(()))
+    return float(x)
+
+
+def btsp_to_brian2(
+    rule: object,
+    rates: torch.Tensor | np.ndarray,
+    plateau: torch.Tensor | np.ndarray,
+    W0: torch.Tensor | np.ndarray | float = 1.0,
+    *,
+    dt: float,
+    periodic: bool = False,
+    codegen: str = "numpy",
+) -> Brian2BTSPExport:
+    r"""One lap of a BTSP rule (:class:`~synaptic_fwp.plasticity.btsp.MilsteinBTSP` or
+    :class:`~synaptic_fwp.plasticity.btsp.PrimerBTSP`) as a Brian2 network: ``n_pre`` CA3
+    neurons -> one CA1 neuron.
+
+    Continuous signals, advanced once per step by their exact solution with the input held
+    over the step that ends at each sample (``run_regularly``, slot ``start``):
+
+    - CA3 eligibility trace, ``tau_ET dET_i/dt = r_i(t) - ET_i``:
+      ``ET_i <- a ET_i + (1 - a) r_i[n]``, ``a = exp(-dt/tau_et)``;
+    - CA1 instructive signal from the EC3 plateau gate ``P(t)``, ``tau_IS dIS/dt = P - IS``:
+      ``IS <- b IS + (1 - b) P[n]``;
+    - per synapse, the trapezoid integrals over the lap of ``q_pm(x)`` (Milstein) or of ``x``
+      (Primer), ``x = ET_i IS / (max ET * max IS)`` (the normalisation by the population peaks
+      of :func:`~synaptic_fwp.plasticity.btsp.eligibility_trace` /
+      :func:`~synaptic_fwp.plasticity.btsp.instructive_signal`; it needs the whole lap, so
+      Brian2 first runs the lap once to record the peaks, then again with them), and the weight
+      ``w = clip(w0/W_max + k_+ I_+ (1 - w0/W_max) - k_- I_- w0/W_max, 0, 1) W_max`` (Milstein,
+      Milstein et al. 2021, eLife 10:e73046) or ``min(w0 + eta I, w_max)`` (Primer Sec. 4.2).
+
+    ``rates``: ``(n_pre, T)`` CA3 rates (Hz) sampled every ``dt`` s; ``plateau``: ``(T,)`` the
+    plateau gate (0/1, its value over the step ending at each sample; a plateau of duration
+    ``D`` from ``t = 0`` is ``P[n] = 1`` for ``0 < n dt <= D``, which makes ``IS`` equal
+    :func:`instructive_signal` exactly); ``W0``: ``(n_pre,)`` or a scalar (baseline units);
+    ``periodic``: the eligibility trace's periodic steady state (running laps), as
+    ``eligibility_trace(periodic=True)``: Brian2 runs one lap from rest to get the end state
+    ``F`` and starts from ``F / (1 - a^T)``. Returns a :class:`Brian2BTSPExport`; compare its
+    ``run()["W"]`` with ``rule.lap_update(W0, eligibility_trace(rates, dt, rule.tau_et,
+    periodic), instructive_signal(t, D, rule.tau_is), dt)``.
+    """
+    from .plasticity.btsp import MilsteinBTSP, PrimerBTSP
+
+    if not isinstance(rule, (MilsteinBTSP, PrimerBTSP)):
+        raise TypeError(
+            f"rule must be a MilsteinBTSP or PrimerBTSP, got {type(rule).__name__}"
+        )
+    if codegen not in _TARGETS:
+        raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (
+        math.isfinite(dt) and dt > 0
+    ):
+        raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
+    if not isinstance(periodic, bool):
+        raise TypeError(f"periodic must be a bool, got {periodic!r}")
+    r = np.asarray(rates.detach().cpu() if isinstance(rates, torch.Tensor) else rates, float)
+    p = np.asarray(plateau.detach().cpu() if isinstance(plateau, torch.Tensor) else plateau, float)
+    if r.ndim == 3 and r.shape[0] == 1:
+        r = r[0]
+    if p.ndim == 2 and p.shape[0] == 1:
+        p = p[0]
+    if r.ndim != 2 or r.shape[1] < 2:
+        raise ValueError(f"rates must have shape (n_pre, T) with T >= 2, got {r.shape}")
+    n_pre, T = r.shape
+    if p.shape != (T,):
+        raise ValueError(f"plateau must have shape (T,) = ({T},), got {p.shape}")
+    for name, x in (("rates", r), ("plateau", p)):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} must be finite")
+    w0 = np.asarray(W0.detach().cpu() if isinstance(W0, torch.Tensor) else W0, float).reshape(-1)
+    if w0.size == 1:
+        w0 = np.full(n_pre, float(w0[0]))
+    if w0.shape != (n_pre,) or not np.isfinite(w0).all():
+        raise ValueError(f"W0 must be a finite scalar or have shape ({n_pre},), got {w0.shape}")
+    tau_et, tau_is = _scalar_param(rule, "tau_et"), _scalar_param(rule, "tau_is")
+
+    import brian2 as b2
+
+    clock = dt * b2.second
+    a_et, a_is = math.exp(-dt / tau_et), math.exp(-dt / tau_is)
+    ca3 = b2.NeuronGroup(
+        n_pre,
+        "ET : 1\nET_peak : 1",
+        dt=clock,
+        namespace={"r_in": b2.TimedArray(r.T.copy(), dt=clock), "a_et": a_et},
+        name="ca3*",
+    )
+    ca1 = b2.NeuronGroup(
+        1,
+        "IS : 1\nIS_peak : 1",
+        dt=clock,
+        namespace={"p_in": b2.TimedArray(p, dt=clock), "a_is": a_is},
+        name="ca1*",
+    )
+    ns: dict[str, Any] = {"et_peak": 1.0, "is_peak": 1.0}
+    first = "int(t > 0.5*dt)"  # the trapezoid's first segment ends at step 1
+    lines = ["x = ET_pre*IS_post/(et_peak*is_peak)"]
+    if isinstance(rule, MilsteinBTSP):
+        model = "w : 1\nw0 : 1\nI_pot : second\nI_dep : second\nqp : 1\nqd : 1"
+        for tag, th, hw in (("p", "pot_th", "pot_half_width"), ("d", "dep_th", "dep_half_width")):
+            thv, slope = _scalar_param(rule, th), 2.0 / _scalar_param(rule, hw)
+            s0 = 1.0 / (1.0 + math.exp(slope * thv))
+            s1 = 1.0 / (1.0 + math.exp(-slope * (1.0 - thv)))
+            ns.update({f"th_{tag}": thv, f"sl_{tag}": slope, f"s0_{tag}": s0, f"s1_{tag}": s1})
+            lines.append(
+                f"q_{tag} = (1/(1 + exp(-sl_{tag}*(x - th_{tag}))) - s0_{tag})"
+                f"/(s1_{tag} - s0_{tag})"
+            )
+        wmax = 1.0 + _scalar_param(rule, "peak_delta_weight")
+        ns.update(
+            k_pot=_scalar_param(rule, "k_pot") * b2.Hz,
+            k_dep=_scalar_param(rule, "k_dep") * b2.Hz,
+            wmax=wmax,
+        )
+        lines += [
+            f"I_pot = I_pot + 0.5*dt*(q_p + qp)*{first}",
+            f"I_dep = I_dep + 0.5*dt*(q_d + qd)*{first}",
+            "qp = q_p",
+            "qd = q_d",
+            "w = clip(w0/wmax + k_pot*I_pot*(1 - w0/wmax) - k_dep*I_dep*w0/wmax, 0, 1)*wmax",
+        ]
+    else:
+        model = "w : 1\nw0 : 1\nI_x : second\nxl : 1"
+        ns.update(eta=_scalar_param(rule, "eta") * b2.Hz, wmax=_scalar_param(rule, "w_max"))
+        lines += [
+            f"I_x = I_x + 0.5*dt*(x + xl)*{first}",
+            "xl = x",
+            "w = clip(w0 + eta*I_x, -inf, wmax)",
+        ]
+    syn = b2.Synapses(ca3, ca1, model=model, dt=clock, namespace=ns, name="btsp*")
+    syn.connect(i=np.arange(n_pre), j=np.zeros(n_pre, dtype=np.int64))
+    syn.w0 = w0
+    syn.w = w0
+    objs = [
+        ca3,
+        ca1,
+        syn,
+        ca3.run_regularly(
+            "ET = a_et*ET + (1 - a_et)*r_in(t, i)\nET_peak = clip(ET_peak, ET, inf)",
+            when="start",
+            dt=clock,
+            name="ca3_et*",
+        ),
+        ca1.run_regularly(
+            "IS = a_is*IS + (1 - a_is)*p_in(t)\nIS_peak = clip(IS_peak, IS, inf)",
+            when="start",
+            dt=clock,
+            name="ca1_is*",
+        ),
+        syn.run_regularly("\n".join(lines), when="synapses", dt=clock, name="btsp_lap*"),
+    ]
+    et_mon = b2.StateMonitor(ca3, "ET", record=True, when="end", dt=clock)
+    is_mon = b2.StateMonitor(ca1, "IS", record=True, when="end", dt=clock)
+    objs += [et_mon, is_mon]
+    return Brian2BTSPExport(
+        b2.Network(*objs), syn, ca3, ca1, et_mon, is_mon, T, float(dt), a_et, periodic,
+        codegen, getattr(rule, "name", type(rule).__name__),
+    )

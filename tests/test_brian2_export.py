@@ -282,3 +282,66 @@ def test_rate_export_bad_input_raises():
         rate_to_brian2("hebbian", k, v, codegen="cpp")
     with pytest.raises(TypeError, match="torch.Tensor or numpy"):
         rate_to_brian2("hebbian", [[1.0]], v)
+
+
+# ---------------------------------------------------------------------------------------------
+# BTSP: one lap, CA3 eligibility traces and the EC3 instructive signal as Brian2 variables
+# ---------------------------------------------------------------------------------------------
+
+
+def _lap(n=5, T=100, dt=0.05, D=0.3):
+    t = torch.arange(T, dtype=torch.float64) * dt
+    centers = torch.linspace(0.5, 4.5, n, dtype=torch.float64)
+    rates = 20 * torch.exp(-0.5 * ((t[None] - centers[:, None]) / 0.6) ** 2)  # CA3 fields, Hz
+    plateau = ((t > 0) & (t <= D + 1e-9)).to(torch.float64)  # EC3 plateau [0, D]
+    W0 = torch.linspace(0.5, 3.0, n, dtype=torch.float64)
+    return t, rates, plateau, W0, dt, D
+
+
+@pytest.mark.parametrize(
+    ("rule", "periodic"),
+    [
+        ("milstein", False),
+        ("primer_capped", True),
+    ],
+)
+def test_btsp_lap_matches_brian2(rule, periodic):
+    """One lap: Brian2's continuous ET/IS and lap integrals give lap_update's weights (Milstein
+    2021 population fit, from rest; the Primer FWP form with a binding w_max, periodic ET)."""
+    from synaptic_fwp.brian2_export import btsp_to_brian2
+    from synaptic_fwp.plasticity.btsp import (
+        MilsteinBTSP,
+        PrimerBTSP,
+        eligibility_trace,
+        instructive_signal,
+    )
+
+    rule = MilsteinBTSP.from_table() if rule == "milstein" else PrimerBTSP(eta=5.0, w_max=1.5)
+    t, rates, plateau, W0, dt, D = _lap()
+    et = eligibility_trace(rates[None], dt, rule.tau_et, periodic=periodic)
+    is_ = instructive_signal(t, D, rule.tau_is)[None]
+    ours = rule.lap_update(W0[None], et, is_, dt)[0].numpy()
+    out = btsp_to_brian2(rule, rates, plateau, W0, dt=dt, periodic=periodic).run()
+    np.testing.assert_allclose(out["et"], et[0].numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["is_"], is_[0].numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["W"], ours, rtol=RTOL, atol=0)
+    assert np.abs(ours - W0.numpy()).max() > 0.1  # the lap changes the weights
+    if isinstance(rule, PrimerBTSP):
+        assert ours.max() == pytest.approx(1.5)  # the cap binds
+
+
+def test_btsp_export_bad_input_raises():
+    from synaptic_fwp.brian2_export import btsp_to_brian2
+    from synaptic_fwp.plasticity.btsp import MilsteinBTSP, PrimerBTSP
+
+    t, rates, plateau, W0, dt, _ = _lap(n=2, T=10)
+    with pytest.raises(TypeError, match="MilsteinBTSP or PrimerBTSP"):
+        btsp_to_brian2(PairSTDP(), rates, plateau, W0, dt=dt)
+    with pytest.raises(ValueError, match="plateau must have shape"):
+        btsp_to_brian2(PrimerBTSP(), rates, plateau[:5], W0, dt=dt)
+    with pytest.raises(ValueError, match="W0 must be"):
+        btsp_to_brian2(PrimerBTSP(), rates, plateau, np.ones(3), dt=dt)
+    with pytest.raises(ValueError, match="dt must be"):
+        btsp_to_brian2(PrimerBTSP(), rates, plateau, W0, dt=-1.0)
+    with pytest.raises(ValueError, match="single value"):
+        btsp_to_brian2(MilsteinBTSP.stack([MilsteinBTSP()] * 2), rates, plateau, W0, dt=dt)
