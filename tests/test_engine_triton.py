@@ -220,3 +220,32 @@ def test_errors_before_any_work(monkeypatch):
     with pytest.raises(ValueError, match="Triton needs CUDA tensors, or TRITON_INTERPRET=1"):
         net.run(1e-3, backend="triton", progress=False)
     assert net.t == 0.0, "nothing was simulated"
+
+
+def test_kernel_records_equal_split_launches():
+    """``run_lif_stdp(record_every=...)`` stores, inside one launch, exactly the states that
+    launches split at the recording steps end with; two post blocks (the last one masked)."""
+    from synaptic_fwp.kernels.spiking import run_lif_stdp
+
+    n_post, n_pre, T, every, first = 3, 5, 12, 4, 2
+    gen = torch.Generator().manual_seed(0)
+    pre = torch.rand(B, T, n_pre, generator=gen) < 0.15
+    rule = TripletSTDP.from_table("visual_cortex", "nearest", bounds="soft", w_max=8e-9)
+    rule = TripletSTDP(**{**rule.param_dict(), "A2_plus": 0.2, "A3_plus": 0.3,
+                          "A2_minus": 0.2, "A3_minus": 0.05})
+    lif = LIFPopulation(n_post, V_init=-51e-3, t_ref=0.0, name="lif")
+    W0 = 8e-9 * (0.3 + 0.4 * torch.rand(B, n_post, n_pre, generator=gen, dtype=torch.float64))
+    full = run_lif_stdp(pre, W0, rule, lif, DT, block_post=2, record_every=every,
+                        record_first=first, record_W=True)
+    rec = full["records"]
+    assert rec["W"].shape == (B, 3, n_post, n_pre) and rec["r1"].shape == (B, 3, n_pre)
+    state, W, a = None, W0, 0
+    for k, r in enumerate(range(first, T, every)):
+        o = run_lif_stdp(pre[:, a:r + 1], W, rule, lif, DT, state=state, block_post=2)
+        state, W, a = o["state"], o["W"], r + 1
+        assert torch.equal(rec["W"][:, k], W), k
+        for n in ("V", "g_ampa", "r1", "r2", "o1", "o2"):
+            assert torch.equal(rec[n][:, k], state[n]), (n, k)
+    assert float((W - W0).abs().max()) > 0, "the weights must have changed"
+    with pytest.raises(ValueError, match="record_every must be an int >= 0"):
+        run_lif_stdp(pre, W0, rule, lif, DT, record_every=-1)
