@@ -54,9 +54,26 @@ Engine networks (:func:`network_to_brian2`, or ``to_brian2(network)``): ``SpikeT
 sources, AMPA-only ``LIFPopulation``\ s written as the engine's exact step, and static or pair /
 triplet STDP projections (with delays): deterministic inputs give the same spikes and weights.
 
+Rate rules (:func:`rate_to_brian2`, code from :func:`rate_rule_code`)
+    Every rule of :mod:`synaptic_fwp.rules` (the Primer's Eq. 31 family: hebbian, delta, oja,
+    the scalar/vector decays, Gated DeltaNet both ways, and BCM) driven by given per-step traces
+    (``k`` presynaptic rates, ``v`` postsynaptic value, gates): presynaptic and postsynaptic
+    ``NeuronGroup``\ s read the traces from ``TimedArray``\ s, all-to-all ``Synapses`` hold
+    ``W`` and apply the step once per Brian2 step (``run_regularly``) after Brian2 has summed
+    the read-outs ``W k`` / ``W^T v`` from ``W_{t-1}`` (``(summed)`` variables); ``y_t = W_t
+    q_t`` is summed at the end of the step. Equal to :func:`synaptic_fwp.scan` (B = H = 1) to
+    rounding at every step.
+
+BTSP (:func:`btsp_to_brian2`; :mod:`synaptic_fwp.plasticity.btsp`)
+    One lap of ``MilsteinBTSP`` (Milstein et al. 2021) or ``PrimerBTSP`` (Primer Sec. 4.2):
+    CA3 eligibility traces and the CA1 instructive signal (from the EC3 plateau gate) are
+    Brian2 variables advanced by their exact step, the lap integrals are trapezoid sums held
+    per synapse, and the weight follows ``lap_update``'s formula; equal to ``lap_update`` on
+    ``eligibility_trace`` / ``instructive_signal`` to rounding.
+
 Not exported (a clear ``TypeError`` listing what is supported): ``ShouvalCalcium`` (its
-NMDA/BPAP voltage model has no Brian2 counterpart here), the per-lap BTSP rules
-(:mod:`synaptic_fwp.plasticity.btsp`), the rate rules of :mod:`synaptic_fwp.rules` and rate
+NMDA/BPAP voltage model is integrated by an adaptive sub-stepping scheme that a fixed-step
+Brian2 run reproduces only to integration accuracy, at a cost too high for CI), rate
 populations, Poisson/place-cell/plateau inputs (their counter-based random streams have no
 Brian2 equivalent), NMDA (``U0``) and GABA projections.
 
@@ -86,6 +103,11 @@ __all__ = [
     "to_brian2",
     "brian2_pairing",
     "SUPPORTED_RULES",
+    "Brian2RateExport",
+    "rate_rule_code",
+    "rate_to_brian2",
+    "Brian2BTSPExport",
+    "btsp_to_brian2",
 ]
 
 SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "GraupnerBrunel")
@@ -403,7 +425,8 @@ def synapse_model(
         raise TypeError(
             f"cannot export a {type(rule).__name__} to Brian2; supported rules: "
             f"{', '.join(SUPPORTED_RULES)} (synaptic_fwp.plasticity). Not supported: "
-            "ShouvalCalcium, the per-lap BTSP rules and the rate rules of synaptic_fwp.rules"
+            "ShouvalCalcium. Rate rules of synaptic_fwp.rules: rate_to_brian2; BTSP: "
+            "btsp_to_brian2"
         )
     if scheme is not None:
         raise ValueError(
@@ -1243,6 +1266,7 @@ class Brian2BTSPExport:
     codegen: str
     rule_name: str
     ran: bool = field(default=False)
+    peaks: tuple[float, float] = field(default=(1.0, 1.0))  # (max ET, max IS) before scaling
 
     def run(self) -> dict[str, Any]:
         from brian2 import prefs, second
@@ -1273,8 +1297,8 @@ class Brian2BTSPExport:
             finally:
                 prefs.codegen.target = old
             self.ran = True
-            self._peaks = (et_peak, is_peak)
-        et_peak, is_peak = self._peaks
+            self.peaks = (et_peak, is_peak)
+        et_peak, is_peak = self.peaks
         return {
             "W": np.asarray(self.synapses.w[:], dtype=np.float64),
             "et": np.asarray(self.et_monitor.ET[:], dtype=np.float64) / et_peak,
