@@ -1068,6 +1068,10 @@ class _WindowPath:
 # The Triton path: the fused spiking-projection kernel, one launch per chunk of time.
 # --------------------------------------------------------------------------------------------
 
+#: largest dense input-spike tensor (bytes) of one launch of the Triton path (longer chunks
+#: are split into several launches)
+_TRITON_LAUNCH_BYTES = 2**28
+
 _TRITON_RUNS = (
     "The Triton backend runs: spiking inputs onto exactly one LIF population with AMPA synapses "
     "only, through exactly one projection (static, or PairSTDP/TripletSTDP with scalar "
@@ -1142,11 +1146,13 @@ class _TritonPath:
 
     Per chunk of the run, the input spikes are drawn as by the torch paths (the same
     counter-based streams), laid out densely as ``(batch, T, n_pre)`` on the network's device,
-    and the kernel runs over them in one launch; it returns every step's postsynaptic spikes
-    (spike counts are summed here) and stores the state at the recording steps itself
-    (``record_every``; the weights only when ``W`` is recorded). The kernel's final state is
-    written back into the network's state, so records, checkpoints and resuming are those of
-    the torch paths. A static projection runs as pair STDP with zero amplitudes (``W + 0 - 0``
+    and the kernel runs over them in one launch (several if ``batch x T x n_pre`` exceeds
+    ``_TRITON_LAUNCH_BYTES``, 256 MiB; the launches continue each other exactly). The kernel
+    returns every step's postsynaptic spikes (spike counts are summed here) and stores the
+    state at the recording steps itself (``record_every``; the weights only when ``W`` is
+    recorded). Its final state is written back into the network's state, so records,
+    checkpoints and resuming are those of the torch paths. A static projection runs as pair
+    STDP with zero amplitudes (``W + 0 - 0``
     leaves ``W`` exactly unchanged).
     """
 
@@ -1161,12 +1167,15 @@ class _TritonPath:
         self.static = self.proj.kind == "static"
         self.rule = PairSTDP(A_plus=0.0, A_minus=0.0) if self.static else self.proj.rule
 
-    def _dense(self, ev: object, T: int) -> torch.Tensor:
+    def _dense(self, ev: object, a: int, b: int) -> torch.Tensor:
+        """Spikes of steps ``[a, b)`` of the chunk as a ``(batch, b - a, n)`` bool tensor."""
         net = self.net
-        x = torch.zeros(net.batch, T, ev.n, dtype=torch.bool, device=net.device)  # type: ignore[attr-defined]
-        if ev.step.numel():  # type: ignore[attr-defined]
+        x = torch.zeros(net.batch, b - a, ev.n, dtype=torch.bool, device=net.device)  # type: ignore[attr-defined]
+        lo, hi = torch.searchsorted(ev.step, torch.tensor([a, b])).tolist()  # type: ignore[attr-defined]
+        if hi > lo:
             dev = net.device
-            x[ev.b.to(dev), ev.step.to(dev), ev.i.to(dev)] = True  # type: ignore[attr-defined]
+            x[ev.b[lo:hi].to(dev), (ev.step[lo:hi] - a).to(dev),  # type: ignore[attr-defined]
+              ev.i[lo:hi].to(dev)] = True  # type: ignore[attr-defined]
         return x
 
     def run_chunk(self, s0: int, T: int, items: list, every_steps: int,
@@ -1174,54 +1183,71 @@ class _TritonPath:
         net, pop = self.net, self.pop
         st = net._state
         assert st is not None
+        B = net.batch
         ev = {n: i.events(st["inp"][n], s0, T) for n, i in net.inputs.items()}
         pre_name = self.proj.pre.name  # type: ignore[attr-defined]
-        # spikes of the chunk as (tensor (batch, steps, n), first step of the tensor)
-        pre = self._dense(ev[pre_name], T)
-        spikes_of = {("inp", pre_name): (pre, 0)}
-        for kind, obj, _var in items:
-            if kind == "inp" and (kind, obj) not in spikes_of:
-                spikes_of[(kind, obj)] = (self._dense(ev[obj], T), 0)
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
         state_rec = any(var != "spikes" for _, _, var in items) and bool(rec_steps)
+        rec_W = any(kind == "proj" and var == "W" for kind, _, var in items)
         ps, s = st["pop"][pop.name], st["proj"][self.name]
-        if self.static:
-            tr = self.rule.init_state(s["W"])
-        else:
-            tr = {k: s[f"rule.{k}"] for k in self.rule.state_shapes}
-        state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
-        out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
-                       record_every=every_steps if state_rec else 0,
-                       record_first=rec_steps[0] if state_rec else 0,
-                       record_W=any(kind == "proj" and var == "W" for kind, _, var in items))
-        s["W"].copy_(out["W"])
-        for k in ("V", "g_ampa", "ref"):
-            ps[k].copy_(out["state"][k])
-        if not self.static:
-            for k in self.rule.state_shapes:
-                s[f"rule.{k}"].copy_(out["state"][k])
-        spikes_of[("pop", pop.name)] = (out["spikes"], 0)
-        rec = out.get("records", {})
-        # spike counts since the previous record of the chunk (the step path's counters)
-        ends = torch.tensor(rec_steps, dtype=torch.int64, device=net.device) + 1
-        starts = torch.cat([ends.new_zeros(1), ends[:-1]])
-        data = {}
-        for kind, obj, var in items:
-            name = f"{obj}_{var}"
-            if not rec_steps:
-                data[name] = np.zeros((net.batch, 0), dtype=np.float32)
-            elif var == "spikes":
-                x = spikes_of[(kind, obj)][0].to(torch.int32)
-                cs = torch.nn.functional.pad(x.cumsum(1, dtype=torch.int32), (0, 0, 1, 0))
-                v = cs[:, ends] - cs[:, starts]
-            elif kind == "pop" and var in ("V", "g_ampa"):
-                v = rec[var]
-            elif kind == "pop":  # g_nmda, g_gaba: not driven on this path, constant
-                v = ps[var].unsqueeze(1).expand(-1, len(rec_steps), -1)
+        # launches of at most _TRITON_LAUNCH_BYTES of dense input spikes (one per chunk unless
+        # batch x steps x n_pre is very large)
+        L = max(1, min(T, _TRITON_LAUNCH_BYTES // (B * self.proj.n_pre)))
+        spike_keys = [(kind, obj) for kind, obj, var in items if var == "spikes"]
+        carry = {k: 0 for k in spike_keys}  # spikes since the last record, from earlier launches
+        pieces: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
+        for a in range(0, T, L):
+            b = min(a + L, T)
+            rs = [r - a for r in rec_steps if a <= r < b]
+            pre = self._dense(ev[pre_name], a, b)
+            if self.static:
+                tr = self.rule.init_state(s["W"])
             else:
-                v = rec[var]
-            if rec_steps:
-                data[name] = v.cpu().numpy().copy()
+                tr = {k: s[f"rule.{k}"] for k in self.rule.state_shapes}
+            state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
+            do_rec = state_rec and bool(rs)
+            out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
+                           record_every=every_steps if do_rec else 0,
+                           record_first=rs[0] if do_rec else 0, record_W=rec_W)
+            s["W"].copy_(out["W"])
+            for k in ("V", "g_ampa", "ref"):
+                ps[k].copy_(out["state"][k])
+            if not self.static:
+                for k in self.rule.state_shapes:
+                    s[f"rule.{k}"].copy_(out["state"][k])
+            rec = out.get("records", {})
+            # spike counts since the previous record (the step path's counters)
+            for kind, obj in spike_keys:
+                if kind == "pop":
+                    x = out["spikes"]
+                else:
+                    x = pre if obj == pre_name else self._dense(ev[obj], a, b)
+                cs = torch.nn.functional.pad(x.to(torch.int32).cumsum(1, dtype=torch.int32),
+                                             (0, 0, 1, 0))
+                if rs:
+                    ends = torch.tensor(rs, dtype=torch.int64, device=net.device) + 1
+                    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+                    c = cs[:, ends] - cs[:, starts]
+                    c[:, 0] += carry[(kind, obj)]
+                    pieces[f"{obj}_spikes"].append(c)
+                    carry[(kind, obj)] = cs[:, -1] - cs[:, ends[-1]]
+                else:
+                    carry[(kind, obj)] = carry[(kind, obj)] + cs[:, -1]
+            if not rs:
+                continue
+            for kind, obj, var in items:
+                if var == "spikes":
+                    continue
+                if kind == "pop" and var not in ("V", "g_ampa"):
+                    # g_nmda, g_gaba: not driven on this path, constant
+                    v = ps[var].unsqueeze(1).expand(-1, len(rs), -1)
+                else:
+                    v = rec[var]
+                pieces[f"{obj}_{var}"].append(v)
+        data = {}
+        for name, lst in pieces.items():
+            data[name] = (torch.cat(lst, 1).cpu().numpy() if lst
+                          else np.zeros((B, 0), dtype=np.float32))
         net._step = s0 + T
         times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
         return data, times
