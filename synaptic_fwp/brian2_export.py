@@ -110,7 +110,7 @@ __all__ = [
     "btsp_to_brian2",
 ]
 
-SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "GraupnerBrunel")
+SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "GraupnerBrunel", "ShouvalCalcium")
 _TARGETS = ("numpy", "cython")
 
 
@@ -126,7 +126,9 @@ class Brian2Synapse:
     (the ``pre`` / ``post`` pathway delays); ``window``: names of two per-synapse constants
     (s): the per-step operation integrates only from the first to the second (each synapse
     starts at ``t = 0`` of its trains and ends at its own last event plus the settle time, as
-    synaptic_fwp's event-driven protocols do), or ``None``.
+    synaptic_fwp's event-driven protocols do), or ``None``; ``late``: the per-step operation
+    runs in slot ``start`` and sees a step's events one step late (True), or in slot ``end``,
+    after the step's events, advancing over ``[t, t + dt]`` (False).
     """
 
     model: str
@@ -139,6 +141,7 @@ class Brian2Synapse:
     pre_delay: float = 0.0
     post_delay: float = 0.0
     window: tuple[str, str] | None = None
+    late: bool = True
     rule_name: str = ""
     notes: str = ""
 
@@ -400,6 +403,68 @@ c : 1
     )
 
 
+_SH_PARAMS = {  # synaptic_fwp name -> Brian2 name (avoid unit names such as mg, K)
+    "alpha1": "alpha1", "alpha2": "alpha2", "beta1": "beta1", "beta2": "beta2",
+    "P1": "P1", "P2": "P2", "P3": "P3", "P4": "P4", "lam": "lam", "tau_ca": "tau_ca",
+    "P0": "P0", "G_nmda": "G_nmda", "V_r": "V_r", "nmda_If": "nmda_If",
+    "nmda_tau_f": "tau_nf", "nmda_tau_s": "tau_ns", "mg": "Mg", "mg_k": "Mg_k", "mg_K": "Mg_K",
+    "bpap_amp": "bpap_amp", "bpap_If": "bpap_If", "bpap_tau_f": "tau_bf", "bpap_tau_s": "tau_bs",
+    "epsp_amp": "epsp_amp", "epsp_tau_1": "tau_e1", "epsp_tau_2": "tau_e2", "V_rest": "V_rest",
+}
+
+
+def _shouval(rule: Any) -> Brian2Synapse:
+    """Shouval, Bear & Cooper 2002 calcium control as Brian2 code: the model of
+    :class:`~synaptic_fwp.plasticity.ShouvalCalcium` (per synapse: NMDA gating ``nf, ns`` and
+    EPSP ``e1, e2`` components jump at the pre spike, BPAP ``bf, bs`` at the post spike plus
+    ``bpap_delay``) advanced once per Brian2 step after the step's events (slot ``end``) by the
+    exponential integrator of ``ShouvalCalcium(scheme="substep")``: drive ``I_NMDA`` from the
+    components at the step's midpoint, ``Ca <- Ca e^{-h/tau_Ca} + I tau_Ca (1 - e^{-h/tau_Ca})``,
+    then ``W <- Omega/lam + (W - Omega/lam) e^{-eta lam h}`` at the new Ca, then the components
+    decay exactly. With ``max_step = slow_step = dt`` and every interval a multiple of ``dt``
+    this is the substep scheme step for step; against the adaptive scheme it agrees to the
+    integrator's accuracy (first order in ``h`` for ``W``)."""
+    consts = []
+    params: dict[str, tuple[str, Any]] = {}
+    for ours, theirs in _SH_PARAMS.items():
+        unit = "second" if theirs.startswith("tau") else "1"
+        consts.append(f"{theirs} : {'second' if unit == 'second' else '1'} (constant)")
+        params[theirs] = (unit, _values(rule, ours))
+    comps = {"nf": "tau_nf", "ns": "tau_ns", "e1": "tau_e1", "e2": "tau_e2", "bf": "tau_bf",
+             "bs": "tau_bs"}
+    model = "\n".join(
+        ["w : 1", "ca : 1", "t_begin : second (constant)", "t_end : second (constant)"]
+        + [f"{c} : 1" for c in comps]
+        + consts
+    )
+    mid = {c: f"{c}*exp(-0.5*hstep/{tau})" for c, tau in comps.items()}
+    lines = [
+        "hstep = dt*int(t >= t_begin)*int(t + 0.5*dt < t_end)",
+        f"gnm = nmda_If*{mid['nf']} + (1 - nmda_If)*{mid['ns']}",
+        f"Vd = V_rest + bpap_amp*(bpap_If*{mid['bf']} + (1 - bpap_If)*{mid['bs']})"
+        f" + epsp_amp*({mid['e1']} - {mid['e2']})",
+        "Inm = P0*G_nmda*gnm*(Vd - V_r)/(1 + exp(-Mg_k*Vd)*(Mg/Mg_K))",
+        "fca = exp(-hstep/tau_ca)",
+        "ca = ca*fca + Inm*(tau_ca/second)*(1 - fca)",
+        "om = 0.25 + 1/(1 + exp(-beta2*(ca - alpha2))) - 0.25/(1 + exp(-beta1*(ca - alpha1)))",
+        "eta_ca = 1/(P1/(P2 + clip(ca, 0, inf)**P3) + P4)",
+        "w = om/lam + (w - om/lam)*exp(-eta_ca*lam*hstep/second)",
+        *[f"{c} = {c}*exp(-hstep/{tau})" for c, tau in comps.items()],
+    ]
+    return Brian2Synapse(
+        model,
+        "nf = nf + 1\nns = ns + 1\ne1 = e1 + 1\ne2 = e2 + 1",
+        "bf = bf + 1\nbs = bs + 1",
+        params,
+        regular="\n".join(lines),
+        post_delay=float(rule.bpap_delay),
+        window=("t_begin", "t_end"),
+        late=False,
+        rule_name=rule.name,
+        notes="Shouval et al. 2002; the substep scheme's exponential integrator, one step per dt",
+    )
+
+
 def synapse_model(
     rule: object, *, scheme: str | None = None, traces: str = "event-driven"
 ) -> Brian2Synapse:
@@ -411,7 +476,7 @@ def synapse_model(
     triplet traces) or ``"explicit"`` (the same exact decay written out in ``on_pre`` /
     ``on_post``: ``x = x*exp(-(t - t_last)/tau)``; nothing to solve).
     """
-    from .plasticity import GraupnerBrunel, PairSTDP, TripletSTDP
+    from .plasticity import GraupnerBrunel, PairSTDP, ShouvalCalcium, TripletSTDP
 
     if traces not in _TRACES:
         raise ValueError(f"traces must be one of {list(_TRACES)}, got {traces!r}")
@@ -421,12 +486,13 @@ def synapse_model(
         out = _triplet_stdp(rule, traces)
     elif isinstance(rule, GraupnerBrunel):
         return _graupner_brunel(rule, scheme)
+    elif isinstance(rule, ShouvalCalcium):
+        out = _shouval(rule)
     else:
         raise TypeError(
             f"cannot export a {type(rule).__name__} to Brian2; supported rules: "
-            f"{', '.join(SUPPORTED_RULES)} (synaptic_fwp.plasticity). Not supported: "
-            "ShouvalCalcium. Rate rules of synaptic_fwp.rules: rate_to_brian2; BTSP: "
-            "btsp_to_brian2"
+            f"{', '.join(SUPPORTED_RULES)} (synaptic_fwp.plasticity). Rate rules of "
+            "synaptic_fwp.rules: rate_to_brian2; BTSP: btsp_to_brian2"
         )
     if scheme is not None:
         raise ValueError(
@@ -567,7 +633,8 @@ def to_brian2(
                 )
         last[g] = max([float(d.max()) for d in delivered if d.size] + [0.0])
     t_end = np.tile(last + float(tail), P) + offset
-    t_begin = np.full(n, offset + dt)  # clock-driven rules: events act one step late
+    # clock-driven rules in slot start see events one step late
+    t_begin = np.full(n, offset + dt if spec.late else offset)
     steps = int(round(float(t_end.max()) / dt)) + 1
     pre = [t + offset for t in pre]
     post = [t + offset for t in post]
@@ -614,7 +681,10 @@ def to_brian2(
     if spec.regular is not None:
         objs.append(
             syn.run_regularly(
-                spec.regular, when="start", dt=dt * b2.second, name="synaptic_fwp_step*"
+                spec.regular,
+                when="start" if spec.late else "end",
+                dt=dt * b2.second,
+                name="synaptic_fwp_step*"
             )
         )
     net = b2.Network(*objs)

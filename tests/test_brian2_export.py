@@ -5,6 +5,8 @@ same final weights within 1e-6 relative for pair STDP, triplet STDP and Graupner
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -121,7 +123,9 @@ def test_unsupported_and_bad_input_raise_before_any_work():
     from synaptic_fwp.plasticity import ShouvalCalcium
 
     with pytest.raises(TypeError, match="supported rules: " + ", ".join(SUPPORTED_RULES)):
-        synapse_model(ShouvalCalcium())
+        synapse_model(torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="scheme applies to GraupnerBrunel"):
+        synapse_model(ShouvalCalcium(), scheme="phases")
     with pytest.raises(TypeError, match="supported"):
         synapse_model("hebbian")
     with pytest.raises(ValueError, match="scheme applies to GraupnerBrunel"):
@@ -345,3 +349,40 @@ def test_btsp_export_bad_input_raises():
         btsp_to_brian2(PrimerBTSP(), rates, plateau, W0, dt=-1.0)
     with pytest.raises(ValueError, match="single value"):
         btsp_to_brian2(MilsteinBTSP.stack([MilsteinBTSP()] * 2), rates, plateau, W0, dt=dt)
+
+
+def test_shouval_calcium_matches_brian2():
+    """Shouval et al. 2002 on two pairing protocols (pre->post and post->pre, 4 Hz, 2 pairs,
+    0.25 s tail), on a binary time grid u = 2^-11 s so that every interval is an exact multiple
+    of the step: synaptic_fwp's substep scheme with max_step = slow_step = u and the Brian2
+    export (one exponential-integrator step per u) agree to rounding; the default adaptive
+    scheme agrees to the integrator's accuracy (first order in h)."""
+    from synaptic_fwp.plasticity import ShouvalCalcium
+    from synaptic_fwp.protocols.events import merge_events, run_events
+
+    u = 2.0**-11
+    rule = ShouvalCalcium(
+        scheme="substep", max_step=u, slow_step=u, fast_window=300 * u, bpap_delay=4 * u
+    )
+    d, T = 20 * u, 0.25
+    pre = [np.array([0.0, T]), np.array([d, T + d])]
+    post = [np.array([d, T + d]), np.array([0.0, T])]
+    tail = 512 * u
+    w0 = 0.25
+    theirs = to_brian2(rule, pre, post, w0=w0, dt=u, tail=tail).run()
+
+    def ours(r, g):
+        W, _ = run_events(
+            r,
+            torch.full((1, 1, 1), w0, dtype=torch.float64),
+            *merge_events(pre[g : g + 1], post[g : g + 1], 0.0, r.post_delay),
+            tail=tail,
+        )
+        return float(W.reshape(()))
+
+    sub = np.array([ours(rule, g) for g in range(2)])
+    np.testing.assert_allclose(theirs, sub, rtol=RTOL, atol=0)
+    assert sub[0] > w0 + 0.02 and abs(sub[1] - w0) > 1e-4  # both protocols move W
+    adaptive = dataclasses.replace(rule, scheme="adaptive")
+    ad = np.array([ours(adaptive, g) for g in range(2)])
+    np.testing.assert_allclose(theirs, ad, rtol=1e-3, atol=0)
