@@ -43,6 +43,17 @@ listing them):
     runs agree with synaptic_fwp only in distribution (different random streams), and the
     Heaviside terms on the grid make the deterministic part accurate to O(dt).
 
+``ShouvalCalcium`` (Shouval, Bear & Cooper 2002, PNAS 99:10831)
+    Per synapse the NMDA gating (``nf, ns``), EPSP (``e1, e2``) and BPAP (``bf, bs``)
+    components jump at the pre spike / at the post spike plus ``bpap_delay`` (the ``post``
+    pathway delay); once per step, after the step's events (slot ``end``, so no one-step
+    shift), ``Ca`` and ``W`` take one step of ``ShouvalCalcium(scheme="substep")``'s
+    exponential integrator (drive at the step midpoint from the exact components) and the
+    components decay exactly. It is that scheme step for step when ``max_step = slow_step =
+    dt`` and every inter-event interval is a multiple of ``dt`` (tested on a binary grid:
+    equal to rounding); against the default adaptive scheme it agrees to the integrator's
+    accuracy (first order in ``dt`` for ``W``; ~1e-4 relative at ``dt = 2^-11`` s).
+
 Timing conventions. Spike times are placed on Brian2's time grid (``dt`` must divide them and
 the delays; checked). Brian2 applies an event of step ``n`` after that step's clock-driven
 update, so clock-driven (calcium) dynamics see every event one step late; all events move
@@ -71,11 +82,9 @@ BTSP (:func:`btsp_to_brian2`; :mod:`synaptic_fwp.plasticity.btsp`)
     per synapse, and the weight follows ``lap_update``'s formula; equal to ``lap_update`` on
     ``eligibility_trace`` / ``instructive_signal`` to rounding.
 
-Not exported (a clear ``TypeError`` listing what is supported): ``ShouvalCalcium`` (its
-NMDA/BPAP voltage model is integrated by an adaptive sub-stepping scheme that a fixed-step
-Brian2 run reproduces only to integration accuracy, at a cost too high for CI), rate
-populations, Poisson/place-cell/plateau inputs (their counter-based random streams have no
-Brian2 equivalent), NMDA (``U0``) and GABA projections.
+Not exported (a clear ``TypeError`` listing what is supported): rate populations,
+Poisson/place-cell/plateau inputs (their counter-based random streams have no Brian2
+equivalent), NMDA (``U0``) and GABA projections.
 
 Brian2 is imported only inside these functions (this is the "faces" layer). The ``numpy``
 code-generation target needs no compiler; ``cython`` compiles on first use (about a minute on
