@@ -253,7 +253,7 @@ class LIFPopulation(Population):
         # refractory period in whole steps (per instance)
         tr = self.t_ref if isinstance(self.t_ref, torch.Tensor) else torch.tensor(self.t_ref)
         nref = torch.round(tr.to(torch.float64) / dt).to(torch.int64).reshape(-1, 1)
-        p["n_ref"] = nref.expand(batch, 1).to(device).clone() if nref.shape[0] == 1 else nref
+        p["n_ref"] = (nref.expand(batch, 1) if nref.shape[0] == 1 else nref).to(device).clone()
         self.has_ref = bool((p["n_ref"] > 0).any())
         if self.ampa_drive is not None:
             # fixed driving force: g_tot = g_L, constant membrane factor, exactly precomputed

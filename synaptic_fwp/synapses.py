@@ -279,7 +279,9 @@ class Projection:
                         if g["decay"].shape[0] == 1:
                             g["decay"] = g["decay"].expand(B).clone()
                     else:
-                        g["decay"] = torch.full((B,), r.constant_decay, dtype=dtype)
+                        g["decay"] = torch.full(
+                            (B,), r.constant_decay, dtype=dtype, device=device
+                        )
                 if r.decay in ("post", "pre"):
                     n = self.n_post if r.decay == "post" else self.n_pre
                     a = fac("tau_gate", self.tau_gate)  # type: ignore[arg-type]
