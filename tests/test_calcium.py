@@ -155,12 +155,99 @@ def test_mg_block_and_omega_eta():
 
 def test_shouval_integration_converges():
     def run(step):
-        r = ShouvalCalcium.from_table(max_step=step, slow_step=10 * step)
+        r = ShouvalCalcium.from_table(max_step=step, slow_step=10 * step, scheme="substep")
         return pairing(r, dt=[-0.01, 0.01], freq=10.0, n_pairs=1, w0=0.25).w_final.values
 
     coarse, mid, fine = run(2e-3), run(1e-3), run(5e-4)
     np.testing.assert_allclose(coarse, fine, rtol=5e-3)  # first order in the step
     assert (np.abs(mid - fine) < np.abs(coarse - fine)).all()
+
+
+def _shouval_scipy(r, delay, n, f, w0=0.25):
+    """W after n pairings (pre at m/f, BPAP onset at m/f + delay + bpap_delay) and the
+    rule's settle time, from scipy (DOP853, rtol 1e-11) on (Ca, W) piece by piece between
+    events, with the exponential components written out independently of the package."""
+    ev = sorted([(m / f, 0) for m in range(n)] + [(m / f + delay + r.bpap_delay, 1)
+                                                   for m in range(n)])
+    t0 = ev[0][0]
+    ev = [(t - t0, k) for t, k in ev] + [(ev[-1][0] - t0 + r.settle_time, 2)]
+    nf = ns = bf = bs = 0.0
+    y, t = [0.0, w0], 0.0
+
+    def rhs(s, y, nf, ns, bf, bs):
+        g = r.nmda_If * nf * math.exp(-s / r.nmda_tau_f) + (1 - r.nmda_If) * ns * math.exp(
+            -s / r.nmda_tau_s)
+        V = r.V_rest + r.bpap_amp * (r.bpap_If * bf * math.exp(-s / r.bpap_tau_f)
+                                     + (1 - r.bpap_If) * bs * math.exp(-s / r.bpap_tau_s))
+        B = 1 / (1 + math.exp(-0.062 * V) / 3.57)
+        ca = y[0]
+        om = 0.25 + 1 / (1 + math.exp(-r.beta2 * (ca - r.alpha2))) - 0.25 / (
+            1 + math.exp(-r.beta1 * (ca - r.alpha1)))
+        eta = 1 / (r.P1 / (r.P2 + max(ca, 0.0) ** r.P3) + r.P4)
+        return [r.P0 * r.G_nmda * g * B * (V - r.V_r) - ca / r.tau_ca,
+                eta * (om - r.lam * y[1])]
+
+    for te, k in ev:
+        if te > t:
+            y = list(solve_ivp(rhs, (0.0, te - t), y, method="DOP853", rtol=1e-11, atol=1e-14,
+                               args=(nf, ns, bf, bs), first_step=1e-5).y[:, -1])
+            d = te - t
+            nf, ns = nf * math.exp(-d / r.nmda_tau_f), ns * math.exp(-d / r.nmda_tau_s)
+            bf, bs = bf * math.exp(-d / r.bpap_tau_f), bs * math.exp(-d / r.bpap_tau_s)
+            t = te
+        if k == 0:
+            nf, ns = nf + 1, ns + 1
+        elif k == 1:
+            bf, bs = bf + 1, bs + 1
+    return y[1]
+
+
+def test_shouval_adaptive_matches_scipy():
+    """The default (adaptive) scheme against an independent scipy integration: 1e-6 relative
+    in float64 (pairing at 10 and 0.5 Hz, both orders; the quiet stretches are jumped)."""
+    r = ShouvalCalcium.from_table()
+    ds = pairing(r, dt=[-0.01, 0.01], freq=[10.0, 0.5], n_pairs=2, w0=0.25)
+    for i, f in enumerate([10.0, 0.5]):
+        for j, d in enumerate([-0.01, 0.01]):
+            want = _shouval_scipy(r, d, 2, f)
+            got = float(ds.w_final.isel(freq=i, dt_pair=j))
+            assert abs(got - want) < 1e-6 * abs(want)
+            assert abs(got - 0.25) > 1e-3  # a real weight change
+
+
+def test_shouval_adaptive_agrees_with_substep():
+    """The previous fixed-step scheme (first order in the step) agrees with the adaptive one to
+    its own discretisation error, and the same holds per instance and in torch (no numpy)."""
+    a = ShouvalCalcium.from_table(alpha1=torch.tensor([0.35, 0.3], dtype=F64))
+    ds = pairing(a, dt=[-0.01, 0.01], freq=10.0, n_pairs=1, w0=0.25)
+    sub = pairing(ShouvalCalcium.from_table(scheme="substep", max_step=1e-3, slow_step=1e-2),
+                  dt=[-0.01, 0.01], freq=10.0, n_pairs=1, w0=0.25)
+    np.testing.assert_allclose(ds.w_final.isel(param=0).values, sub.w_final.values, rtol=2e-3)
+    one = pairing(ShouvalCalcium.from_table(alpha1=0.3), dt=[-0.01, 0.01], freq=10.0,
+                  n_pairs=1, w0=0.25)
+    np.testing.assert_allclose(ds.w_final.isel(param=1).values, one.w_final.values,
+                               rtol=1e-7)
+    # the torch path of the same kernel (used off the CPU) gives the numpy result
+    W = torch.full((1, 1, 1), 0.25, dtype=F64)
+    st = a.init_state(torch.full((2, 1, 1), 0.25, dtype=F64))
+    W = W.expand(2, 1, 1)
+    W, st = a.on_pre(W, st, torch.ones(2, 1, dtype=F64))
+    W, st = a.on_post(W, st, torch.ones(2, 1, dtype=F64))
+    Wg = W.clone().requires_grad_(False)
+    W1, st1 = a.advance(Wg, st, 0.3)
+    from synaptic_fwp.plasticity import calcium as cal
+
+    p = {n: getattr(a, n) for n in a._PARAMS}
+    p = {k: v.reshape(-1, 1, 1) if isinstance(v, torch.Tensor) else v for k, v in p.items()}
+    p.update(mg=a.mg, mg_k=a.mg_k, mg_K=a.mg_K)
+    comp = {k: st[k].unsqueeze(-2) for k in ("nf", "ns", "e1", "e2")}
+    comp.update({k: st[k].unsqueeze(-1) for k in ("bf", "bs")})
+    opt = dict(has_epsp=False, v_quiet=a.v_quiet, w_quiet=a.w_quiet, first_step=a.first_step,
+               rtol=a.rtol, atol=a.atol, max_iter=a.max_iter)
+    W2, ca2 = cal._shouval_adaptive(cal._TorchOps, p, comp, st["ca"], W.clone(),
+                                    torch.full_like(W, 0.3), opt)
+    np.testing.assert_allclose(W2.numpy(), W1.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ca2.numpy(), st1["ca"].numpy(), rtol=1e-12)
 
 
 def test_shouval_bcm_frequency_response():
@@ -183,6 +270,9 @@ def test_shouval_bcm_frequency_response():
         (ShouvalCalcium, dict(tau_ca=0.0), ValueError, "tau_ca"),
         (ShouvalCalcium, dict(max_step=-1e-3), ValueError, "max_step"),
         (ShouvalCalcium, dict(quiet_steps=0), ValueError, "quiet_steps"),
+        (ShouvalCalcium, dict(scheme="rk4"), ValueError, "scheme"),
+        (ShouvalCalcium, dict(rtol=0.0), ValueError, "rtol"),
+        (ShouvalCalcium, dict(max_iter=0), ValueError, "max_iter"),
     ],
 )
 def test_calcium_errors(cls, kwargs, exc, match):
