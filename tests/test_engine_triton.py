@@ -11,11 +11,10 @@ interpreter is slow).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
+from _triton_interp import import_interpreted, interpreter  # noqa: F401
 
 from synaptic_fwp import engine
 from synaptic_fwp.engine import Network
@@ -23,38 +22,11 @@ from synaptic_fwp.inputs import PoissonInput, RateInput
 from synaptic_fwp.neurons import LIFPopulation
 from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
 
-_PREV = os.environ.get("TRITON_INTERPRET")
-
-
-def _restore() -> None:
-    if _PREV is None:
-        os.environ.pop("TRITON_INTERPRET", None)
-    else:
-        os.environ["TRITON_INTERPRET"] = _PREV
-
-
-os.environ["TRITON_INTERPRET"] = "1"
-try:
-    import triton  # noqa: F401
-    from synaptic_fwp.kernels import launch, spiking  # noqa: F401  (decorates the kernel now)
-
-    _SKIP = None
-    if not launch.INTERPRETED:
-        _SKIP = "the Triton kernels were imported before without TRITON_INTERPRET=1 (compiled)"
-except ImportError as exc:  # pragma: no cover - triton is a test dependency
-    _SKIP = f"triton cannot be imported ({exc}); the Triton engine tests need it"
-finally:
-    _restore()
-
+_mods, _SKIP = import_interpreted(
+    "synaptic_fwp.kernels.launch", "synaptic_fwp.kernels.spiking"
+)
 if _SKIP:
     pytest.skip(_SKIP, allow_module_level=True)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _interpreter():
-    os.environ["TRITON_INTERPRET"] = "1"
-    yield
-    _restore()
 
 
 B, N_PRE, N_POST, DT = 2, 12, 5, 1e-4

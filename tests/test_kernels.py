@@ -20,44 +20,17 @@ import os
 
 import pytest
 import torch
+from _triton_interp import import_interpreted, interpreter  # noqa: F401
 
 from synaptic_fwp import rules
 from synaptic_fwp.scan import prepare, scan
 from synaptic_fwp.scan.recurrent import scan_recurrent
 
-_PREV = os.environ.get("TRITON_INTERPRET")
-
-
-def _restore() -> None:
-    if _PREV is None:
-        os.environ.pop("TRITON_INTERPRET", None)
-    else:
-        os.environ["TRITON_INTERPRET"] = _PREV
-
-
-os.environ["TRITON_INTERPRET"] = "1"
-try:
-    import triton  # noqa: F401
-    from synaptic_fwp.kernels import launch
-    from synaptic_fwp.kernels import scan_triton as scan_triton_public
-
-    _SKIP = None
-    if not launch.INTERPRETED:
-        _SKIP = "the Triton kernels were imported before without TRITON_INTERPRET=1 (compiled)"
-except ImportError as exc:  # pragma: no cover - triton is a test dependency
-    _SKIP = f"triton cannot be imported ({exc}); the kernel tests need it"
-finally:
-    _restore()
-
+_mods, _SKIP = import_interpreted("synaptic_fwp.kernels.launch", "synaptic_fwp.kernels")
 if _SKIP:
     pytest.skip(_SKIP, allow_module_level=True)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _interpreter():
-    os.environ["TRITON_INTERPRET"] = "1"
-    yield
-    _restore()
+launch, _kernels = _mods
+scan_triton_public = _kernels.scan_triton
 
 
 TOL32 = 1e-4
