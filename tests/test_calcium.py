@@ -151,6 +151,8 @@ def test_mg_block_and_omega_eta():
     et = r.eta(ca)[0]
     assert float(et[0]) == pytest.approx(1 / (0.1 / 1e-5 + 1.0))
     assert float(et[2]) == pytest.approx(1 / (0.1 / (1e-5 + 1.0) + 1.0))
+    et3 = ShouvalCalcium.from_table(eta_scale=3.0).eta(ca)[0]  # the learning-rate scale
+    np.testing.assert_allclose(et3.numpy(), 3.0 * et.numpy(), rtol=1e-15)
 
 
 def test_shouval_integration_converges():

@@ -341,9 +341,10 @@ def _omega_f(xp, ca, a1, a2, b1, b2):
     return 0.25 + xp.sigmoid(b2 * (ca - a2)) - 0.25 * xp.sigmoid(b1 * (ca - a1))
 
 
-def _eta_f(xp, ca, P1, P2, P3, P4):
-    """Shouval et al. 2002: ``eta(Ca) = 1 / (P1 / (P2 + Ca^P3) + P4)`` (1/s)."""
-    return 1.0 / (P1 / (P2 + xp.clamp_min(ca, 0.0) ** P3) + P4)
+def _eta_f(xp, ca, P1, P2, P3, P4, scale=1.0):
+    """Shouval et al. 2002: ``eta(Ca) = scale / (P1 / (P2 + Ca^P3) + P4)`` (1/s; ``scale = 1``
+    in the paper)."""
+    return scale / (P1 / (P2 + xp.clamp_min(ca, 0.0) ** P3) + P4)
 
 
 def _exp_diff(xp, a, b, r):
@@ -408,7 +409,7 @@ def _shouval_adaptive(xp, p, comp, ca, W, T, opt):
     mg = (p["mg"], p["mg_k"], p["mg_K"])
     lam = p["lam"]
     om_p = (p["alpha1"], p["alpha2"], p["beta1"], p["beta2"])
-    eta_p = (p["P1"], p["P2"], p["P3"], p["P4"])
+    eta_p = (p["P1"], p["P2"], p["P3"], p["P4"], p["eta_scale"])
     zeros = 0.0 * ca
     eta0, om0 = _eta_f(xp, zeros, *eta_p), _omega_f(xp, zeros, *om_p)
     rest0 = eta0 * om0
@@ -487,7 +488,8 @@ class ShouvalCalcium:
         \frac{d[Ca]}{dt} = I_{NMDA} - \frac{[Ca]}{\tau_{Ca}}
 
     ``Omega(Ca) = 0.25 + sig(Ca - alpha2, beta2) - 0.25 sig(Ca - alpha1, beta1)``,
-    ``eta(Ca) = 1 / (P1 / (P2 + Ca^P3) + P4)`` (1/s, Ca in uM), NMDA calcium current per
+    ``eta(Ca) = eta_scale / (P1 / (P2 + Ca^P3) + P4)`` (1/s, Ca in uM; ``eta_scale = 1`` in the
+    paper: a learning-rate scale for fits), NMDA calcium current per
     synapse ``I = P0 G_NMDA g(t) B(V) (V - V_r)`` with ``g = sum_pre (I_f e^{-t/tau_f} + I_s
     e^{-t/tau_s})`` (no receptor saturation), ``B`` the Jahr-Stevens Mg block (:func:`mg_block`),
     and the local dendritic potential ``V = V_rest + EPSP + BPAP``: the BPAP
@@ -531,6 +533,7 @@ class ShouvalCalcium:
     P2: Param = 1e-5
     P3: Param = 3.0
     P4: Param = 1.0
+    eta_scale: Param = 1.0
     lam: Param = 1.0
     tau_ca: Param = 50e-3
     P0: Param = 0.5
@@ -574,7 +577,8 @@ class ShouvalCalcium:
     settle_time = 2.0
 
     def __post_init__(self) -> None:
-        for n in ("beta1", "beta2", "P1", "P4", "lam", "tau_ca", "nmda_tau_f", "nmda_tau_s",
+        for n in ("beta1", "beta2", "P1", "P4", "eta_scale", "lam", "tau_ca", "nmda_tau_f",
+                  "nmda_tau_s",
                   "bpap_tau_f", "bpap_tau_s", "epsp_tau_1", "epsp_tau_2", "max_step",
                   "slow_step", "fast_window", "quiet"):
             check_param(n, getattr(self, n), positive=True)
@@ -660,7 +664,7 @@ class ShouvalCalcium:
     def eta(self, ca):
         """``eta(Ca)`` (1/s; Ca in uM): :func:`_eta_f`."""
         return _eta_f(_TorchOps, ca, *(expand(getattr(self, n), 2, ca)
-                                       for n in ("P1", "P2", "P3", "P4")))
+                                       for n in ("P1", "P2", "P3", "P4", "eta_scale")))
 
     def current(self, state):
         """NMDA calcium current (uM/s) per synapse from the current components."""
@@ -738,7 +742,8 @@ class ShouvalCalcium:
         return W, st
 
     # ------------------------------------------------------------------ adaptive scheme
-    _PARAMS = ("alpha1", "alpha2", "beta1", "beta2", "P1", "P2", "P3", "P4", "lam", "tau_ca",
+    _PARAMS = ("alpha1", "alpha2", "beta1", "beta2", "P1", "P2", "P3", "P4", "eta_scale", "lam",
+               "tau_ca",
                "P0", "G_nmda", "V_r", "nmda_If", "nmda_tau_f", "nmda_tau_s", "bpap_amp",
                "bpap_If", "bpap_tau_f", "bpap_tau_s", "epsp_amp", "epsp_tau_1", "epsp_tau_2",
                "V_rest")
