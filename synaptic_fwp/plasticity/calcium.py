@@ -762,6 +762,9 @@ class ShouvalCalcium:
         opt = dict(has_epsp=not (isinstance(self.epsp_amp, float) and self.epsp_amp == 0.0),
                    v_quiet=self.v_quiet, w_quiet=self.w_quiet, first_step=self.first_step,
                    rtol=self.rtol, atol=self.atol, max_iter=self.max_iter)
+        if ca.dtype != torch.float64:  # tolerances a float32 solution can meet
+            eps = torch.finfo(ca.dtype).eps
+            opt.update(rtol=max(self.rtol, 100 * eps), atol=max(self.atol, 1e-9))
         Wb = W.expand_as(ca)
         if ca.device.type == "cpu" and not ca.requires_grad:
             def np_(x):
