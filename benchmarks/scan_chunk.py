@@ -38,7 +38,7 @@ import torch
 
 from synaptic_fwp import rules
 from synaptic_fwp.scan import prepare
-from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE, chunk_flops, scan_chunk
+from synaptic_fwp.scan.chunk import chunk_flops, default_chunk_size, scan_chunk
 from synaptic_fwp.scan.recurrent import scan_recurrent
 
 RULES = ("delta", "gated_delta", "gla", "retnet")
@@ -120,7 +120,9 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=4096)
     ap.add_argument("--K", type=int, default=64)
     ap.add_argument("--V", type=int, default=64)
-    ap.add_argument("--chunk-sizes", type=int, nargs="+", default=[DEFAULT_CHUNK_SIZE])
+    ap.add_argument("--chunk-sizes", type=int, nargs="+", default=None,
+                    help="chunk lengths to time (default: each rule's library default, "
+                         "synaptic_fwp.scan.chunk.default_chunk_size)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")
@@ -146,7 +148,8 @@ def main() -> None:
             q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
             fns = {"rec": functools.partial(scan_recurrent, q, k, v, rule, g, W0),
                    "bmm64": functools.partial(torch.matmul, ma, mb)}
-            for S in args.chunk_sizes:
+            sizes = args.chunk_sizes or [default_chunk_size(rule)]
+            for S in sizes:
                 fns[S] = functools.partial(scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
             t = {th: interleaved(th, args.repeats, fns) for th in THREADS}
             print(f"  {name} done (load {os.getloadavg()[0]:.1f})", flush=True)
@@ -155,13 +158,14 @@ def main() -> None:
             entry = {"recurrent_s": {str(th): x for th, x in rec.items()},
                      "bmm64_gflops_interleaved": {str(th): x for th, x in bmm_rate.items()},
                      "chunk": {}}
-            for S in args.chunk_sizes:
+            for S in sizes:
                 ch = {th: t[th][S] for th in THREADS}
                 th_c = min(ch, key=ch.get)
                 th_r = min(rec, key=rec.get)
                 flops = chunk_flops(rule, B, T, H, K, V, S)
                 gf = flops / ch[th_c] / 1e9
                 entry["chunk"][str(S)] = {
+                    "library_default": S == default_chunk_size(rule),
                     "chunk_s": {str(th): x for th, x in ch.items()},
                     "best_threads_chunk": th_c,
                     "best_threads_recurrent": th_r,
@@ -192,7 +196,9 @@ def main() -> None:
         r = e["recurrent_s"]
         for S, c in e["chunk"].items():
             cs = c["chunk_s"]
-            print(f"{name:12s} {S:>4s} {r['1']:7.3f}/{r['2']:<7.3f} {cs['1']:8.4f}/{cs['2']:<8.4f} "
+            star = "*" if c["library_default"] else " "
+            print(f"{name:12s} {S + star:>4s} {r['1']:7.3f}/{r['2']:<7.3f} "
+                  f"{cs['1']:8.4f}/{cs['2']:<8.4f} "
                   f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
                   f"{100 * c['fraction_of_peak_matmul']:5.0f}% "
                   f"{100 * c['fraction_of_bmm64_same_threads']:6.0f}% "

@@ -211,7 +211,7 @@ def scan(
     return_states: bool | int = False,
     backend: str = "auto",
     phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
 ):
     """Apply ``rule`` over a batch of sequences; return ``(y, W_T)`` (or ``(y, W_T, states)``).
 
@@ -229,7 +229,8 @@ def scan(
     backend : ``"auto"``, ``"recurrent"``, ``"chunk"`` or ``"triton"``.
     phi : feature map applied to ``q`` and ``k``: ``"identity"`` (default), ``"elu1"``,
         ``"relu"``, ``"silu_l2"`` or a callable.
-    chunk_size : chunk length ``S`` of the chunk-wise backends.
+    chunk_size : chunk length ``S`` of the chunk-wise backends; by default 128 for the rules
+        without a correction and 64 for the delta rules (``scan.chunk.default_chunk_size``).
 
     Returns
     -------
@@ -246,8 +247,10 @@ def scan(
         stride = return_states
     else:
         raise ValueError(f"return_states must be a bool or a positive int, got {return_states!r}")
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size is not None and (
+        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     rule, g, W0 = prepare(
         q, k, v, rule, eta=eta, decay=decay, gate=gate, initial_state=initial_state
     )
@@ -260,14 +263,16 @@ def scan(
                 f"rule {rule.name!r} has no chunk-wise form; use backend='recurrent' "
                 "(rules with one: every LinearRule except 'oja')"
             )
-        from .chunk import scan_chunk
+        from .chunk import default_chunk_size, scan_chunk
 
+        S = default_chunk_size(rule) if chunk_size is None else chunk_size
         with _threads(default_threads("chunk")):
-            y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=chunk_size)
+            y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     elif name == "triton":
         from ..kernels import scan_triton
 
-        y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=chunk_size)
+        S = 64 if chunk_size is None else chunk_size  # the kernels round it to 16..64
+        y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     else:
         with _threads(default_threads("recurrent")):
             y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
