@@ -667,13 +667,36 @@ def capacity_curve(
     """Memory capacity: recall error ``var`` vs load ``x`` (stored pairs per dimension, P/N),
     one line per rule (``hue``), optional SEM band and a dashed theory curve (variable
     ``theory``, e.g. the Hebbian crosstalk prediction)."""
-    fn = "capacity_curve"
+    return _curve(ds, var, x, hue, sem, logy, ax, width, height_mm, "capacity_curve",
+                  marker="o", theory=theory)
+
+
+def _curve(
+    ds: xr.Dataset,
+    var: str,
+    x: str,
+    hue: str | None,
+    sem: str | None,
+    logy: bool,
+    ax: Axes | None,
+    width: str | float,
+    height_mm: float | None,
+    fn: str,
+    *,
+    marker: str | None = None,
+    theory: str | None = None,
+) -> Figure:
+    """``var`` against ``x``, one line per ``hue`` value, optional SEM band and theory curve:
+    the body shared by :func:`capacity_curve` and :func:`learning_curve`."""
     ds = _check_ds(ds, fn)
     if hue is not None and hue not in ds.dims:
         hue = None
     with style():
         fig, ax = _axes(ax, width, height_mm)
-        _lines(ax, ds, var, x, hue, sem, fn, marker="o")
+        if marker is None:
+            _lines(ax, ds, var, x, hue, sem, fn)
+        else:
+            _lines(ax, ds, var, x, hue, sem, fn, marker=marker)
         if theory is not None:
             th = _get(ds, theory, "theory", fn)
             th = _reduce_to(th, (x,), None, fn)
@@ -702,20 +725,7 @@ def learning_curve(
 ) -> Figure:
     """Learning curve: ``var`` (loss, accuracy) vs training step or epoch ``x``, one line per
     ``hue`` value (e.g. rule), with an optional SEM band over seeds."""
-    fn = "learning_curve"
-    ds = _check_ds(ds, fn)
-    if hue is not None and hue not in ds.dims:
-        hue = None
-    with style():
-        fig, ax = _axes(ax, width, height_mm)
-        _lines(ax, ds, var, x, hue, sem, fn)
-        if logy:
-            ax.set_yscale("log")
-        ax.set_xlabel(_label(ds[x]))
-        ax.set_ylabel(_label(ds[var]))
-        if hue is not None:
-            ax.legend()
-    return fig
+    return _curve(ds, var, x, hue, sem, logy, ax, width, height_mm, "learning_curve")
 
 
 @_with_labels
