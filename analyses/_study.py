@@ -14,20 +14,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from synaptic_fwp.plot.style import RC as STYLE
+
 __all__ = ["main", "write_outputs", "clean_attrs", "new_figure", "STYLE"]
 
-STYLE = {
-    "font.size": 7.0,
-    "axes.titlesize": 7.5,
-    "axes.labelsize": 7.0,
-    "xtick.labelsize": 6.5,
-    "ytick.labelsize": 6.5,
-    "legend.fontsize": 6.0,
-    "lines.linewidth": 1.2,
-    "lines.markersize": 3.5,
-    "pdf.fonttype": 42,
-}
-"""Matplotlib settings for the analysis figures (7 pt text at 180 mm width)."""
+# STYLE: the matplotlib settings of every analysis figure, the same journal style as
+# synaptic_fwp.plot (7-8 pt, Okabe-Ito, TrueType fonts in PDF), so studies and figures match.
 
 
 def clean_attrs(ds: xr.Dataset) -> xr.Dataset:
