@@ -182,7 +182,8 @@ def _ut_inverse(A: torch.Tensor) -> torch.Tensor:
     ``[[A, 0], [C, D]]^{-1} = [[A^{-1}, 0], [-D^{-1} C A^{-1}, D^{-1}]]`` (block size doubling),
     every step batched over all blocks of all chunks (a few large batched matmuls instead of a
     loop of small ones). ``S`` is padded with zeros (identity rows) to ``_BASE_BLOCK * 2^j``.
-    Exact up to rounding; differentiable; no in-place writes. Flops: :func:`_ut_inverse_flops`.
+    Exact up to rounding; differentiable (in-place writes only into fresh tensors). Flops:
+    :func:`_ut_inverse_flops`.
     """
     S = A.shape[-1]
     b = min(_BASE_BLOCK, S)
@@ -198,9 +199,10 @@ def _ut_inverse(A: torch.Tensor) -> torch.Tensor:
         Am = A.unflatten(-2, (nb, m)).unflatten(-1, (nb, m))
         C = torch.diagonal(Am, offset=-1, dim1=-4, dim2=-2).movedim(-1, -3)[..., 0::2, :, :]
         Ai, Di = X[..., 0::2, :, :], X[..., 1::2, :, :]
-        low = -(Di @ (C @ Ai))
-        X = torch.cat([torch.cat([Ai, torch.zeros_like(Ai)], dim=-1),
-                       torch.cat([low, Di], dim=-1)], dim=-2)
+        X = Ai.new_zeros(Ai.shape[:-2] + (2 * m, 2 * m))  # fresh: block writes are safe
+        X[..., :m, :m] = Ai
+        X[..., m:, :m] = Di @ (C @ Ai).neg_()  # neg_ on a fresh product
+        X[..., m:, m:] = Di
         nb, m = nb // 2, 2 * m
     T = X[..., 0, :, :]
     return T[..., :S, :S] if P != S else T
