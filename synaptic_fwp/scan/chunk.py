@@ -35,9 +35,7 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
 ``Ut`` and ``Wt`` need no state and are computed for all chunks at once; the loop over chunks only
-does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls;
-without autograd they write in place into ``Ut`` and one preallocated state buffer). ``T_``
-itself comes from a recursive block inversion batched over all chunks (:func:`_ut_inverse`). The
+does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls). The
 outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
 
 Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
@@ -174,65 +172,38 @@ def _nilpotent_inverse(A: torch.Tensor) -> torch.Tensor:
     return X
 
 
-def _ut_inverse(A: torch.Tensor) -> torch.Tensor:
-    """``(I + A)^{-1}`` for ``A: (..., S, S)`` strictly lower triangular (the UT transform).
+def _unit_lower_solve(A: torch.Tensor, *Rs: torch.Tensor) -> list[torch.Tensor]:
+    """``(I + A)^{-1} R`` for each ``R: (..., S, C)``, ``A: (..., S, S)`` strictly lower
+    triangular (the UT transform applied to ``R``).
 
-    Recursive block inversion: the ``_BASE_BLOCK x _BASE_BLOCK`` diagonal blocks are inverted by
-    the nilpotent product formula, then neighbouring blocks are merged with
-    ``[[A, 0], [C, D]]^{-1} = [[A^{-1}, 0], [-D^{-1} C A^{-1}, D^{-1}]]`` (block size doubling),
-    every step batched over all blocks of all chunks (a few large batched matmuls instead of a
-    loop of small ones). ``S`` is padded with zeros (identity rows) to ``_BASE_BLOCK * 2^j``.
-    Exact up to rounding; differentiable (in-place writes only into fresh tensors). Flops:
-    :func:`_ut_inverse_flops`.
+    Blocked forward substitution: the ``_BASE_BLOCK x _BASE_BLOCK`` diagonal blocks are inverted
+    by the nilpotent product formula (batched over all blocks), then block row ``i`` is
+    ``X_i = (I + A_ii)^{-1} (R_i - sum_{j<i} A_ij X_j)``. Exact up to rounding; differentiable;
+    no in-place writes.
     """
     S = A.shape[-1]
     b = min(_BASE_BLOCK, S)
-    P = b
-    while P < S:
-        P *= 2
+    nb = -(-S // b)
+    P = nb * b
     if P != S:
         A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
-    nb, m = P // b, b
+        Rs = tuple(torch.nn.functional.pad(R, (0, 0, 0, P - S)) for R in Rs)
     Ab = A.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))  # (..., nb, b, nb, b)
-    X = _nilpotent_inverse(torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3))
-    while nb > 1:
-        Am = A.unflatten(-2, (nb, m)).unflatten(-1, (nb, m))
-        C = torch.diagonal(Am, offset=-1, dim1=-4, dim2=-2).movedim(-1, -3)[..., 0::2, :, :]
-        Ai, Di = X[..., 0::2, :, :], X[..., 1::2, :, :]
-        X = Ai.new_zeros(Ai.shape[:-2] + (2 * m, 2 * m))  # fresh: block writes are safe
-        X[..., :m, :m] = Ai
-        X[..., m:, :m] = Di @ (C @ Ai).neg_()  # neg_ on a fresh product
-        X[..., m:, m:] = Di
-        nb, m = nb // 2, 2 * m
-    T = X[..., 0, :, :]
-    return T[..., :S, :S] if P != S else T
-
-
-def _ut_inverse_flops(S: int) -> int:
-    """Matrix-product flops of :func:`_ut_inverse` for one ``S x S`` matrix (as executed, with
-    the padding): ``4 b^3`` per squaring step of each ``b x b`` diagonal block, then ``2 P m^2``
-    per merge level of block size ``m`` (``P / 2m`` merges of two ``m x m x m`` products)."""
-    b = min(_BASE_BLOCK, S)
-    P = b
-    while P < S:
-        P *= 2
-    steps, p = 0, 1
-    while 2 * p < b:
-        steps, p = steps + 1, 2 * p
-    flops = (P // b) * steps * 4 * b**3
-    m = b
-    while m < P:
-        flops += 2 * P * m * m
-        m *= 2
-    return flops
-
-
-def _unit_lower_solve(A: torch.Tensor, *Rs: torch.Tensor) -> list[torch.Tensor]:
-    """``(I + A)^{-1} R`` for each ``R: (..., S, C)``, ``A: (..., S, S)`` strictly lower
-    triangular (the UT transform applied to ``R``): :func:`_ut_inverse` once, then one dense
-    batched product per ``R``."""
-    T = _ut_inverse(A)
-    return [T @ R for R in Rs]
+    Ad = torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
+    Xd = _nilpotent_inverse(Ad.contiguous())
+    blocks = [A[..., i * b : (i + 1) * b, : i * b].contiguous() for i in range(nb)]
+    out = []
+    for R in Rs:
+        rows: list[torch.Tensor] = []
+        for i in range(nb):
+            Ri = R[..., i * b : (i + 1) * b, :].flatten(0, -3)
+            for j in range(i):
+                Aij = blocks[i][..., j * b : (j + 1) * b].flatten(0, -3)
+                Ri = torch.baddbmm(Ri, Aij, rows[j].flatten(0, -3), alpha=-1.0)
+            rows.append((Xd[..., i, :, :].flatten(0, -3) @ Ri).unflatten(0, R.shape[:-2]))
+        X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
+        out.append(X[..., :S, :] if P != S else X)
+    return out
 
 
 def _states_at(
@@ -334,49 +305,31 @@ def scan_chunk(
             gch = _to_chunks(gamma, N, S, 0.0).unsqueeze(-1)  # (N, BH, S, 1)
         else:
             gch = kc.new_full(kc.shape[:-1] + (1,), float(gamma))
+        gk = gch * kc  # gamma_t k_t
         strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
-        # gamma_t k_t (times Lam[t-1] with a decay); the (N, BH, S, 1) factors are formed first
-        gk = kc * (gch if dec is None else gch * dec.Lam_prev)
-        if dec is None:  # Abar[t, s] = gamma_t (k_t . k_s); fresh product: in place is safe
-            Abar = (gk @ kc.transpose(-1, -2)).tril_(-1)
-        elif dec.fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
-            Abar = (gk @ k_over.transpose(-1, -2)).tril_(-1)
-        else:  # exact: D[t-1, s] from the cumulative-product matrix
-            D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
-            Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
+        if dec is None:  # Abar[t, s] = gamma_t (k_t . k_s)
+            Abar = torch.where(strict, gk @ kc.transpose(-1, -2), zero)
+        else:
+            gk = gk * dec.Lam_prev  # gamma_t Lam[t-1] k_t
+            if dec.fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
+                Abar = torch.where(strict, gk @ k_over.transpose(-1, -2), zero)
+            else:  # exact: D[t-1, s] from the cumulative-product matrix
+                D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
+                Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
         Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
         lam_S = dec.Lam_S[..., 0, :].unsqueeze(-1) if dec is not None else None  # (N, BH, 1, 1)
-        grad = torch.is_grad_enabled() and any(
-            x.requires_grad for x in (Ut, Wt, W, kw) + ((lam_S,) if lam_S is not None else ())
-        )
-        if grad:  # out-of-place: autograd records every step
-            starts, Us = [], []
-            for n in range(N):
-                starts.append(W)
-                Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
-                Us.append(Un)
-                if scale_after:
-                    W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
-                else:
-                    Wd = W if lam_S is None else lam_S[n] * W
-                    W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
-            W_start = torch.stack(starts)  # (N, BH, V, K)
-            U = torch.stack(Us)  # (N, BH, S, V)
-        else:  # no autograd: U overwrites Ut in place, states written into one buffer
-            U = Ut  # a fresh product above, owned here
-            W_start = W.new_empty((N, BH, V, K))
-            W_start[0].copy_(W)
-            W = W.new_empty((BH, V, K))  # the final state
-            for n in range(N):
-                Wn = W_start[n]
-                Un = U[n].baddbmm_(Wt[n], Wn.transpose(-1, -2), alpha=-1.0)
-                dst = W_start[n + 1] if n + 1 < N else W
-                if scale_after:
-                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst).mul_(lam_S[n])
-                elif lam_S is None:
-                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst)
-                else:
-                    torch.mul(Wn, lam_S[n], out=dst).baddbmm_(Un.transpose(-1, -2), kw[n])
+        starts, Us = [], []
+        for n in range(N):
+            starts.append(W)
+            Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
+            Us.append(Un)
+            if scale_after:
+                W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
+            else:
+                Wd = W if lam_S is None else lam_S[n] * W
+                W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
+        W_start = torch.stack(starts)  # (N, BH, V, K)
+        U = torch.stack(Us)  # (N, BH, S, V)
     else:
         U = uc
         if side == "post":
@@ -401,11 +354,9 @@ def scan_chunk(
         y = dec.Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, dec, causal)
     else:
         intra = _intra_vector(qc, kc, U, dec, causal, qL, k_over) if side == "pre" else P @ U
-        args = (qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1))
-        if delta:  # intra = P @ U is a fresh product: accumulate into it (no copy)
-            y = intra.flatten(0, 1).baddbmm_(*args).unflatten(0, (N, BH))
-        else:
-            y = torch.baddbmm(intra.flatten(0, 1), *args).unflatten(0, (N, BH))
+        y = torch.baddbmm(
+            intra.flatten(0, 1), qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1)
+        ).unflatten(0, (N, BH))
     y = _from_chunks(y, B, H, T)
 
     states = None
@@ -528,9 +479,8 @@ def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int
 
     Per chunk and head, decay rules: ``Q K^T`` (``2 S^2 K``), ``P U`` (``2 S^2 V``), the chunk's
     write to the state ``U^T K`` (``2 S K V``) and the inter-chunk read-out ``Q W^T``
-    (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse as executed by
-    :func:`_ut_inverse` (:func:`_ut_inverse_flops`: ``360448 ~ 1.4 S^3`` at ``S = 64``, dense
-    block products included), its application ``T (c V | gamma K)`` as two dense products
+    (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse (about
+    ``S^3 / 3`` for the recursive block inversion) and its application ``T (c V | gamma K)``
     (``2 S^2 (V + K)``), and the in-loop correction ``Wt W^T`` (``2 S K V``). Elementwise work
     (decay products, masks; ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that need
     the exact path) is not counted.
@@ -539,5 +489,5 @@ def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int
     N = -(-T // S)
     per = 2 * S * S * K + 2 * S * S * V + 4 * S * K * V
     if rule.correction == "delta":
-        per += 2 * S * S * K + _ut_inverse_flops(S) + 2 * S * S * (V + K) + 2 * S * K * V
+        per += 2 * S * S * K + S**3 // 3 + 2 * S * S * (V + K) + 2 * S * K * V
     return int(B * H * N * per)
