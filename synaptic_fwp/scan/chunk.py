@@ -35,7 +35,8 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
 ``Ut`` and ``Wt`` need no state and are computed for all chunks at once; the loop over chunks only
-does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls). The
+does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls;
+without autograd they write in place into ``Ut`` and one preallocated state buffer). The
 outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
 
 Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
@@ -305,31 +306,49 @@ def scan_chunk(
             gch = _to_chunks(gamma, N, S, 0.0).unsqueeze(-1)  # (N, BH, S, 1)
         else:
             gch = kc.new_full(kc.shape[:-1] + (1,), float(gamma))
-        gk = gch * kc  # gamma_t k_t
         strict = torch.ones(S, S, dtype=torch.bool, device=q.device).tril(-1)
-        if dec is None:  # Abar[t, s] = gamma_t (k_t . k_s)
-            Abar = torch.where(strict, gk @ kc.transpose(-1, -2), zero)
-        else:
-            gk = gk * dec.Lam_prev  # gamma_t Lam[t-1] k_t
-            if dec.fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
-                Abar = torch.where(strict, gk @ k_over.transpose(-1, -2), zero)
-            else:  # exact: D[t-1, s] from the cumulative-product matrix
-                D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
-                Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
+        # gamma_t k_t (times Lam[t-1] with a decay); the (N, BH, S, 1) factors are formed first
+        gk = kc * (gch if dec is None else gch * dec.Lam_prev)
+        if dec is None:  # Abar[t, s] = gamma_t (k_t . k_s); fresh product: in place is safe
+            Abar = (gk @ kc.transpose(-1, -2)).tril_(-1)
+        elif dec.fast:  # gamma_t D[t-1, s] (k_t . k_s) = (gamma_t Lam[t-1] k_t) . (k_s / Lam[s])
+            Abar = (gk @ k_over.transpose(-1, -2)).tril_(-1)
+        else:  # exact: D[t-1, s] from the cumulative-product matrix
+            D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
+            Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
         Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
         lam_S = dec.Lam_S[..., 0, :].unsqueeze(-1) if dec is not None else None  # (N, BH, 1, 1)
-        starts, Us = [], []
-        for n in range(N):
-            starts.append(W)
-            Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
-            Us.append(Un)
-            if scale_after:
-                W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
-            else:
-                Wd = W if lam_S is None else lam_S[n] * W
-                W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
-        W_start = torch.stack(starts)  # (N, BH, V, K)
-        U = torch.stack(Us)  # (N, BH, S, V)
+        grad = torch.is_grad_enabled() and any(
+            x.requires_grad for x in (Ut, Wt, W, kw) + ((lam_S,) if lam_S is not None else ())
+        )
+        if grad:  # out-of-place: autograd records every step
+            starts, Us = [], []
+            for n in range(N):
+                starts.append(W)
+                Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
+                Us.append(Un)
+                if scale_after:
+                    W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
+                else:
+                    Wd = W if lam_S is None else lam_S[n] * W
+                    W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
+            W_start = torch.stack(starts)  # (N, BH, V, K)
+            U = torch.stack(Us)  # (N, BH, S, V)
+        else:  # no autograd: U overwrites Ut in place, states written into one buffer
+            U = Ut  # a fresh product above, owned here
+            W_start = W.new_empty((N, BH, V, K))
+            W_start[0].copy_(W)
+            W = W.new_empty((BH, V, K))  # the final state
+            for n in range(N):
+                Wn = W_start[n]
+                Un = U[n].baddbmm_(Wt[n], Wn.transpose(-1, -2), alpha=-1.0)
+                dst = W_start[n + 1] if n + 1 < N else W
+                if scale_after:
+                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst).mul_(lam_S[n])
+                elif lam_S is None:
+                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst)
+                else:
+                    torch.mul(Wn, lam_S[n], out=dst).baddbmm_(Un.transpose(-1, -2), kw[n])
     else:
         U = uc
         if side == "post":
@@ -354,9 +373,11 @@ def scan_chunk(
         y = dec.Lam * (qc @ W_start.transpose(-1, -2)) + _intra_vector(qc, kc, U, dec, causal)
     else:
         intra = _intra_vector(qc, kc, U, dec, causal, qL, k_over) if side == "pre" else P @ U
-        y = torch.baddbmm(
-            intra.flatten(0, 1), qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1)
-        ).unflatten(0, (N, BH))
+        args = (qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1))
+        if delta:  # intra = P @ U is a fresh product: accumulate into it (no copy)
+            y = intra.flatten(0, 1).baddbmm_(*args).unflatten(0, (N, BH))
+        else:
+            y = torch.baddbmm(intra.flatten(0, 1), *args).unflatten(0, (N, BH))
     y = _from_chunks(y, B, H, T)
 
     states = None
