@@ -55,6 +55,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .datasets.units import UNITS
+
 try:
     import tomllib  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10 needs the tomli backport
@@ -123,28 +125,10 @@ _RECORD_KEYS = ("variables",)
 
 # ------------------------------------------------------------------------------ units
 
+# one unit table for the whole package (datasets.units), as (factor to SI, dimension); only
+# the plain unit words the quantity syntax below can parse ("10 ms", "5 nS", "3 cm")
 _UNITS: dict[str, tuple[float, str]] = {
-    "s": (1.0, "time"),
-    "ms": (1e-3, "time"),
-    "us": (1e-6, "time"),
-    "min": (60.0, "time"),
-    "Hz": (1.0, "frequency"),
-    "kHz": (1e3, "frequency"),
-    "V": (1.0, "voltage"),
-    "mV": (1e-3, "voltage"),
-    "A": (1.0, "current"),
-    "nA": (1e-9, "current"),
-    "pA": (1e-12, "current"),
-    "S": (1.0, "conductance"),
-    "uS": (1e-6, "conductance"),
-    "nS": (1e-9, "conductance"),
-    "F": (1.0, "capacitance"),
-    "nF": (1e-9, "capacitance"),
-    "pF": (1e-12, "capacitance"),
-    "m": (1.0, "length"),
-    "cm": (1e-2, "length"),
-    "mm": (1e-3, "length"),
-    "1": (1.0, "dimensionless"),
+    u: (f, dim) for u, (dim, _canon, f) in UNITS.items() if re.fullmatch(r"[A-Za-z]+|1", u)
 }
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]+|1)?\s*$")
 _TIME_NAMES = re.compile(r"^(tau.*|dt|D|delay|duration|pre_delay|settle_time|t_.*)$")
@@ -152,7 +136,8 @@ _TIME_NAMES = re.compile(r"^(tau.*|dt|D|delay|duration|pre_delay|settle_time|t_.
 
 def quantity(value: object, *, expect: str | None = None, key: str = "value") -> float:
     """A number in SI units from a number (taken as SI) or a string ``"<number> <unit>"``
-    (units: s, ms, us, min, Hz, kHz, V, mV, A, nA, pA, S, uS, nS, F, nF, pF, m, cm, mm).
+    (units: the package's one table, :data:`synaptic_fwp.datasets.units.UNITS`: s, ms, Hz,
+    mV, nA, nS, pF, cm, ...).
     ``expect`` (e.g. ``"time"``) rejects a unit of another kind."""
     if isinstance(value, bool):
         raise TypeError(f"{key} must be a number or a string with a unit, got {value!r}")

@@ -26,6 +26,16 @@ UNITS: dict[str, tuple[str, str, float]] = {
     "mV": ("voltage", "V", 1e-3),
     "1/V": ("inverse voltage", "1/V", 1.0),
     "1/mV": ("inverse voltage", "1/V", 1e3),
+    # current, conductance, capacitance (experiment files: neuron and synapse parameters)
+    "A": ("current", "A", 1.0),
+    "nA": ("current", "A", 1e-9),
+    "pA": ("current", "A", 1e-12),
+    "S": ("conductance", "S", 1.0),
+    "uS": ("conductance", "S", 1e-6),
+    "nS": ("conductance", "S", 1e-9),
+    "F": ("capacitance", "F", 1.0),
+    "nF": ("capacitance", "F", 1e-9),
+    "pF": ("capacitance", "F", 1e-12),
     # concentration (kept in uM: DESIGN.md allows calcium in uM)
     "uM": ("concentration", "uM", 1.0),
     "nM": ("concentration", "uM", 1e-3),
@@ -35,6 +45,7 @@ UNITS: dict[str, tuple[str, str, float]] = {
     # length and speed
     "m": ("length", "m", 1.0),
     "cm": ("length", "m", 1e-2),
+    "mm": ("length", "m", 1e-3),
     "um": ("length", "m", 1e-6),
     "m/s": ("speed", "m/s", 1.0),
     "cm/s": ("speed", "m/s", 1e-2),
