@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from synaptic_fwp import rules, scan
-from synaptic_fwp.scan import _pick_backend, prepare
+from synaptic_fwp.scan import _pick_backend, chunk_delta, prepare
 from synaptic_fwp.scan import chunk as chunk_mod
-from synaptic_fwp.scan.chunk import _unit_lower_solve, chunk_flops, scan_chunk
+from synaptic_fwp.scan.chunk import chunk_flops, scan_chunk
+from synaptic_fwp.scan.chunk_delta import ut_inverse, ut_inverse_flops
 
 CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
 F64 = torch.float64
@@ -107,11 +108,20 @@ def test_gradients_match(name):
     for backend in ("recurrent", "chunk"):
         xs = {n: x.clone().requires_grad_(True) for n, x in leaves.items()}
         g = {n: xs[n] for n in gates}
-        y, W = scan(xs["q"], xs["k"], xs["v"], rule, initial_state=xs["W0"], backend=backend,
-                    chunk_size=5, **g)
+        y, W = scan(
+            xs["q"],
+            xs["k"],
+            xs["v"],
+            rule,
+            initial_state=xs["W0"],
+            backend=backend,
+            chunk_size=5,
+            **g,
+        )
         gen = torch.Generator().manual_seed(11)
         loss = (y * torch.randn(y.shape, generator=gen, dtype=F64)).sum() + (
-            W * torch.randn(W.shape, generator=gen, dtype=F64)).sum()
+            W * torch.randn(W.shape, generator=gen, dtype=F64)
+        ).sum()
         grads = torch.autograd.grad(loss, list(xs.values()))
         out[backend] = dict(zip(xs, grads, strict=True))
     for n in leaves:
@@ -119,8 +129,9 @@ def test_gradients_match(name):
         assert rel(out["chunk"][n], out["recurrent"][n]) <= 1e-10, n
 
 
-@pytest.mark.parametrize("name", ["mamba2", "gated_delta", "gated_delta_table1", "gla",
-                                  "gla_table1", "gated_rfa"])
+@pytest.mark.parametrize(
+    "name", ["mamba2", "gated_delta", "gated_delta_table1", "gla", "gla_table1", "gated_rfa"]
+)
 def test_zero_decay_no_nan_and_exact(name):
     """Decays of exactly 0 (a full reset) give no NaN, forward or backward, and match."""
     rule, q, k, v, gates, W0 = make(name, 5, shape=(2, 30, 2, 4, 5), zero_decay=True)
@@ -130,8 +141,9 @@ def test_zero_decay_no_nan_and_exact(name):
     for backend in ("recurrent", "chunk"):
         gt = gates[key].clone().requires_grad_(True)
         W0r = W0.clone().requires_grad_(True)
-        y, W = scan(q, k, v, rule, initial_state=W0r, backend=backend, chunk_size=8,
-                    **{**gates, key: gt})
+        y, W = scan(
+            q, k, v, rule, initial_state=W0r, backend=backend, chunk_size=8, **{**gates, key: gt}
+        )
         gy, gW0 = torch.autograd.grad((y**2).sum() + W.sum(), [gt, W0r])
         res[backend] = (y, W, gy, gW0)
     for a, b in zip(res["chunk"], res["recurrent"], strict=True):
@@ -192,13 +204,66 @@ def test_auto_picks_chunk_for_long_sequences():
 
 
 @pytest.mark.parametrize("S", [1, 2, 5, 16, 17, 40, 64])
-def test_unit_lower_solve(S):
+def test_ut_inverse(S):
+    """Both forms (in place into ``out``, and out of place for autograd) equal a triangular
+    solve; only the strictly lower triangle of ``A`` is read."""
     gen = torch.Generator().manual_seed(S)
-    A = torch.randn(3, S, S, generator=gen, dtype=F64).tril(-1) * 0.3
-    R = torch.randn(3, S, 4, generator=gen, dtype=F64)
-    (X,) = _unit_lower_solve(A, R)
-    ref = torch.linalg.solve_triangular(torch.eye(S, dtype=F64) + A, R, upper=False)
-    assert rel(X, ref) <= 1e-12
+    A = torch.randn(3, S, S, generator=gen, dtype=F64) * 0.3
+    ref = torch.linalg.solve_triangular(
+        torch.eye(S, dtype=F64) + A.tril(-1), torch.eye(S, dtype=F64).expand(3, S, S), upper=False
+    )
+    assert rel(ut_inverse(A), ref) <= 1e-12
+    out = torch.full_like(A, float("nan"))
+    assert ut_inverse(A, out=out) is out and rel(out, ref) <= 1e-12
+    if S <= 17:  # autograd through the out-of-place form
+        assert torch.autograd.gradcheck(ut_inverse, (A.clone().requires_grad_(),))
+
+
+def test_ut_inverse_flops():
+    # S = 32, b = 16: two diagonal blocks (16^3 / 3 each) and one block row (2 16 16^2 + 2 16^3)
+    assert ut_inverse_flops(32) == 2 * (16**3 // 3) + 2 * 16 * 16**2 + 2 * 16**3
+    assert ut_inverse_flops(8) == 8**3 // 3
+
+
+@pytest.mark.parametrize("name", ["delta", "gated_delta", "gated_delta_table1"])
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_delta_inference_path(name, dtype, monkeypatch):
+    """The segment-wise inference path of the delta rules (no autograd) against the
+    recurrence: several segments, the last one short, T not a multiple of S (the partial chunk
+    goes to the general path), states at a stride that is a multiple of S."""
+    monkeypatch.setattr(chunk_delta, "SEGMENT_ROWS", 3 * 2 * 2 * 4)  # G = 3 chunks per segment
+    calls = []
+    real = chunk_delta.delta_inference
+    monkeypatch.setattr(
+        chunk_mod, "delta_inference", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
+    rule, q, k, v, gates, W0 = make(name, 11, dtype=dtype, shape=(2, 45, 2, 5, 3))
+    if "decay" in gates:
+        gates["decay"] = 0.5 + 0.5 * gates["decay"]  # mild: the factorised path
+    kw = dict(initial_state=W0, **gates)
+    tol = 1e-10 if dtype == F64 else 1e-4
+    y1, W1, st1 = scan(q, k, v, rule, backend="recurrent", return_states=8, **kw)
+    with torch.no_grad():
+        y2, W2, st2 = scan(q, k, v, rule, backend="chunk", chunk_size=4, return_states=8, **kw)
+    assert calls, "the inference path was not taken"
+    assert rel(y2, y1) <= tol and rel(W2, W1) <= tol and rel(st2, st1) <= tol
+
+
+def test_delta_inference_falls_back(monkeypatch):
+    """A strong decay, a stride that is not a multiple of S, or autograd: the general path."""
+    monkeypatch.setattr(chunk_mod, "delta_inference", None)  # would raise if called
+    rule, q, k, v, gates, W0 = make("gated_delta", 12, shape=(1, 24, 1, 3, 3), zero_decay=True)
+    y1, W1, st1 = scan(
+        q, k, v, rule, backend="recurrent", initial_state=W0, return_states=3, **gates
+    )
+    y2, W2, st2 = scan(
+        q, k, v, rule, backend="chunk", chunk_size=4, initial_state=W0, return_states=3, **gates
+    )
+    assert rel(y2, y1) <= 1e-10 and rel(st2, st1) <= 1e-10
+    rule, q, k, v, gates, W0 = make("delta", 13, shape=(1, 24, 1, 3, 3))
+    y1, _ = scan(q, k, v, rule, backend="recurrent", **gates)
+    y2, _ = scan(q.requires_grad_(), k, v, rule, backend="chunk", chunk_size=4, **gates)
+    assert rel(y2, y1) <= 1e-10 and y2.requires_grad
 
 
 def test_errors():
@@ -223,7 +288,10 @@ def test_flop_count_formula():
     r = rules.get("retnet", decay=0.9)
     # per chunk-head: 2 S^2 K + 2 S^2 V + 4 S K V; 2 chunks of 4 (T = 7 is padded)
     assert chunk_flops(r, 1, 7, 1, 3, 2, 4) == 2 * (2 * 16 * 3 + 2 * 16 * 2 + 4 * 4 * 3 * 2)
-    assert chunk_flops(rules.get("delta"), 1, 8, 1, 3, 2, 4) > chunk_flops(r, 1, 8, 1, 3, 2, 4)
+    # the delta rules add K K^T, the UT inverse, its application to (c V | gamma K), Wt W^T
+    extra = 2 * 16 * 3 + ut_inverse_flops(4) + 2 * 16 * (2 + 3) + 2 * 4 * 3 * 2
+    delta = chunk_flops(rules.get("delta"), 1, 8, 1, 3, 2, 4)
+    assert delta == chunk_flops(r, 1, 8, 1, 3, 2, 4) + 2 * extra
 
 
 def test_default_threads_restore_and_override(monkeypatch):

@@ -34,10 +34,12 @@ transformers with the delta rule over sequence length", Sec. 3; here with scalar
 lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_0^T`` with
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
-``Ut`` and ``Wt`` need no state and are computed for all chunks at once; the loop over chunks only
-does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls;
-without autograd they write in place into ``Ut`` and one preallocated state buffer). The
-outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
+``Ut`` and ``Wt`` need no state and are computed for all chunks at once (``T_`` explicitly, by
+:func:`~synaptic_fwp.scan.chunk_delta.ut_inverse`, then one dense product); the loop over chunks
+only does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls).
+The outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
+Without autograd (and with mild decays) the same algorithm runs segment by segment in
+preallocated buffers, :func:`~synaptic_fwp.scan.chunk_delta.delta_inference`.
 
 Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
 (``log`` of the gate clamped at the smallest normal number, so a decay of 0 gives a large finite
@@ -63,6 +65,7 @@ import math
 import torch
 
 from ..rules import LinearRule
+from .chunk_delta import delta_inference, ut_inverse, ut_inverse_flops
 
 __all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE", "default_chunk_size"]
 
@@ -83,14 +86,12 @@ def default_chunk_size(rule: object) -> int:
         return DECAY_CHUNK_SIZE
     return DEFAULT_CHUNK_SIZE
 
+
 #: Largest total log-decay magnitude of a chunk for which the factorised (log-space) form is used.
 _SAFE_LOG = {torch.float64: 200.0, torch.float32: 20.0, torch.float16: 5.0, torch.bfloat16: 5.0}
 
 #: Elements of the ``S x S x X`` temporaries of the exact GLA path processed per batch.
 _EXACT_ELEMS = 1 << 24
-
-#: Diagonal block size of the recursive inversion of the unit lower-triangular UT matrix.
-_BASE_BLOCK = 16
 
 
 def supports(rule: object) -> bool:
@@ -160,51 +161,46 @@ def _decay_to_end(a: torch.Tensor) -> torch.Tensor:
     return torch.flip(torch.cumprod(torch.flip(nxt, [-2]), dim=-2), [-2])
 
 
-def _nilpotent_inverse(A: torch.Tensor) -> torch.Tensor:
-    """``(I + A)^{-1} = sum_j (-A)^j = (I - A)(I + A^2)(I + A^4)...`` for strictly lower ``A``
-    (nilpotent: ``A^b = 0`` for ``b x b``); ``log2(b)`` squarings, all batched matmuls."""
-    b = A.shape[-1]
-    X = torch.eye(b, dtype=A.dtype, device=A.device) - A
-    P, p = A, 1
-    while 2 * p < b:
-        P = P @ P
-        p *= 2
-        X = X + X @ P
-    return X
+def _needs_grad(*xs: object) -> bool:
+    return torch.is_grad_enabled() and any(
+        isinstance(x, torch.Tensor) and x.requires_grad for x in xs
+    )
 
 
-def _unit_lower_solve(A: torch.Tensor, *Rs: torch.Tensor) -> list[torch.Tensor]:
-    """``(I + A)^{-1} R`` for each ``R: (..., S, C)``, ``A: (..., S, S)`` strictly lower
-    triangular (the UT transform applied to ``R``).
-
-    Blocked forward substitution: the ``_BASE_BLOCK x _BASE_BLOCK`` diagonal blocks are inverted
-    by the nilpotent product formula (batched over all blocks), then block row ``i`` is
-    ``X_i = (I + A_ii)^{-1} (R_i - sum_{j<i} A_ij X_j)``. Exact up to rounding; differentiable;
-    no in-place writes.
-    """
-    S = A.shape[-1]
-    b = min(_BASE_BLOCK, S)
-    nb = -(-S // b)
-    P = nb * b
-    if P != S:
-        A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
-        Rs = tuple(torch.nn.functional.pad(R, (0, 0, 0, P - S)) for R in Rs)
-    Ab = A.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))  # (..., nb, b, nb, b)
-    Ad = torch.diagonal(Ab, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
-    Xd = _nilpotent_inverse(Ad.contiguous())
-    blocks = [A[..., i * b : (i + 1) * b, : i * b].contiguous() for i in range(nb)]
-    out = []
-    for R in Rs:
-        rows: list[torch.Tensor] = []
-        for i in range(nb):
-            Ri = R[..., i * b : (i + 1) * b, :].flatten(0, -3)
-            for j in range(i):
-                Aij = blocks[i][..., j * b : (j + 1) * b].flatten(0, -3)
-                Ri = torch.baddbmm(Ri, Aij, rows[j].flatten(0, -3), alpha=-1.0)
-            rows.append((Xd[..., i, :, :].flatten(0, -3) @ Ri).unflatten(0, R.shape[:-2]))
-        X = torch.cat(rows, dim=-2) if nb > 1 else rows[0]
-        out.append(X[..., :S, :] if P != S else X)
-    return out
+def _delta_without_grad(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rule: LinearRule,
+    g: dict[str, torch.Tensor | None],
+    W0: torch.Tensor,
+    stride: int,
+    S: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+    """The delta rules by :func:`.chunk_delta.delta_inference` (segment-wise, preallocated),
+    the last partial chunk by the general path; ``None`` where that path does not apply (a
+    vector gate, a strong decay, states at a stride that is not a multiple of ``S``)."""
+    B, T, H, K = k.shape
+    NS = (T // S) * S
+    if rule.decay not in ("none", "scalar") or stride % S or NS == 0:
+        return None
+    a = g["decay"] if rule.decay == "scalar" else None
+    if a is not None:  # every chunk's decay product must be mild (see _Decays)
+        lam = a[:, :NS].unflatten(1, (NS // S, S)).prod(dim=2)
+        if not bool(lam.amin() >= math.exp(-_SAFE_LOG.get(a.dtype, 20.0))):
+            return None
+    c = rule.write_coef(g)
+    gamma = c * a if (rule.decay_first and a is not None) else c
+    y, W, states = delta_inference(q, k, v, c, gamma, a, W0, S, stride // S)
+    if NS < T:  # the last, partial chunk by the general path, from the state reached
+        rest = {n: x[:, NS:] if isinstance(x, torch.Tensor) else x for n, x in g.items()}
+        y[:, NS:], W, _ = scan_chunk(
+            q[:, NS:], k[:, NS:], v[:, NS:], rule, rest, W, chunk_size=T - NS
+        )
+    if states is not None:
+        V = v.shape[-1]
+        states = states.reshape(-1, B, H, V, K).transpose(0, 1)
+    return y, W, states
 
 
 def _states_at(
@@ -263,12 +259,20 @@ def scan_chunk(
     S = min(chunk_size, T)
     N = -(-T // S)
     BH = B * H
+    if rule.correction == "delta" and not _needs_grad(q, k, v, W0, *g.values()):
+        fast = _delta_without_grad(q, k, v, rule, g, W0, stride, S)
+        if fast is not None:
+            return fast
 
     # ---- per-step gates: write c_t, decay a_t ((N, BH, S, X), X = 1 for a scalar decay)
     c = rule.write_coef(g)
     side = rule.decay  # none | scalar | pre | post
-    a = {"scalar": g["decay"].unsqueeze(-1) if side == "scalar" else None,
-         "pre": g["gate"], "post": g["gate"], "none": None}[side]
+    a = {
+        "scalar": g["decay"].unsqueeze(-1) if side == "scalar" else None,
+        "pre": g["gate"],
+        "post": g["gate"],
+        "none": None,
+    }[side]
     delta = rule.correction == "delta"
 
     qc, kc, vc = (_to_chunks(x, N, S, 0.0) for x in (q, k, v))  # (N, BH, S, K|V)
@@ -316,39 +320,21 @@ def scan_chunk(
         else:  # exact: D[t-1, s] from the cumulative-product matrix
             D_prev = torch.cat([torch.ones_like(D[..., :1, :]), D[..., :-1, :]], dim=-2)
             Abar = torch.where(strict, gch * D_prev * (kc @ kc.transpose(-1, -2)), zero)
-        Ut, Wt = _unit_lower_solve(Abar, uc, gk)  # T_ c v: (N, BH, S, V); T_ gamma Lam k
+        Tinv = ut_inverse(Abar)  # the UT transform T_ = (I + Abar)^{-1}
+        Ut, Wt = Tinv @ uc, Tinv @ gk  # T_ c v: (N, BH, S, V); T_ gamma Lam k
         lam_S = dec.Lam_S[..., 0, :].unsqueeze(-1) if dec is not None else None  # (N, BH, 1, 1)
-        grad = torch.is_grad_enabled() and any(
-            x.requires_grad for x in (Ut, Wt, W, kw) + ((lam_S,) if lam_S is not None else ())
-        )
-        if grad:  # out-of-place: autograd records every step
-            starts, Us = [], []
-            for n in range(N):
-                starts.append(W)
-                Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
-                Us.append(Un)
-                if scale_after:
-                    W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
-                else:
-                    Wd = W if lam_S is None else lam_S[n] * W
-                    W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
-            W_start = torch.stack(starts)  # (N, BH, V, K)
-            U = torch.stack(Us)  # (N, BH, S, V)
-        else:  # no autograd: U overwrites Ut in place, states written into one buffer
-            U = Ut  # a fresh product above, owned here
-            W_start = W.new_empty((N, BH, V, K))
-            W_start[0].copy_(W)
-            W = W.new_empty((BH, V, K))  # the final state
-            for n in range(N):
-                Wn = W_start[n]
-                Un = U[n].baddbmm_(Wt[n], Wn.transpose(-1, -2), alpha=-1.0)
-                dst = W_start[n + 1] if n + 1 < N else W
-                if scale_after:
-                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst).mul_(lam_S[n])
-                elif lam_S is None:
-                    torch.baddbmm(Wn, Un.transpose(-1, -2), kw[n], out=dst)
-                else:
-                    torch.mul(Wn, lam_S[n], out=dst).baddbmm_(Un.transpose(-1, -2), kw[n])
+        starts, Us = [], []
+        for n in range(N):  # out of place: autograd records every step
+            starts.append(W)
+            Un = torch.baddbmm(Ut[n], Wt[n], W.transpose(-1, -2), alpha=-1.0)  # (BH, S, V)
+            Us.append(Un)
+            if scale_after:
+                W = torch.baddbmm(W, Un.transpose(-1, -2), kw[n]) * lam_S[n]
+            else:
+                Wd = W if lam_S is None else lam_S[n] * W
+                W = torch.baddbmm(Wd, Un.transpose(-1, -2), kw[n])
+        W_start = torch.stack(starts)  # (N, BH, V, K)
+        U = torch.stack(Us)  # (N, BH, S, V)
     else:
         U = uc
         if side == "post":
@@ -374,10 +360,7 @@ def scan_chunk(
     else:
         intra = _intra_vector(qc, kc, U, dec, causal, qL, k_over) if side == "pre" else P @ U
         args = (qL.flatten(0, 1), W_start.transpose(-1, -2).flatten(0, 1))
-        if delta:  # intra = P @ U is a fresh product: accumulate into it (no copy)
-            y = intra.flatten(0, 1).baddbmm_(*args).unflatten(0, (N, BH))
-        else:
-            y = torch.baddbmm(intra.flatten(0, 1), *args).unflatten(0, (N, BH))
+        y = torch.baddbmm(intra.flatten(0, 1), *args).unflatten(0, (N, BH))
     y = _from_chunks(y, B, H, T)
 
     states = None
@@ -500,15 +483,16 @@ def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int
 
     Per chunk and head, decay rules: ``Q K^T`` (``2 S^2 K``), ``P U`` (``2 S^2 V``), the chunk's
     write to the state ``U^T K`` (``2 S K V``) and the inter-chunk read-out ``Q W^T``
-    (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse (about
-    ``S^3 / 3`` for the recursive block inversion) and its application ``T (c V | gamma K)``
-    (``2 S^2 (V + K)``), and the in-loop correction ``Wt W^T`` (``2 S K V``). Elementwise work
-    (decay products, masks; ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that need
-    the exact path) is not counted.
+    (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse
+    (:func:`~synaptic_fwp.scan.chunk_delta.ut_inverse_flops`: about ``0.65 S^3`` at ``S = 64``), its
+    application ``T_ (c V | gamma K)`` as one dense product (``2 S^2 (V + K)``) and the in-loop
+    correction ``Wt W^T`` (``2 S K V``). Elementwise work (decay products, masks;
+    ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that need the exact path) is not
+    counted.
     """
     S = min(S, T)
     N = -(-T // S)
     per = 2 * S * S * K + 2 * S * S * V + 4 * S * K * V
     if rule.correction == "delta":
-        per += 2 * S * S * K + S**3 // 3 + 2 * S * S * (V + K) + 2 * S * K * V
+        per += 2 * S * S * K + ut_inverse_flops(S) + 2 * S * S * (V + K) + 2 * S * K * V
     return int(B * H * N * per)
