@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from synaptic_fwp import rules, scan
-from synaptic_fwp.scan import _pick_backend, chunk_delta, prepare
+from synaptic_fwp.scan import _pick_backend, chunk_inference, prepare
 from synaptic_fwp.scan import chunk as chunk_mod
 from synaptic_fwp.scan.chunk import chunk_flops, scan_chunk
-from synaptic_fwp.scan.chunk_delta import ut_inverse, ut_inverse_flops
+from synaptic_fwp.scan.chunk_inference import ut_inverse, ut_inverse_flops
 
 CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
 F64 = torch.float64
@@ -225,33 +225,43 @@ def test_ut_inverse_flops():
     assert ut_inverse_flops(8) == 8**3 // 3
 
 
-@pytest.mark.parametrize("name", ["delta", "gated_delta", "gated_delta_table1"])
+@pytest.mark.parametrize("name", CHUNK_RULES)
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_delta_inference_path(name, dtype, monkeypatch):
-    """The segment-wise inference path of the delta rules (no autograd) against the
-    recurrence: several segments, the last one short, T not a multiple of S (the partial chunk
-    goes to the general path), states at a stride that is a multiple of S."""
-    monkeypatch.setattr(chunk_delta, "SEGMENT_ROWS", 3 * 2 * 2 * 4)  # G = 3 chunks per segment
+def test_segmented_inference_path(name, dtype, monkeypatch):
+    """The segment-wise path taken without autograd (``chunk_inference.segmented_scan``) against
+    the recurrence, for every rule: several segments, the last one short, T not a multiple of S
+    (the partial chunk goes to the general path), states at a stride that is a multiple of S."""
+    monkeypatch.setattr(chunk_inference, "SEGMENT_ROWS", 3 * 2 * 2 * 4)  # G = 3 chunks a segment
     calls = []
-    real = chunk_delta.delta_inference
+    real = chunk_inference.segmented_scan
     monkeypatch.setattr(
-        chunk_mod, "delta_inference", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+        chunk_mod, "segmented_scan", lambda *a, **kw: calls.append(1) or real(*a, **kw)
     )
     rule, q, k, v, gates, W0 = make(name, 11, dtype=dtype, shape=(2, 45, 2, 5, 3))
-    if "decay" in gates:
-        gates["decay"] = 0.5 + 0.5 * gates["decay"]  # mild: the factorised path
+    for n in ("decay", "gate"):
+        if n in gates:
+            gates[n] = 0.5 + 0.5 * gates[n]  # mild: the factorised regime
     kw = dict(initial_state=W0, **gates)
     tol = 1e-10 if dtype == F64 else 1e-4
     y1, W1, st1 = scan(q, k, v, rule, backend="recurrent", return_states=8, **kw)
     with torch.no_grad():
         y2, W2, st2 = scan(q, k, v, rule, backend="chunk", chunk_size=4, return_states=8, **kw)
-    assert calls, "the inference path was not taken"
+    assert calls, "the segmented path was not taken"
     assert rel(y2, y1) <= tol and rel(W2, W1) <= tol and rel(st2, st1) <= tol
 
 
-def test_delta_inference_falls_back(monkeypatch):
+@pytest.mark.parametrize("X", [1, 16])
+def test_chunk_cumprod_both_methods(X):
+    """Decay products within chunks: torch.cumprod (narrow gates) and the step loop (wide)."""
+    gen = torch.Generator().manual_seed(X)
+    a = torch.rand(2, 12, 3, X, generator=gen, dtype=F64)
+    ref = a.reshape(2, 3, 4, 3, X).cumprod(dim=2).reshape(2, 12, 3, X)
+    assert rel(chunk_inference._chunk_cumprod(a, 4), ref) <= 1e-14
+
+
+def test_segmented_path_falls_back(monkeypatch):
     """A strong decay, a stride that is not a multiple of S, or autograd: the general path."""
-    monkeypatch.setattr(chunk_mod, "delta_inference", None)  # would raise if called
+    monkeypatch.setattr(chunk_mod, "segmented_scan", None)  # would raise if called
     rule, q, k, v, gates, W0 = make("gated_delta", 12, shape=(1, 24, 1, 3, 3), zero_decay=True)
     y1, W1, st1 = scan(
         q, k, v, rule, backend="recurrent", initial_state=W0, return_states=3, **gates

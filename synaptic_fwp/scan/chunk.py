@@ -35,11 +35,11 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
 ``Ut`` and ``Wt`` need no state and are computed for all chunks at once (``T_`` explicitly, by
-:func:`~synaptic_fwp.scan.chunk_delta.ut_inverse`, then one dense product); the loop over chunks
+:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse`, then one dense product); the loop over chunks
 only does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls).
 The outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
 Without autograd (and with mild decays) the same algorithm runs segment by segment in
-preallocated buffers, :func:`~synaptic_fwp.scan.chunk_delta.delta_inference`.
+preallocated buffers, :func:`~synaptic_fwp.scan.chunk_inference.segmented_scan`.
 
 Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
 (``log`` of the gate clamped at the smallest normal number, so a decay of 0 gives a large finite
@@ -65,7 +65,7 @@ import math
 import torch
 
 from ..rules import LinearRule
-from .chunk_delta import delta_inference, ut_inverse, ut_inverse_flops
+from .chunk_inference import segmented_scan, ut_inverse, ut_inverse_flops
 
 __all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE", "default_chunk_size"]
 
@@ -167,7 +167,7 @@ def _needs_grad(*xs: object) -> bool:
     )
 
 
-def _delta_without_grad(
+def _without_grad(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -177,21 +177,26 @@ def _delta_without_grad(
     stride: int,
     S: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
-    """The delta rules by :func:`.chunk_delta.delta_inference` (segment-wise, preallocated),
-    the last partial chunk by the general path; ``None`` where that path does not apply (a
-    vector gate, a strong decay, states at a stride that is not a multiple of ``S``)."""
+    """The whole chunks by :func:`.chunk_inference.segmented_scan` (segment-wise, preallocated
+    buffers), the last partial chunk by the general path; ``None`` where that path does not
+    apply (a decay that is not mild in some chunk, states at a stride that is not a multiple of
+    ``S``, fewer than ``S`` steps)."""
     B, T, H, K = k.shape
     NS = (T // S) * S
-    if rule.decay not in ("none", "scalar") or stride % S or NS == 0:
+    if stride % S or NS == 0:
         return None
-    a = g["decay"] if rule.decay == "scalar" else None
+    side = rule.decay
+    a = {"none": None, "scalar": g["decay"], "pre": g["gate"], "post": g["gate"]}[side]
+    if side == "scalar":
+        a = a.unsqueeze(-1)  # (B, T, H, 1)
     if a is not None:  # every chunk's decay product must be mild (see _Decays)
         lam = a[:, :NS].unflatten(1, (NS // S, S)).prod(dim=2)
         if not bool(lam.amin() >= math.exp(-_SAFE_LOG.get(a.dtype, 20.0))):
             return None
     c = rule.write_coef(g)
-    gamma = c * a if (rule.decay_first and a is not None) else c
-    y, W, states = delta_inference(q, k, v, c, gamma, a, W0, S, stride // S)
+    delta = rule.correction == "delta"
+    gamma = c * a[..., 0] if (delta and rule.decay_first and a is not None) else c
+    y, W, states = segmented_scan(q, k, v, side, delta, c, gamma, a, W0, S, stride // S)
     if NS < T:  # the last, partial chunk by the general path, from the state reached
         rest = {n: x[:, NS:] if isinstance(x, torch.Tensor) else x for n, x in g.items()}
         y[:, NS:], W, _ = scan_chunk(
@@ -259,8 +264,8 @@ def scan_chunk(
     S = min(chunk_size, T)
     N = -(-T // S)
     BH = B * H
-    if rule.correction == "delta" and not _needs_grad(q, k, v, W0, *g.values()):
-        fast = _delta_without_grad(q, k, v, rule, g, W0, stride, S)
+    if not _needs_grad(q, k, v, W0, *g.values()):
+        fast = _without_grad(q, k, v, rule, g, W0, stride, S)
         if fast is not None:
             return fast
 
@@ -484,11 +489,11 @@ def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int
     Per chunk and head, decay rules: ``Q K^T`` (``2 S^2 K``), ``P U`` (``2 S^2 V``), the chunk's
     write to the state ``U^T K`` (``2 S K V``) and the inter-chunk read-out ``Q W^T``
     (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse
-    (:func:`~synaptic_fwp.scan.chunk_delta.ut_inverse_flops`: about ``0.65 S^3`` at ``S = 64``), its
-    application ``T_ (c V | gamma K)`` as one dense product (``2 S^2 (V + K)``) and the in-loop
-    correction ``Wt W^T`` (``2 S K V``). Elementwise work (decay products, masks;
-    ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that need the exact path) is not
-    counted.
+    (:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse_flops`: about ``0.65 S^3`` at
+    ``S = 64``), its application ``T_ (c V | gamma K)`` as one dense product
+    (``2 S^2 (V + K)``) and the in-loop correction ``Wt W^T`` (``2 S K V``). Elementwise work
+    (decay products, masks; ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that
+    need the exact path) is not counted.
     """
     S = min(S, T)
     N = -(-T // S)

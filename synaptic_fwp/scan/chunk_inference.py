@@ -1,0 +1,253 @@
+r"""The chunk algorithm without autograd, segment by segment; and the UT transform.
+
+Both serve :func:`synaptic_fwp.scan.chunk.scan_chunk`; the notation is that module's.
+
+:func:`ut_inverse` forms ``T_ = (I + Abar)^{-1}`` for the strictly lower triangular ``Abar`` of
+a delta-rule chunk (Yang, Wang, Zhang, Shen & Kim 2024, "Parallelizing linear transformers with
+the delta rule over sequence length", Sec. 3): the ``b x b`` diagonal blocks (``b = 16``) are
+inverted by a batched triangular solve, then block row ``i`` of the inverse is
+``T_[i, :i] = -X_i Abar[i, :i] T_[:i, :i]`` with ``X_i`` the inverse of diagonal block ``i``.
+Applying ``T_`` is then one dense product per chunk, ``T_ (c V | gamma Lam K)``, the shape a CPU
+or GPU multiplies fastest. The autograd path uses it too.
+
+:func:`segmented_scan` runs the chunk algorithm when no gradient is needed and every chunk's
+decay is mild (the factorised regime of ``scan_chunk``), for every rule the chunk backend
+covers. It walks the sequence in *segments* of ``G`` chunks (about ``8,192 / (B H S)``, so that
+one segment's temporaries are a few MB and stay in cache) and keeps every temporary in buffers
+allocated once per call: every batched product writes into a contiguous buffer (a strided
+output sends torch's CPU ``bmm`` to a slow per-matrix loop), and no multi-MB tensor is allocated
+per segment (fresh ones cost page faults on every call). With ``Lam[t]`` the decay from the
+chunk start to step ``t`` (along the gated side), each chunk is
+
+    y  = s_out * (tril(qq kk^T) uu + qq W^T)
+    W <- Lam[S] * W + ud^T kd
+
+with, for decay ``none``/``scalar``/``pre`` (key side), ``qq = Lam q``, ``kk = k / Lam``,
+``kd = (Lam[S] / Lam) k``, ``uu = ud = u``, ``s_out = 1``; and for ``post`` (value side)
+``qq = q``, ``kk = kd = k``, ``uu = u / Lam``, ``ud = (Lam[S] / Lam) u``, ``s_out = Lam``. The
+write is ``u = c v``; for the delta rules ``u`` is the pseudo-value ``U_n = Ut_n - Wt_n W^T`` with
+``[Ut | Wt] = T_ (c v | gamma Lam[t-1] k)`` and ``Abar = tril(gamma Lam[t-1] k kk^T, -1)``, and the
+state update runs chunk by chunk; for the decay rules the chunk writes ``ud^T kd`` are one
+batched product and the loop only adds them.
+
+Same results as the general path to rounding; tested against the recurrence.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "UT_BLOCK", "SEGMENT_ROWS"]
+
+#: Diagonal block size of the UT inverse.
+UT_BLOCK = 16
+
+#: Time steps x heads per segment of :func:`segmented_scan` (``G B H S`` ~ this).
+SEGMENT_ROWS = 8192
+
+
+def ut_inverse(A: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(I + tril(A, -1))^{-1}`` for ``A: (..., S, S)``; only the strictly lower triangle of
+    ``A`` is read. With ``out`` (contiguous, ``A``'s shape) the inverse is written there in
+    place (no autograd); without, it is built out of place and autograd flows through."""
+    S = A.shape[-1]
+    b = min(UT_BLOCK, S)
+    nb = -(-S // b)
+    P = nb * b
+    if P != S:  # pad with an identity block: inv(diag(I + A, I)) = diag(inv(I + A), I)
+        A = torch.nn.functional.pad(A, (0, P - S, 0, P - S))
+    lead = A.shape[:-2]
+    blocks = A.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))  # (..., nb, b, nb, b)
+    diag = torch.diagonal(blocks, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, b, b)
+    eye = torch.eye(b, dtype=A.dtype, device=A.device)
+    # inverses of the diagonal blocks; a unit lower-triangular solve reads only the strict lower
+    # triangle of its matrix (diagonal and upper part are neither read nor differentiated)
+    X = torch.linalg.solve_triangular(diag, eye.expand(diag.shape), upper=False, unitriangular=True)
+    if out is not None and P == S:
+        out.zero_()
+        blocks_out = out.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))
+        torch.diagonal(blocks_out, dim1=-4, dim2=-2).copy_(X.movedim(-3, -1))
+        for i in range(1, nb):
+            r = slice(i * b, (i + 1) * b)
+            low = X[..., i, :, :] @ (A[..., r, : i * b] @ out[..., : i * b, : i * b])
+            out[..., r, : i * b] = low.neg_()
+        return out
+    Tn = X[..., 0, :, :]
+    for i in range(1, nb):
+        r = slice(i * b, (i + 1) * b)
+        low = -(X[..., i, :, :] @ (A[..., r, : i * b] @ Tn))
+        top = torch.cat([Tn, Tn.new_zeros(lead + (i * b, b))], dim=-1)
+        Tn = torch.cat([top, torch.cat([low, X[..., i, :, :]], dim=-1)], dim=-2)
+    Tn = Tn[..., :S, :S] if P != S else Tn
+    if out is not None:
+        return out.copy_(Tn)
+    return Tn
+
+
+def ut_inverse_flops(S: int) -> int:
+    """Flops of :func:`ut_inverse` for one ``S x S`` matrix: ``b^3 / 3`` per diagonal block
+    (triangular inverse) plus, for block row ``i``, ``2 b (i b)^2 + 2 b^2 (i b)`` (the two
+    products)."""
+    b = min(UT_BLOCK, S)
+    nb = -(-S // b)
+    return nb * b**3 // 3 + sum(2 * b * (i * b) ** 2 + 2 * b * b * (i * b) for i in range(1, nb))
+
+
+def _segment(x: torch.Tensor, t: slice, g: int, S: int) -> torch.Tensor:
+    """``(B, T, H, X) -> (g, B, H, S, X)``: the ``g`` chunks of time slice ``t``, as a view."""
+    return x[:, t].unflatten(1, (g, S)).permute(1, 0, 3, 2, 4)
+
+
+def segmented_scan(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    side: str,
+    delta: bool,
+    c: torch.Tensor | float,
+    gamma: torch.Tensor | float,
+    a: torch.Tensor | None,
+    W0: torch.Tensor,
+    S: int,
+    states_every: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The chunk algorithm without autograd, segment by segment (module docstring).
+
+    ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``; ``side`` the rule's decay kind (``none``,
+    ``scalar``, ``pre``, ``post``), ``delta`` whether it has the delta correction (then ``side``
+    is ``none`` or ``scalar``); ``c`` (write) and ``gamma`` (correction): ``(B, T, H)`` tensors or
+    floats; ``a``: the decay as ``(B, T, H, X)`` (``X = 1`` for ``scalar``, ``K`` for ``pre``,
+    ``V`` for ``post``), ``None`` for ``none``, mild in every chunk (the caller checks).
+    ``W0: (B, H, V, K)``. Runs the ``N = T // S`` whole chunks and returns ``y: (B, T, H, V)``
+    (its last ``T - N S`` steps left unwritten, for the caller), the state after them,
+    ``(B, H, V, K)``, and, if ``states_every = m > 0``, the states after every ``m``-th chunk,
+    ``(N // m, B H, V, K)``.
+    """
+    B, T, H, K = k.shape
+    V = v.shape[-1]
+    BH = B * H
+    N = T // S
+    G = max(1, min(N, SEGMENT_ROWS // (BH * S)))
+    post = side == "post"
+    f = {"dtype": q.dtype, "device": q.device}
+
+    def buf(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, **f)
+
+    # Buffers for G chunks; a segment of g <= G chunks uses their first g entries. The delta
+    # rules stack gamma Lam[t-1] k over Lam q so that one product with kk^T gives Abar and P.
+    Lam = _chunk_cumprod(a[:, : N * S], S) if a is not None else None  # (B, N S, H, X)
+    kk, uu = buf(G, B, H, S, K), buf(G, B, H, S, V)
+    if delta:
+        gq = buf(G, B, H, 2 * S, K)  # [gamma Lam[t-1] k ; Lam q] per chunk
+        AP = buf(G * BH, 2 * S, S)  # [Abar ; P]
+        Tb, U, Wt = buf(G * BH, S, S), buf(G, BH, S, V), buf(G, BH, S, K)
+        fac = buf(G, B, H, S, 1) if a is not None else None  # gamma_t Lam[t-1]
+    else:
+        qq, Pb, Gw = buf(G, B, H, S, K), buf(G * BH, S, S), buf(G, BH, V, K)
+    Ws = buf(G + 1, BH, V, K)  # the states entering each chunk, then the last
+    yb = buf(G, B, H, S, V)
+    y = v.new_empty(B, T, H, V)
+    states = W0.new_empty((N // states_every, BH, V, K)) if states_every else None
+    Ws[0].copy_(W0.reshape(BH, V, K))
+
+    for n0 in range(0, N, G):
+        g = min(G, N - n0)
+        M = g * BH
+        seg = functools.partial(_segment, t=slice(n0 * S, (n0 + g) * S), g=g, S=S)
+
+        def col(x: torch.Tensor | float, seg: Callable = seg) -> torch.Tensor | float:
+            return seg(x.unsqueeze(-1)) if isinstance(x, torch.Tensor) else x
+
+        # ---- chunk-local keys kk, queries qg, writes ug (module docstring)
+        ks, qs, kg, ug = seg(k), seg(q), kk[:g], uu[:g]
+        qg = gq[:g, ..., S:, :] if delta else qq[:g]
+        torch.mul(seg(v), col(c), out=ug)
+        lam_S = None  # the decay over the whole chunk, shaped to scale W: (g, BH, 1|V, 1|K)
+        if a is None:
+            kg.copy_(ks)
+            qg.copy_(qs)
+        else:
+            Lg = seg(Lam)  # (g, B, H, S, X)
+            end = Lg[..., -1:, :]
+            if post:
+                kg.copy_(ks)
+                qg.copy_(qs)
+                ug.div_(Lg)
+                lam_S = end.reshape(g, BH, 1, V).mT
+            else:
+                torch.div(ks, Lg, out=kg)
+                torch.mul(qs, Lg, out=qg)
+                lam_S = end.reshape(g, BH, 1, -1)
+        kf, qf, uf = kg.view(M, S, K), qg.reshape(M, S, K), ug.view(M, S, V)
+
+        if delta:  # ---- UT transform, then the chunks in order: U_n, and W
+            gk = gq[:g, ..., :S, :]
+            if a is None:
+                torch.mul(ks, col(gamma), out=gk)
+            else:
+                fg = fac[:g]
+                fg[..., :1, :].fill_(1.0)
+                fg[..., 1:, :].copy_(Lg[..., :-1, :])
+                torch.mul(ks, fg.mul_(col(gamma)), out=gk)
+            APm = AP[:M]
+            torch.bmm(gq[:g].view(M, 2 * S, K), kf.mT, out=APm)  # [Abar ; P]
+            Pm = APm[:, S:].tril_()
+            Tm = ut_inverse(APm[:, :S], out=Tb[:M])  # reads Abar's strictly lower part
+            torch.bmm(Tm, uf, out=U[:g].view(M, S, V))  # Ut
+            torch.bmm(Tm, gk.reshape(M, S, K), out=Wt[:g].view(M, S, K))
+            kn = kg.view(g, BH, S, K)
+            for n in range(g):
+                Un = U[n].baddbmm_(Wt[n], Ws[n].mT, alpha=-1.0)
+                Wn = torch.baddbmm(Ws[n], Un.mT, kn[n], out=Ws[n + 1])
+                if lam_S is not None:
+                    Wn.mul_(lam_S[n])
+                _keep(states, states_every, n0 + n + 1, Wn)
+            uf = U[:g].view(M, S, V)
+        else:  # ---- the chunks' writes Lam[S] (u^T kk) at once; the loop only adds them
+            Gn = Gw[:g]
+            torch.bmm(uf.mT, kf, out=Gn.view(M, V, K))
+            if lam_S is not None:
+                Gn.mul_(lam_S)
+            for n in range(g):
+                if lam_S is None:
+                    torch.add(Ws[n], Gn[n], out=Ws[n + 1])
+                else:
+                    torch.addcmul(Gn[n], Ws[n], lam_S[n], out=Ws[n + 1])
+                _keep(states, states_every, n0 + n + 1, Ws[n + 1])
+            Pm = torch.bmm(qf, kf.mT, out=Pb[:M]).tril_()
+
+        # ---- outputs: intra-chunk P u plus inter-chunk qq W^T, then into y
+        yf = yb[:g].view(M, S, V)
+        torch.bmm(Pm, uf, out=yf).baddbmm_(qf, Ws[:g].view(M, V, K).mT)
+        if post:
+            yb[:g].mul_(Lg)
+        seg(y).copy_(yb[:g])
+        Ws[0].copy_(Ws[g])
+    return y, Ws[0].reshape(B, H, V, K).clone(), states
+
+
+def _chunk_cumprod(a: torch.Tensor, S: int) -> torch.Tensor:
+    """``Lam[t] = prod_{r <= t} a_r`` within each chunk of ``S`` steps, ``a: (B, N S, H, X)``.
+
+    For wide gates (``H X >= 32``) a loop over the ``S`` steps of full-width products (``S``
+    ops over ``B N H X`` elements): torch's ``cumprod`` along a dimension that is not the
+    innermost ran 3-4x slower here (B=4, H=4, K=64, T=4096: 12 ms against 3.4 ms)."""
+    B, T, H, X = a.shape
+    av = a.reshape(B, T // S, S, H, X)
+    if H * X < 32:
+        return torch.cumprod(av, dim=2).reshape(B, T, H, X)
+    L = torch.empty_like(av)
+    L[:, :, 0].copy_(av[:, :, 0])
+    for t in range(1, S):
+        torch.mul(L[:, :, t - 1], av[:, :, t], out=L[:, :, t])
+    return L.reshape(B, T, H, X)
+
+
+def _keep(states: torch.Tensor | None, every: int, j: int, W: torch.Tensor) -> None:
+    """Copy the state after chunk ``j`` (1-based) into ``states`` if ``j`` is on the stride."""
+    if states is not None and j % every == 0:
+        states[j // every - 1].copy_(W)
