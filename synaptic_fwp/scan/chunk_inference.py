@@ -7,7 +7,7 @@ a delta-rule chunk (Yang, Wang, Zhang, Shen & Kim 2024, "Parallelizing linear tr
 the delta rule over sequence length", Sec. 3): the ``b x b`` diagonal blocks (``b = 16``) are
 inverted by a batched triangular solve, then block row ``i`` of the inverse is
 ``T_[i, :i] = -X_i Abar[i, :i] T_[:i, :i]`` with ``X_i`` the inverse of diagonal block ``i``.
-Applying ``T_`` is then one dense product per chunk, ``T_ (c V | gamma Lam K)``, the shape a CPU
+Applying ``T_`` is then dense products per chunk, ``T_ c V`` and ``T_ gamma Lam K``, the shape a CPU
 or GPU multiplies fastest. The autograd path uses it too.
 
 :func:`segmented_scan` runs the chunk algorithm when no gradient is needed and every chunk's
@@ -17,18 +17,21 @@ one segment's temporaries are a few MB and stay in cache) and keeps every tempor
 allocated once per call: every batched product writes into a contiguous buffer (a strided
 output sends torch's CPU ``bmm`` to a slow per-matrix loop), and no multi-MB tensor is allocated
 per segment (fresh ones cost page faults on every call). With ``Lam[t]`` the decay from the
-chunk start to step ``t`` (along the gated side), each chunk is
+chunk start to step ``t`` (along the gated side; computed for the whole sequence first), each
+chunk is
 
     y  = s_out * (tril(qq kk^T) uu + qq W^T)
-    W <- Lam[S] * W + ud^T kd
+    W <- Lam[S] * (W + uu^T kk)
 
 with, for decay ``none``/``scalar``/``pre`` (key side), ``qq = Lam q``, ``kk = k / Lam``,
-``kd = (Lam[S] / Lam) k``, ``uu = ud = u``, ``s_out = 1``; and for ``post`` (value side)
-``qq = q``, ``kk = kd = k``, ``uu = u / Lam``, ``ud = (Lam[S] / Lam) u``, ``s_out = Lam``. The
-write is ``u = c v``; for the delta rules ``u`` is the pseudo-value ``U_n = Ut_n - Wt_n W^T`` with
-``[Ut | Wt] = T_ (c v | gamma Lam[t-1] k)`` and ``Abar = tril(gamma Lam[t-1] k kk^T, -1)``, and the
-state update runs chunk by chunk; for the decay rules the chunk writes ``ud^T kd`` are one
-batched product and the loop only adds them.
+``uu = u``, ``s_out = 1``; and for ``post`` (value side) ``qq = q``, ``kk = k``, ``uu = u / Lam``,
+``s_out = Lam``. The write is ``u = c v``. For the delta rules ``uu`` is the pseudo-value
+``U_n = Ut_n - Wt_n W^T`` with ``[Ut | Wt] = T_ (c v | gamma Lam[t-1] k)`` and
+``Abar = tril(gamma Lam[t-1] k kk^T, -1)`` (one product ``[gamma Lam[t-1] k ; qq] kk^T`` gives
+``Abar`` and ``P = tril(qq kk^T)``), and the state update runs chunk by chunk; for the decay rules
+the writes ``Lam[S] (uu^T kk)`` of all chunks of a segment are one batched product and the loop
+only adds them. The state is kept transposed (``W^T``, ``K x V``) so that every product reads its
+operands untransposed where it can.
 
 Same results as the general path to rounding; tested against the recurrence.
 """
@@ -147,12 +150,12 @@ def segmented_scan(
         Tb, U, Wt = buf(G * BH, S, S), buf(G, BH, S, V), buf(G, BH, S, K)
         fac = buf(G, B, H, S, 1) if a is not None else None  # gamma_t Lam[t-1]
     else:
-        qq, Pb, Gw = buf(G, B, H, S, K), buf(G * BH, S, S), buf(G, BH, V, K)
-    Ws = buf(G + 1, BH, V, K)  # the states entering each chunk, then the last
+        qq, Pb, Gw = buf(G, B, H, S, K), buf(G * BH, S, S), buf(G, BH, K, V)
+    Ws = buf(G + 1, BH, K, V)  # W^T entering each chunk, then the last (transposed: q W^T)
     yb = buf(G, B, H, S, V)
     y = v.new_empty(B, T, H, V)
-    states = W0.new_empty((N // states_every, BH, V, K)) if states_every else None
-    Ws[0].copy_(W0.reshape(BH, V, K))
+    states = W0.new_empty((N // states_every, BH, K, V)) if states_every else None
+    Ws[0].copy_(W0.reshape(BH, V, K).mT)
 
     for n0 in range(0, N, G):
         g = min(G, N - n0)
@@ -166,7 +169,7 @@ def segmented_scan(
         ks, qs, kg, ug = seg(k), seg(q), kk[:g], uu[:g]
         qg = gq[:g, ..., S:, :] if delta else qq[:g]
         torch.mul(seg(v), col(c), out=ug)
-        lam_S = None  # the decay over the whole chunk, shaped to scale W: (g, BH, 1|V, 1|K)
+        lam_S = None  # the decay over the whole chunk, shaped to scale W^T: (g, BH, 1|K, 1|V)
         if a is None:
             kg.copy_(ks)
             qg.copy_(qs)
@@ -177,11 +180,11 @@ def segmented_scan(
                 kg.copy_(ks)
                 qg.copy_(qs)
                 ug.div_(Lg)
-                lam_S = end.reshape(g, BH, 1, V).mT
+                lam_S = end.reshape(g, BH, 1, V)
             else:
                 torch.div(ks, Lg, out=kg)
                 torch.mul(qs, Lg, out=qg)
-                lam_S = end.reshape(g, BH, 1, -1)
+                lam_S = end.reshape(g, BH, 1, -1).mT
         kf, qf, uf = kg.view(M, S, K), qg.reshape(M, S, K), ug.view(M, S, V)
 
         if delta:  # ---- UT transform, then the chunks in order: U_n, and W
@@ -201,15 +204,15 @@ def segmented_scan(
             torch.bmm(Tm, gk.reshape(M, S, K), out=Wt[:g].view(M, S, K))
             kn = kg.view(g, BH, S, K)
             for n in range(g):
-                Un = U[n].baddbmm_(Wt[n], Ws[n].mT, alpha=-1.0)
-                Wn = torch.baddbmm(Ws[n], Un.mT, kn[n], out=Ws[n + 1])
+                Un = U[n].baddbmm_(Wt[n], Ws[n], alpha=-1.0)
+                Wn = torch.baddbmm(Ws[n], kn[n].mT, Un, out=Ws[n + 1])
                 if lam_S is not None:
                     Wn.mul_(lam_S[n])
                 _keep(states, states_every, n0 + n + 1, Wn)
             uf = U[:g].view(M, S, V)
-        else:  # ---- the chunks' writes Lam[S] (u^T kk) at once; the loop only adds them
+        else:  # ---- the chunks' writes Lam[S] (kk^T u) at once; the loop only adds them
             Gn = Gw[:g]
-            torch.bmm(uf.mT, kf, out=Gn.view(M, V, K))
+            torch.bmm(kf.mT, uf, out=Gn.view(M, K, V))
             if lam_S is not None:
                 Gn.mul_(lam_S)
             for n in range(g):
@@ -222,12 +225,15 @@ def segmented_scan(
 
         # ---- outputs: intra-chunk P u plus inter-chunk qq W^T, then into y
         yf = yb[:g].view(M, S, V)
-        torch.bmm(Pm, uf, out=yf).baddbmm_(qf, Ws[:g].view(M, V, K).mT)
+        torch.bmm(Pm, uf, out=yf).baddbmm_(qf, Ws[:g].view(M, K, V))
         if post:
             yb[:g].mul_(Lg)
         seg(y).copy_(yb[:g])
         Ws[0].copy_(Ws[g])
-    return y, Ws[0].reshape(B, H, V, K).clone(), states
+    W = Ws[0].mT.reshape(B, H, V, K).contiguous()
+    if states is not None:
+        states = states.mT.contiguous()
+    return y, W, states
 
 
 def _chunk_cumprod(a: torch.Tensor, S: int) -> torch.Tensor:
