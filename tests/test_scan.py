@@ -183,16 +183,13 @@ def test_errors_come_before_work(monkeypatch):
     assert not calls
 
 
-def test_default_chunk_size_per_rule_family():
-    from synaptic_fwp.scan.chunk import default_chunk_size
+def test_default_chunk_size():
+    from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE
 
-    assert default_chunk_size(rules.get("retnet")) == 128
-    assert default_chunk_size(rules.get("gla")) == 128
-    assert default_chunk_size(rules.get("delta")) == 64
-    assert default_chunk_size(rules.get("gated_delta")) == 64
+    assert DEFAULT_CHUNK_SIZE == 64
     q, k, v = _qkv(T=300, H=1, K=3, V=2)
     a = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk")
-    b = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk", chunk_size=128)
+    b = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk", chunk_size=64)
     c = sf.scan(q, k, v, "retnet", decay=0.9, backend="recurrent")
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     torch.testing.assert_close(a[0], c[0], rtol=1e-10, atol=1e-12)

@@ -229,8 +229,8 @@ def scan(
     backend : ``"auto"``, ``"recurrent"``, ``"chunk"`` or ``"triton"``.
     phi : feature map applied to ``q`` and ``k``: ``"identity"`` (default), ``"elu1"``,
         ``"relu"``, ``"silu_l2"`` or a callable.
-    chunk_size : chunk length ``S`` of the chunk-wise backends; by default 128 for the rules
-        without a correction and 64 for the delta rules (``scan.chunk.default_chunk_size``).
+    chunk_size : chunk length ``S`` of the chunk-wise backends; by default 64
+        (``scan.chunk.DEFAULT_CHUNK_SIZE``, the fastest on the benchmark).
 
     Returns
     -------
@@ -263,9 +263,9 @@ def scan(
                 f"rule {rule.name!r} has no chunk-wise form; use backend='recurrent' "
                 "(rules with one: every LinearRule except 'oja')"
             )
-        from .chunk import default_chunk_size, scan_chunk
+        from .chunk import DEFAULT_CHUNK_SIZE, scan_chunk
 
-        S = default_chunk_size(rule) if chunk_size is None else chunk_size
+        S = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
         with _threads(default_threads("chunk")):
             y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     elif name == "triton":

@@ -65,26 +65,15 @@ import math
 import torch
 
 from ..rules import LinearRule
-from .chunk_inference import segmented_scan, ut_inverse, ut_inverse_flops
+from .chunk_inference import chunk_cumprod, segmented_scan, ut_inverse, ut_inverse_flops
 
-__all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE", "default_chunk_size"]
+__all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE"]
 
-#: Chunk length used when the caller does not choose one (measured in benchmarks/scan_chunk.py).
+#: Chunk length used when the caller does not choose one. Measured with
+#: benchmarks/scan_chunk.py (B=4, H=4, T=4096, K=V=64, float32, no autograd): S=64 was the
+#: fastest, or within noise of S=32, for delta, gated_delta, gla and retnet (S=128 runs larger
+#: products but does more work: 10-35% slower).
 DEFAULT_CHUNK_SIZE = 64
-
-#: Chunk length for the rules without a correction (plain decays, GLA): their intra-chunk work
-#: is two S x S products, so a longer chunk costs little and runs larger, more efficient products
-#: (benchmarks/scan_chunk.py, B=4 H=4 T=4096 K=V=64: S=128 gives 28-33% of the machine's large
-#: matmul rate against 20-24% at S=64, at the same speed-up within noise). The delta rules keep
-#: S=64: their UT solve grows as S^3 and S=128 costs them a third of their speed-up.
-DECAY_CHUNK_SIZE = 128
-
-
-def default_chunk_size(rule: object) -> int:
-    """The chunk length ``scan`` uses for ``rule`` when the caller gives none."""
-    if isinstance(rule, LinearRule) and rule.correction == "none":
-        return DECAY_CHUNK_SIZE
-    return DEFAULT_CHUNK_SIZE
 
 
 #: Largest total log-decay magnitude of a chunk for which the factorised (log-space) form is used.
@@ -189,14 +178,15 @@ def _without_grad(
     a = {"none": None, "scalar": g["decay"], "pre": g["gate"], "post": g["gate"]}[side]
     if side == "scalar":
         a = a.unsqueeze(-1)  # (B, T, H, 1)
+    Lam = None
     if a is not None:  # every chunk's decay product must be mild (see _Decays)
-        lam = a[:, :NS].unflatten(1, (NS // S, S)).prod(dim=2)
-        if not bool(lam.amin() >= math.exp(-_SAFE_LOG.get(a.dtype, 20.0))):
+        Lam = chunk_cumprod(a[:, :NS], S)
+        if not bool(Lam[:, S - 1 :: S].amin() >= math.exp(-_SAFE_LOG.get(a.dtype, 20.0))):
             return None
     c = rule.write_coef(g)
     delta = rule.correction == "delta"
     gamma = c * a[..., 0] if (delta and rule.decay_first and a is not None) else c
-    y, W, states = segmented_scan(q, k, v, side, delta, c, gamma, a, W0, S, stride // S)
+    y, W, states = segmented_scan(q, k, v, side, delta, c, gamma, Lam, W0, S, stride // S)
     if NS < T:  # the last, partial chunk by the general path, from the state reached
         rest = {n: x[:, NS:] if isinstance(x, torch.Tensor) else x for n, x in g.items()}
         y[:, NS:], W, _ = scan_chunk(

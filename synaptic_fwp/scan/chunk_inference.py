@@ -43,7 +43,8 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "UT_BLOCK", "SEGMENT_ROWS"]
+__all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "chunk_cumprod", "UT_BLOCK",
+           "SEGMENT_ROWS"]
 
 #: Diagonal block size of the UT inverse.
 UT_BLOCK = 16
@@ -112,7 +113,7 @@ def segmented_scan(
     delta: bool,
     c: torch.Tensor | float,
     gamma: torch.Tensor | float,
-    a: torch.Tensor | None,
+    Lam: torch.Tensor | None,
     W0: torch.Tensor,
     S: int,
     states_every: int = 0,
@@ -122,8 +123,9 @@ def segmented_scan(
     ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``; ``side`` the rule's decay kind (``none``,
     ``scalar``, ``pre``, ``post``), ``delta`` whether it has the delta correction (then ``side``
     is ``none`` or ``scalar``); ``c`` (write) and ``gamma`` (correction): ``(B, T, H)`` tensors or
-    floats; ``a``: the decay as ``(B, T, H, X)`` (``X = 1`` for ``scalar``, ``K`` for ``pre``,
-    ``V`` for ``post``), ``None`` for ``none``, mild in every chunk (the caller checks).
+    floats; ``Lam``: the decay products within each chunk (:func:`chunk_cumprod` of the decay),
+    ``(B, N S, H, X)`` (``X = 1`` for ``scalar``, ``K`` for ``pre``, ``V`` for ``post``), ``None``
+    for ``none``, mild in every chunk (the caller checks).
     ``W0: (B, H, V, K)``. Runs the ``N = T // S`` whole chunks and returns ``y: (B, T, H, V)``
     (its last ``T - N S`` steps left unwritten, for the caller), the state after them,
     ``(B, H, V, K)``, and, if ``states_every = m > 0``, the states after every ``m``-th chunk,
@@ -142,13 +144,12 @@ def segmented_scan(
 
     # Buffers for G chunks; a segment of g <= G chunks uses their first g entries. The delta
     # rules stack gamma Lam[t-1] k over Lam q so that one product with kk^T gives Abar and P.
-    Lam = _chunk_cumprod(a[:, : N * S], S) if a is not None else None  # (B, N S, H, X)
     kk, uu = buf(G, B, H, S, K), buf(G, B, H, S, V)
     if delta:
         gq = buf(G, B, H, 2 * S, K)  # [gamma Lam[t-1] k ; Lam q] per chunk
         AP = buf(G * BH, 2 * S, S)  # [Abar ; P]
         Tb, U, Wt = buf(G * BH, S, S), buf(G, BH, S, V), buf(G, BH, S, K)
-        fac = buf(G, B, H, S, 1) if a is not None else None  # gamma_t Lam[t-1]
+        fac = buf(G, B, H, S, 1) if Lam is not None else None  # gamma_t Lam[t-1]
     else:
         qq, Pb, Gw = buf(G, B, H, S, K), buf(G * BH, S, S), buf(G, BH, K, V)
     Ws = buf(G + 1, BH, K, V)  # W^T entering each chunk, then the last (transposed: q W^T)
@@ -170,7 +171,7 @@ def segmented_scan(
         qg = gq[:g, ..., S:, :] if delta else qq[:g]
         torch.mul(seg(v), col(c), out=ug)
         lam_S = None  # the decay over the whole chunk, shaped to scale W^T: (g, BH, 1|K, 1|V)
-        if a is None:
+        if Lam is None:
             kg.copy_(ks)
             qg.copy_(qs)
         else:
@@ -189,7 +190,7 @@ def segmented_scan(
 
         if delta:  # ---- UT transform, then the chunks in order: U_n, and W
             gk = gq[:g, ..., :S, :]
-            if a is None:
+            if Lam is None:
                 torch.mul(ks, col(gamma), out=gk)
             else:
                 fg = fac[:g]
@@ -236,7 +237,7 @@ def segmented_scan(
     return y, W, states
 
 
-def _chunk_cumprod(a: torch.Tensor, S: int) -> torch.Tensor:
+def chunk_cumprod(a: torch.Tensor, S: int) -> torch.Tensor:
     """``Lam[t] = prod_{r <= t} a_r`` within each chunk of ``S`` steps, ``a: (B, N S, H, X)``.
 
     For wide gates (``H X >= 32``) a loop over the ``S`` steps of full-width products (``S``
