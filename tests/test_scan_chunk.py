@@ -219,6 +219,23 @@ def test_ut_inverse(S):
         assert torch.autograd.gradcheck(ut_inverse, (A.clone().requires_grad_(),))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_delta_chunk_half_precision(dtype):
+    """float16/bfloat16 inputs (the UT blocks are solved in float32 on the CPU), with and without
+    autograd, against the float64 recurrence: within a few units of the format's precision."""
+    rule, q, k, v, gates, W0 = make("gated_delta", 21, dtype=F64, shape=(1, 40, 2, 8, 8))
+    ref, _ = scan(q, k, v, rule, backend="recurrent", initial_state=W0, **gates)
+    low = [x.to(dtype) for x in (q, k, v)]
+    gl = {n: x.to(dtype) for n, x in gates.items()}
+    tol = {torch.float16: 2e-2, torch.bfloat16: 1e-1}[dtype]
+    with torch.no_grad():
+        y, _ = scan(*low, rule, backend="chunk", chunk_size=16, initial_state=W0.to(dtype), **gl)
+    assert y.dtype == dtype and rel(y.double(), ref) <= tol
+    yg, _ = scan(low[0].requires_grad_(), *low[1:], rule, backend="chunk", chunk_size=16,
+                 initial_state=W0.to(dtype), **gl)
+    assert rel(yg.detach().double(), ref) <= tol
+
+
 def test_ut_inverse_flops():
     # S = 32, b = 16: two diagonal blocks (16^3 / 3 each) and one block row (2 16 16^2 + 2 16^3)
     assert ut_inverse_flops(32) == 2 * (16**3 // 3) + 2 * 16 * 16**2 + 2 * 16**3

@@ -69,7 +69,11 @@ def ut_inverse(A: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor
     eye = torch.eye(b, dtype=A.dtype, device=A.device)
     # inverses of the diagonal blocks; a unit lower-triangular solve reads only the strict lower
     # triangle of its matrix (diagonal and upper part are neither read nor differentiated)
-    X = torch.linalg.solve_triangular(diag, eye.expand(diag.shape), upper=False, unitriangular=True)
+    # (torch's CPU solve has no float16/bfloat16 kernel: those solve the small blocks in float32)
+    low = A.dtype in (torch.float16, torch.bfloat16) and A.device.type == "cpu"
+    d32, e32 = (diag.float(), eye.float()) if low else (diag, eye)
+    X = torch.linalg.solve_triangular(d32, e32.expand(diag.shape), upper=False, unitriangular=True)
+    X = X.to(A.dtype)
     if out is not None and P == S:
         out.zero_()
         blocks_out = out.unflatten(-2, (nb, b)).unflatten(-1, (nb, b))
