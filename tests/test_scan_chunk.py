@@ -276,10 +276,22 @@ def test_chunk_cumprod_both_methods(X):
     assert rel(chunk_inference.chunk_cumprod(a, 4), ref) <= 1e-14
 
 
-def test_segmented_path_falls_back(monkeypatch):
-    """A strong decay, a stride that is not a multiple of S, or autograd: the general path."""
+@pytest.mark.parametrize("name", ["gated_delta", "gla"])
+def test_strong_decay_takes_the_general_path(name, monkeypatch):
+    """A decay that is not mild in some chunk (here exact zeros): the segmented path is not
+    taken, and the general (exact) path gives the result."""
     monkeypatch.setattr(chunk_mod, "segmented_scan", None)  # would raise if called
-    rule, q, k, v, gates, W0 = make("gated_delta", 12, shape=(1, 24, 1, 3, 3), zero_decay=True)
+    rule, q, k, v, gates, W0 = make(name, 12, shape=(1, 24, 2, 3, 3), zero_decay=True)
+    kw = dict(initial_state=W0, return_states=4, **gates)
+    y1, W1, st1 = scan(q, k, v, rule, backend="recurrent", **kw)
+    y2, W2, st2 = scan(q, k, v, rule, backend="chunk", chunk_size=4, **kw)
+    assert rel(y2, y1) <= 1e-10 and rel(W2, W1) <= 1e-10 and rel(st2, st1) <= 1e-10
+
+
+def test_segmented_path_not_taken(monkeypatch):
+    """States at a stride that is not a multiple of S, or autograd: the general path."""
+    monkeypatch.setattr(chunk_mod, "segmented_scan", None)  # would raise if called
+    rule, q, k, v, gates, W0 = make("gated_delta", 12, shape=(1, 24, 1, 3, 3))
     y1, W1, st1 = scan(
         q, k, v, rule, backend="recurrent", initial_state=W0, return_states=3, **gates
     )
