@@ -35,7 +35,7 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
 ``Ut`` and ``Wt`` need no state and are computed for all chunks at once (``T_`` explicitly, by
-:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse`, then one dense product); the loop over chunks
+:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse`, then dense products); the loop over chunks
 only does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls).
 The outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
 Without autograd (and with mild decays) the same algorithm runs segment by segment in
