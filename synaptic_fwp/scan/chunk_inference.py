@@ -69,8 +69,9 @@ def ut_inverse(A: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor
     eye = torch.eye(b, dtype=A.dtype, device=A.device)
     # inverses of the diagonal blocks; a unit lower-triangular solve reads only the strict lower
     # triangle of its matrix (diagonal and upper part are neither read nor differentiated)
-    # (torch's CPU solve has no float16/bfloat16 kernel: those solve the small blocks in float32)
-    low = A.dtype in (torch.float16, torch.bfloat16) and A.device.type == "cpu"
+    # (torch's triangular solve has no float16/bfloat16 CPU kernel: such inputs solve the small
+    # blocks in float32, on every device, so that results do not depend on where they ran)
+    low = A.dtype in (torch.float16, torch.bfloat16)
     d32, e32 = (diag.float(), eye.float()) if low else (diag, eye)
     X = torch.linalg.solve_triangular(d32, e32.expand(diag.shape), upper=False, unitriangular=True)
     X = X.to(A.dtype)
