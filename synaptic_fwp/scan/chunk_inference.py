@@ -174,7 +174,10 @@ def segmented_scan(
         # ---- chunk-local keys kk, queries qg, writes ug (module docstring)
         ks, qs, kg, ug = seg(k), seg(q), kk[:g], uu[:g]
         qg = gq[:g, ..., S:, :] if delta else qq[:g]
-        torch.mul(seg(v), col(c), out=ug)
+        if isinstance(c, torch.Tensor) or c != 1.0:
+            torch.mul(seg(v), col(c), out=ug)
+        else:  # a plain copy reads v faster than a product by 1 (GLA, Hebbian)
+            ug.copy_(seg(v))
         lam_S = None  # the decay over the whole chunk, shaped to scale W^T: (g, BH, 1|K, 1|V)
         if Lam is None:
             kg.copy_(ks)
