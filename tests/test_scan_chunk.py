@@ -276,6 +276,64 @@ def test_chunk_cumprod_both_methods(X):
     assert rel(chunk_inference.chunk_cumprod(a, 4), ref) <= 1e-14
 
 
+def test_workspace_is_kept_aligned_and_disjoint(monkeypatch):
+    """CPU scratch buffers: the same memory on the next call with the slot, separate slots and
+    buffers do not overlap, each starts on a cache line; fresh tensors over the size cap and on
+    other devices."""
+    ws = chunk_inference.workspace
+    shapes = [(3, 5), (7,), (2, 2, 2)]
+    a = ws("test-a", shapes, torch.float32, torch.device("cpu"))
+    b = ws("test-a", shapes, torch.float32, torch.device("cpu"))
+    c = ws("test-b", shapes, torch.float32, torch.device("cpu"))
+    assert [x.shape for x in a] == [torch.Size(s) for s in shapes]
+    assert [x.data_ptr() for x in a] == [x.data_ptr() for x in b]
+    spans = sorted((x.data_ptr(), x.data_ptr() + x.numel() * 4) for x in a + c)
+    assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+    assert all(x.data_ptr() % 64 == 0 and x.is_contiguous() for x in a + c)
+    assert ws("test-a", [(1,)], torch.float64, torch.device("cpu"))[0].dtype == F64
+    assert ws("test-m", shapes, torch.float32, torch.device("meta"))[0].device.type == "meta"
+    monkeypatch.setattr(chunk_inference, "WORKSPACE_MAX_BYTES", 16)
+    d = ws("test-a", shapes, torch.float32, torch.device("cpu"))
+    assert all(x._base is None for x in d)  # fresh tensors, not views of the kept buffer
+
+
+@pytest.mark.parametrize("V", [1, 3])
+@pytest.mark.parametrize("name", ["gla", "delta"])
+def test_results_do_not_share_the_workspace(name, V):
+    """Outputs, final state and strided states of one call survive the next call (the scratch
+    buffers are reused; results must be their own memory, also when V = 1 makes W^T a view)."""
+    outs = []
+    with torch.no_grad():
+        for seed in (21, 22):
+            rule, q, k, v, gates, W0 = make(name, seed, shape=(1, 16, 2, 3, V))
+            res = scan(q, k, v, rule, backend="chunk", chunk_size=4, initial_state=W0,
+                       return_states=4, **gates)
+            outs.append((res, [x.clone() for x in res]))
+    (first, saved), _ = outs
+    assert all(torch.equal(x, y) for x, y in zip(first, saved, strict=True))
+
+
+def test_workspace_is_per_thread():
+    """Chunk scans running at once in several threads (a thread-pool sweep) each get their own
+    scratch buffers: results equal the serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [make(name, seed, shape=(2, 64, 2, 8, 8)) for name in ("gla", "delta")
+            for seed in range(4)]
+
+    def run(job):
+        rule, q, k, v, gates, W0 = job
+        with torch.no_grad():
+            return scan(q, k, v, rule, backend="chunk", chunk_size=8, initial_state=W0, **gates)
+
+    serial = [run(j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            threaded = list(pool.map(run, jobs))
+            assert all(torch.equal(a, b) for s, t in zip(serial, threaded, strict=True)
+                       for a, b in zip(s, t, strict=True))
+
+
 @pytest.mark.parametrize("name", ["gated_delta", "gla"])
 def test_strong_decay_takes_the_general_path(name, monkeypatch):
     """A decay that is not mild in some chunk (here exact zeros): the segmented path is not

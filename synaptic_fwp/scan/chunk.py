@@ -65,7 +65,13 @@ import math
 import torch
 
 from ..rules import LinearRule
-from .chunk_inference import chunk_cumprod, segmented_scan, ut_inverse, ut_inverse_flops
+from .chunk_inference import (
+    chunk_cumprod,
+    segmented_scan,
+    ut_inverse,
+    ut_inverse_flops,
+    workspace,
+)
 
 __all__ = ["scan_chunk", "chunk_flops", "supports", "DEFAULT_CHUNK_SIZE"]
 
@@ -180,7 +186,8 @@ def _without_grad(
         a = a.unsqueeze(-1)  # (B, T, H, 1)
     Lam = None
     if a is not None:  # every chunk's decay product must be mild (see _Decays)
-        Lam = chunk_cumprod(a[:, :NS], S)
+        (out,) = workspace("decay", [(B, NS, H, a.shape[-1])], a.dtype, a.device)
+        Lam = chunk_cumprod(a[:, :NS], S, out=out)
         if not bool(Lam[:, S - 1 :: S].amin() >= math.exp(-_SAFE_LOG.get(a.dtype, 20.0))):
             return None
     c = rule.write_coef(g)

@@ -14,9 +14,10 @@ or GPU multiplies fastest. The autograd path uses it too.
 decay is mild (the factorised regime of ``scan_chunk``), for every rule the chunk backend
 covers. It walks the sequence in *segments* of ``G`` chunks (about ``8,192 / (B H S)``, so that
 one segment's temporaries are a few MB and stay in cache) and keeps every temporary in buffers
-allocated once per call: every batched product writes into a contiguous buffer (a strided
-output sends torch's CPU ``bmm`` to a slow per-matrix loop), and no multi-MB tensor is allocated
-per segment (fresh ones cost page faults on every call). With ``Lam[t]`` the decay from the
+kept between calls (:func:`workspace`, the CPU counterpart of CUDA's caching allocator): every
+batched product writes into a contiguous buffer (a strided output sends torch's CPU ``bmm`` to a
+slow per-matrix loop), and no multi-MB scratch tensor is allocated per call (fresh ones cost
+page faults every time). With ``Lam[t]`` the decay from the
 chunk start to step ``t`` (along the gated side; computed for the whole sequence first), each
 chunk is
 
@@ -39,18 +40,56 @@ Same results as the general path to rounding; tested against the recurrence.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+import threading
+from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "chunk_cumprod", "UT_BLOCK",
-           "SEGMENT_ROWS"]
+__all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "chunk_cumprod", "workspace",
+           "UT_BLOCK", "SEGMENT_ROWS", "WORKSPACE_MAX_BYTES"]
 
 #: Diagonal block size of the UT inverse.
 UT_BLOCK = 16
 
 #: Time steps x heads per segment of :func:`segmented_scan` (``G B H S`` ~ this).
 SEGMENT_ROWS = 8192
+
+#: Largest CPU workspace (bytes) kept between calls, per thread and slot (:func:`workspace`).
+WORKSPACE_MAX_BYTES = 256 * 2**20
+
+_ALIGN = 64  # bytes: each buffer of a workspace starts on a cache line
+_kept = threading.local()
+
+
+def workspace(
+    slot: str, shapes: Sequence[tuple[int, ...]], dtype: torch.dtype, device: torch.device
+) -> list[torch.Tensor]:
+    """Uninitialised contiguous tensors of ``shapes``, carved from one buffer that is kept
+    between calls on the CPU (one per thread and ``slot``, up to :data:`WORKSPACE_MAX_BYTES`).
+
+    torch's CPU allocator hands every large tensor fresh pages, and touching them costs page
+    faults on every call: about 1 ms per 16 MB here, and more, and more variable, when the
+    machine is busy (the GLA chunk path, B=4 T=4096: median 46-52 ms with fresh buffers,
+    44-47 ms with kept ones, in alternating runs). On CUDA the caching allocator already reuses
+    memory, so other devices get fresh tensors. The tensors are scratch space: valid until
+    the next call with the same ``slot`` on this thread, never returned to a caller.
+    """
+    item = torch.empty((), dtype=dtype).element_size()
+    sizes = [math.prod(sh) * item for sh in shapes]
+    offsets, total = [], 0
+    for n in sizes:
+        offsets.append(total)
+        total += -(-n // _ALIGN) * _ALIGN
+    if device.type != "cpu" or total > WORKSPACE_MAX_BYTES:
+        return [torch.empty(sh, dtype=dtype, device=device) for sh in shapes]
+    kept = _kept.__dict__
+    buf = kept.get(slot)
+    if buf is None or buf.numel() < total + _ALIGN:
+        buf = kept[slot] = torch.empty(total + _ALIGN, dtype=torch.uint8)
+    start = -buf.data_ptr() % _ALIGN
+    return [buf[start + o : start + o + n].view(dtype).view(sh)
+            for o, n, sh in zip(offsets, sizes, shapes, strict=True)]
 
 
 def ut_inverse(A: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,23 +181,26 @@ def segmented_scan(
     N = T // S
     G = max(1, min(N, SEGMENT_ROWS // (BH * S)))
     post = side == "post"
-    f = {"dtype": q.dtype, "device": q.device}
-
-    def buf(*shape: int) -> torch.Tensor:
-        return torch.empty(shape, **f)
-
     # Buffers for G chunks; a segment of g <= G chunks uses their first g entries. The delta
     # rules stack gamma Lam[t-1] k over Lam q so that one product with kk^T gives Abar and P.
-    kk, uu = buf(G, B, H, S, K), buf(G, B, H, S, V)
+    shapes = {"kk": (G, B, H, S, K), "uu": (G, B, H, S, V), "yb": (G, B, H, S, V),
+              "Ws": (G + 1, BH, K, V)}  # Ws: W^T entering each chunk, then the last
     if delta:
-        gq = buf(G, B, H, 2 * S, K)  # [gamma Lam[t-1] k ; Lam q] per chunk
-        AP = buf(G * BH, 2 * S, S)  # [Abar ; P]
-        Tb, U, Wt = buf(G * BH, S, S), buf(G, BH, S, V), buf(G, BH, S, K)
-        fac = buf(G, B, H, S, 1) if Lam is not None else None  # gamma_t Lam[t-1]
+        shapes.update(gq=(G, B, H, 2 * S, K),  # [gamma Lam[t-1] k ; Lam q] per chunk
+                      AP=(G * BH, 2 * S, S),  # [Abar ; P]
+                      Tb=(G * BH, S, S), U=(G, BH, S, V), Wt=(G, BH, S, K))
+        if Lam is not None:
+            shapes["fac"] = (G, B, H, S, 1)  # gamma_t Lam[t-1]
     else:
-        qq, Pb, Gw = buf(G, B, H, S, K), buf(G * BH, S, S), buf(G, BH, K, V)
-    Ws = buf(G + 1, BH, K, V)  # W^T entering each chunk, then the last (transposed: q W^T)
-    yb = buf(G, B, H, S, V)
+        shapes.update(qq=(G, B, H, S, K), Pb=(G * BH, S, S), Gw=(G, BH, K, V))
+    bufs = dict(zip(shapes, workspace("segment", list(shapes.values()), q.dtype, q.device),
+                    strict=True))
+    kk, uu, yb, Ws = bufs["kk"], bufs["uu"], bufs["yb"], bufs["Ws"]
+    if delta:
+        gq, AP, Tb, U, Wt = (bufs[n] for n in ("gq", "AP", "Tb", "U", "Wt"))
+        fac = bufs.get("fac")
+    else:
+        qq, Pb, Gw = bufs["qq"], bufs["Pb"], bufs["Gw"]
     y = v.new_empty(B, T, H, V)
     states = W0.new_empty((N // states_every, BH, K, V)) if states_every else None
     Ws[0].copy_(W0.reshape(BH, V, K).mT)
@@ -239,23 +281,24 @@ def segmented_scan(
             yb[:g].mul_(Lg)
         seg(y).copy_(yb[:g])
         Ws[0].copy_(Ws[g])
-    W = Ws[0].mT.reshape(B, H, V, K).contiguous()
+    W = Ws[0].mT.reshape(B, H, V, K).clone(memory_format=torch.contiguous_format)  # not a view
     if states is not None:
         states = states.mT.contiguous()
     return y, W, states
 
 
-def chunk_cumprod(a: torch.Tensor, S: int) -> torch.Tensor:
-    """``Lam[t] = prod_{r <= t} a_r`` within each chunk of ``S`` steps, ``a: (B, N S, H, X)``.
+def chunk_cumprod(a: torch.Tensor, S: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``Lam[t] = prod_{r <= t} a_r`` within each chunk of ``S`` steps, ``a: (B, N S, H, X)``
+    (into ``out``, contiguous, ``a``'s shape, if given).
 
     For vector gates (``X > 1``) a loop over the ``S`` steps of full-width products (``S``
     ops over ``B N H X`` elements): torch's ``cumprod`` along a dimension that is not the
     innermost ran 3-4x slower here (B=4, H=4, K=64, T=4096: 12 ms against 3.4 ms)."""
     B, T, H, X = a.shape
     av = a.reshape(B, T // S, S, H, X)
+    L = torch.empty_like(av) if out is None else out.view(av.shape)
     if X == 1:  # a scalar decay: few elements, torch.cumprod is fast enough
-        return torch.cumprod(av, dim=2).reshape(B, T, H, X)
-    L = torch.empty_like(av)
+        return torch.cumprod(av, dim=2, out=L).reshape(B, T, H, X)
     L[:, :, 0].copy_(av[:, :, 0])
     for t in range(1, S):
         torch.mul(L[:, :, t - 1], av[:, :, t], out=L[:, :, t])
