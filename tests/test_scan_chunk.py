@@ -248,7 +248,8 @@ def test_segmented_inference_path(name, dtype, monkeypatch):
     """The segment-wise path taken without autograd (``chunk_inference.segmented_scan``) against
     the recurrence, for every rule: several segments, the last one short, T not a multiple of S
     (the partial chunk goes to the general path), states at a stride that is a multiple of S."""
-    monkeypatch.setattr(chunk_inference, "SEGMENT_ROWS", 3 * 2 * 2 * 4)  # G = 3 chunks a segment
+    for n in ("SEGMENT_ROWS", "SEGMENT_ROWS_DELTA"):
+        monkeypatch.setattr(chunk_inference, n, 3 * 2 * 2 * 4)  # G = 3 chunks a segment
     calls = []
     real = chunk_inference.segmented_scan
     monkeypatch.setattr(
