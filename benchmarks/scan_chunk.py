@@ -38,7 +38,7 @@ from collections.abc import Callable
 import torch
 
 from synaptic_fwp import rules
-from synaptic_fwp.scan import prepare
+from synaptic_fwp.scan import default_threads, prepare
 from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE, chunk_flops, scan_chunk
 from synaptic_fwp.scan.recurrent import scan_recurrent
 
@@ -189,6 +189,9 @@ def main() -> None:
             c["fraction_of_peak_matmul"] = c["gflops"] / peak
     res["matmul_gflops"] = {k: {str(t): r for t, r in d.items()} for k, d in mm.items()}
     res["config"]["loadavg_end"] = os.getloadavg()
+    res["library_threads"] = {  # what synaptic_fwp.scan uses at this size (None: torch's own)
+        b: default_threads(b, B * H * V * K) or torch.get_num_threads()
+        for b in ("recurrent", "chunk")}
     res["matmul_reference"] = {"peak_gflops": peak, "why": (
         "best torch.matmul rate measured anywhere in this run (batched 64x64 and 2048x2048, "
         "1 and 2 threads, at the start and interleaved with every rule): the machine's "
@@ -212,10 +215,16 @@ def main() -> None:
             print(f"{name:12s} {S + star:>4s} {r['1']:7.3f}/{r['2']:<7.3f} "
                   f"{cs['1']:8.4f}/{cs['2']:<8.4f} "
                   f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
-                  f"{100 * c['fraction_of_peak_matmul']:5.0f}% "
-                  f"{100 * c['fraction_of_interleaved_mm2048_best']:6.0f}% "
-                  f"{100 * c['fraction_of_bmm64_same_threads']:6.0f}% "
-                  f"{100 * c['fraction_of_interleaved_bmm64_best']:8.0f}%")
+                  f"{100 * c['fraction_of_peak_matmul']:5.1f}% "
+                  f"{100 * c['fraction_of_interleaved_mm2048_best']:6.1f}% "
+                  f"{100 * c['fraction_of_bmm64_same_threads']:6.1f}% "
+                  f"{100 * c['fraction_of_interleaved_bmm64_best']:8.1f}%")
+    lib = res["library_threads"]
+    print(f"library default threads at this size: recurrent {lib['recurrent']}, chunk "
+          f"{lib['chunk']}; fastest measured: " + ", ".join(
+              f"{n} rec {e['chunk'][next(iter(e['chunk']))]['best_threads_recurrent']}"
+              f"/chunk {e['chunk'][next(iter(e['chunk']))]['best_threads_chunk']}"
+              for n, e in res["rules"].items()))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(res, fh, indent=2)

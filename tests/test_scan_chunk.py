@@ -393,9 +393,12 @@ def test_flop_count_formula():
 
 
 def test_default_threads_restore_and_override(monkeypatch):
+    from synaptic_fwp.scan import RECURRENT_PARALLEL_MIN as big
     from synaptic_fwp.scan import default_threads
 
-    assert default_threads("recurrent") == 1
+    # small states: one thread for the recurrence; large ones and the chunk path: torch's own
+    assert default_threads("recurrent") == 1 and default_threads("recurrent", big - 1) == 1
+    assert default_threads("recurrent", big) is None and default_threads("chunk") is None
     monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "3")
     assert default_threads("chunk") == 3 and default_threads("recurrent") == 3
     monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "zero")

@@ -18,21 +18,36 @@ from .._validation import check_choice, check_finite, check_range, check_tensor
 from ..rules import BCMRule, LinearRule, get, get_feature_map
 from .recurrent import scan_recurrent
 
-__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "prepare"]
+__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "prepare",
+           "RECURRENT_PARALLEL_MIN"]
 
 BACKENDS = ("auto", "recurrent", "chunk", "triton")
 
 
-def default_threads(backend: str) -> int | None:
+#: Per-step state size (``B H V K`` elements) from which the recurrence keeps torch's thread
+#: setting: twice torch's intra-op grain (32,768 elements), the smallest op two threads split.
+RECURRENT_PARALLEL_MIN = 65536
+
+
+def default_threads(backend: str, state_size: int = 0) -> int | None:
     """Intra-op thread count the library uses for a CPU backend (None: leave torch's setting).
 
     Set only for the duration of a :func:`scan` call; the caller's ``torch`` setting is
-    restored afterwards. Measured with ``benchmarks/scan_chunk.py`` (B=4, H=4, T=4096, K=V=64,
-    float32) on the 2-core development machine: the recurrence (a loop of tiny per-step ops)
-    gains only ~1.2x from 2 threads when the machine is quiet but runs 10-20x slower on 2 when
-    other jobs share the cores, so ``"recurrent"`` uses 1 thread; the chunk-wise path (batched
-    64 x 64 products) runs ~2x faster on 2 threads than on 1 when quiet, so ``"chunk"`` keeps
-    torch's setting (all cores). ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
+    restored afterwards. ``state_size`` is the number of fast weights updated per step,
+    ``B H V K``. Measured on the 2-core development machine (``delta`` and ``gla``, T=512,
+    float32, best of 3, 2026-11-22):
+
+    - the recurrence is a loop of per-step ops on the state. Below
+      :data:`RECURRENT_PARALLEL_MIN` elements 2 threads were 1-10% *slower* than 1 (torch
+      cannot split such ops, and pays for the thread team anyway), so ``"recurrent"`` uses 1
+      thread there. From it on, 2 threads were 1.3x (65,536), 1.6x (131,072) and 1.7-1.8x
+      (262,144) faster on a quiet machine, so it keeps torch's setting. With one core busy with
+      another job, 2 threads were about 2x slower at every size: set ``SYNAPTIC_FWP_THREADS=1``
+      on a shared machine.
+    - the chunk-wise path (batched 64 x 64 products) runs ~2x faster on 2 threads than on 1
+      when quiet, so ``"chunk"`` keeps torch's setting (all cores).
+
+    ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
     """
     env = os.environ.get("SYNAPTIC_FWP_THREADS")
     if env:
@@ -43,7 +58,7 @@ def default_threads(backend: str) -> int | None:
         if n < 1:
             raise ValueError(f"SYNAPTIC_FWP_THREADS must be a positive int, got {env!r}")
         return n
-    if backend == "recurrent":
+    if backend == "recurrent" and state_size < RECURRENT_PARALLEL_MIN:
         return 1
     return None
 
@@ -274,7 +289,7 @@ def scan(
         S = 64 if chunk_size is None else chunk_size  # the kernels round it to 16..64
         y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     else:
-        with _threads(default_threads("recurrent")):
+        with _threads(default_threads("recurrent", W0.numel())):
             y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
     if stride:
         return y, W, st
