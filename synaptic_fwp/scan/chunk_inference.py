@@ -56,8 +56,8 @@ UT_BLOCK = 16
 SEGMENT_ROWS = 8192
 
 #: The same for the delta rules, whose UT transform and in-loop products gain from larger
-#: batches: 16,384 was 5-8% faster than 8,192 at B=4 T=4096 (A/B, with kept buffers), while
-#: the decay rules were 2-5% slower with it. Scratch at K=V=64, float32: about 42 MB.
+#: batches: 16,384 was 4-7% faster than 8,192 at B=4 T=4096 (A/B, with kept buffers), while
+#: the decay rules were 2-5% slower with it. Scratch at K=V=64, float32: about 44 MB.
 SEGMENT_ROWS_DELTA = 16384
 
 #: Largest CPU workspace (bytes) kept between calls, per thread and slot (:func:`workspace`).
