@@ -80,7 +80,7 @@ def workspace(
     memory, so other devices get fresh tensors. The tensors are scratch space: valid until
     the next call with the same ``slot`` on this thread, never returned to a caller.
     """
-    item = torch.empty((), dtype=dtype).element_size()
+    item = dtype.itemsize
     sizes = [math.prod(sh) * item for sh in shapes]
     offsets, total = [], 0
     for n in sizes:
