@@ -244,10 +244,12 @@ def test_ut_inverse_flops():
 
 @pytest.mark.parametrize("name", CHUNK_RULES)
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_segmented_inference_path(name, dtype, monkeypatch):
+@pytest.mark.parametrize("K, V", [(5, 3), (3, 6)])
+def test_segmented_inference_path(name, dtype, K, V, monkeypatch):
     """The segment-wise path taken without autograd (``chunk_inference.segmented_scan``) against
     the recurrence, for every rule: several segments, the last one short, T not a multiple of S
-    (the partial chunk goes to the general path), states at a stride that is a multiple of S."""
+    (the partial chunk goes to the general path), states at a stride that is a multiple of S;
+    K > V and K < V, S^2 above and below K V (buffers that hold two quantities in turn)."""
     for n in ("SEGMENT_ROWS", "SEGMENT_ROWS_DELTA"):
         monkeypatch.setattr(chunk_inference, n, 3 * 2 * 2 * 4)  # G = 3 chunks a segment
     calls = []
@@ -255,7 +257,7 @@ def test_segmented_inference_path(name, dtype, monkeypatch):
     monkeypatch.setattr(
         chunk_mod, "segmented_scan", lambda *a, **kw: calls.append(1) or real(*a, **kw)
     )
-    rule, q, k, v, gates, W0 = make(name, 11, dtype=dtype, shape=(2, 45, 2, 5, 3))
+    rule, q, k, v, gates, W0 = make(name, 11, dtype=dtype, shape=(2, 45, 2, K, V))
     for n in ("decay", "gate"):
         if n in gates:
             gates[n] = 0.5 + 0.5 * gates[n]  # mild: the factorised regime

@@ -188,7 +188,12 @@ def segmented_scan(
     post = side == "post"
     # Buffers for G chunks; a segment of g <= G chunks uses their first g entries. The delta
     # rules stack gamma Lam[t-1] k over Lam q so that one product with kk^T gives Abar and P.
-    shapes = {"kk": (G, B, H, S, K), "uu": (G, B, H, S, V), "yb": (G, B, H, S, V),
+    # Two buffers hold two quantities each, one after the other, to keep a segment's working
+    # set small (it outgrows the L2 caches): the outputs yb overwrite kk, read for the last
+    # time before them; the products P of the decay rules overwrite the chunks' writes Gw,
+    # added into the state before them (3-5% faster than separate buffers, alternating runs).
+    rows = G * BH * S
+    shapes = {"kk_yb": (rows * max(K, V),), "uu": (G, B, H, S, V),
               "Ws": (G + 1, BH, K, V)}  # Ws: W^T entering each chunk, then the last
     if delta:
         shapes.update(gq=(G, B, H, 2 * S, K),  # [gamma Lam[t-1] k ; Lam q] per chunk
@@ -197,15 +202,19 @@ def segmented_scan(
         if Lam is not None:
             shapes["fac"] = (G, B, H, S, 1)  # gamma_t Lam[t-1]
     else:
-        shapes.update(qq=(G, B, H, S, K), Pb=(G * BH, S, S), Gw=(G, BH, K, V))
+        shapes.update(qq=(G, B, H, S, K), Gw_Pb=(G * BH * max(K * V, S * S),))
     bufs = dict(zip(shapes, workspace("segment", list(shapes.values()), q.dtype, q.device),
                     strict=True))
-    kk, uu, yb, Ws = bufs["kk"], bufs["uu"], bufs["yb"], bufs["Ws"]
+    kk = bufs["kk_yb"][: rows * K].view(G, B, H, S, K)
+    yb = bufs["kk_yb"][: rows * V].view(G, B, H, S, V)
+    uu, Ws = bufs["uu"], bufs["Ws"]
     if delta:
         gq, AP, Tb, U, Wt = (bufs[n] for n in ("gq", "AP", "Tb", "U", "Wt"))
         fac = bufs.get("fac")
     else:
-        qq, Pb, Gw = bufs["qq"], bufs["Pb"], bufs["Gw"]
+        qq = bufs["qq"]
+        Gw = bufs["Gw_Pb"][: G * BH * K * V].view(G, BH, K, V)
+        Pb = bufs["Gw_Pb"][: G * BH * S * S].view(G * BH, S, S)
     y = v.new_empty(B, T, H, V)
     states = W0.new_empty((N // states_every, BH, K, V)) if states_every else None
     Ws[0].copy_(W0.reshape(BH, V, K).mT)
