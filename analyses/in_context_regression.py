@@ -6,9 +6,9 @@ vanilla FWP meta-trained on random regression tasks approaches it.
 Tasks: ``f(z) = w^T z`` with ``w ~ N(0, I_{d_x})``, ``z ~ N(0, I_{d_x})``, ``T`` demonstrations
 ``x_t = [z_t, f(z_t)]`` and one query ``[z*, 0]``.
 
-1. **Construction** (Primer Box 2, von Oswald et al. 2023; :mod:`synaptic_fwp.scan.box2`): the
+1. **Construction** (Primer Box 2, von Oswald et al. 2023; :mod:`synaptic_fwp.sequence.box2`): the
    vanilla FWP with the Eq. 26 slow weights predicts exactly ``(W_0 - eta grad L(W_0)) z*``; the
-   largest deviation from :func:`~synaptic_fwp.scan.box2.gd_one_step` over random tasks. The
+   largest deviation from :func:`~synaptic_fwp.sequence.box2.gd_one_step` over random tasks. The
    learning rate is set to the best single step for this task distribution, ``eta* = E[a y*] /
    E[a^2]`` with ``a = sum_t f(z_t) z_t^T z*`` (``W_0 = 0``), estimated on held-out tasks.
 2. **Meta-training**: a vanilla (Hebbian, identity ``phi``, one head) FWP with free slow weights
@@ -27,7 +27,7 @@ import xarray as xr
 from torch import nn
 
 from synaptic_fwp import scan
-from synaptic_fwp.scan.box2 import box2_predict, gd_one_step
+from synaptic_fwp.sequence.box2 import box2_predict, gd_one_step
 
 from ._study import main, new_figure
 

@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     from synaptic_fwp.kernels.roofline import bound_seconds, kernel_cost
 
     from synaptic_fwp import rules
-    from synaptic_fwp.scan import prepare
-    from synaptic_fwp.scan.chunk import scan_chunk
-    from synaptic_fwp.scan.recurrent import scan_recurrent
+    from synaptic_fwp.sequence import prepare
+    from synaptic_fwp.sequence.chunk import scan_chunk
+    from synaptic_fwp.sequence.recurrent import scan_recurrent
 
     if a.interpret:
         dev, defaults = "cpu", dict(B=1, H=2, T=20, K=8, V=8, dtype="float32")

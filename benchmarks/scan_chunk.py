@@ -7,7 +7,7 @@ One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``
   64 x 64 matmul and a 2048 x 2048 matmul run in turn, so that all see the same machine load);
 * the speed-up chunk / recurrent, each path at its own best thread count;
 * the achieved GFLOP/s of ``chunk``, counting the chunk algorithm's own matrix-product flops
-  (:func:`synaptic_fwp.scan.chunk.chunk_flops`, formula in its docstring), and
+  (:func:`synaptic_fwp.sequence.chunk.chunk_flops`, formula in its docstring), and
 * the same run's ``torch.matmul`` rate for batched 64 x 64 products (the shape the chunk algorithm
   is made of: ``(B H N, 64, 64) @ (B H N, 64, 64)``) and for one 2048 x 2048 product, at both
   thread counts. The fraction is reported against the best matmul rate measured anywhere in the
@@ -38,9 +38,9 @@ from collections.abc import Callable
 import torch
 
 from synaptic_fwp import rules
-from synaptic_fwp.scan import default_threads, prepare
-from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE, chunk_flops, scan_chunk
-from synaptic_fwp.scan.recurrent import scan_recurrent
+from synaptic_fwp.sequence import default_threads, prepare
+from synaptic_fwp.sequence.chunk import DEFAULT_CHUNK_SIZE, chunk_flops, scan_chunk
+from synaptic_fwp.sequence.recurrent import scan_recurrent
 
 RULES = ("delta", "gated_delta", "gla", "retnet")
 TARGET = {"delta": 5.0, "gated_delta": 5.0, "gla": 8.0, "retnet": 8.0}
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--V", type=int, default=64)
     ap.add_argument("--chunk-sizes", type=int, nargs="+", default=None,
                     help="chunk lengths to time (default: the library's, "
-                         "synaptic_fwp.scan.chunk.DEFAULT_CHUNK_SIZE)")
+                         "synaptic_fwp.sequence.chunk.DEFAULT_CHUNK_SIZE)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")

@@ -2,7 +2,7 @@
 must equal. See ``kernels/README.md`` for the math and the memory traffic of each kernel.
 
 ``scan_triton(q, k, v, rule, g, W0, stride, chunk_size) -> (y, W_T, states_or_None)`` is the
-``backend="triton"`` path of :func:`synaptic_fwp.scan.scan`. Triton itself is imported lazily,
+``backend="triton"`` path of :func:`synaptic_fwp.scan`. Triton itself is imported lazily,
 on the first call: Triton fixes at import (decoration) time whether its kernels are compiled for
 a GPU or run by the CPU interpreter (``TRITON_INTERPRET=1``), so importing this package does not
 commit a process to either.

@@ -1,6 +1,6 @@
 """Launchers and the autograd function around the Triton kernels.
 
-:func:`scan_triton` is what ``synaptic_fwp.scan.scan(..., backend="triton")`` calls; it picks the
+:func:`scan_triton` is what ``synaptic_fwp.scan(..., backend="triton")`` calls; it picks the
 recurrent or the chunk-wise kernel, derives the kernels' compile-time flags from the rule spec
 (:class:`synaptic_fwp.rules.LinearRule`: decay kind, correction, write, order; or
 :class:`synaptic_fwp.rules.BCMRule`) and wraps forward and backward in one
@@ -316,7 +316,7 @@ def scan_triton(
     mode: str = "auto",
     block_v: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The Triton backend of :func:`synaptic_fwp.scan.scan` (inputs as validated by ``prepare``).
+    """The Triton backend of :func:`synaptic_fwp.scan` (inputs as validated by ``prepare``).
 
     ``mode``: ``"recurrent"`` (fused recurrent kernel, every rule), ``"chunk"`` (chunk-wise
     kernel, Primer Box 1; scalar/no decay with Hebbian or delta write, GLA's vector gates) or

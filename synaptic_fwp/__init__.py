@@ -1,8 +1,8 @@
 """synaptic_fwp: synaptic plasticity as fast weight programming.
 
 Layers (each imports only from those below it; DESIGN.md):
-rules -> scan -> neurons/synapses -> records -> engine -> protocols/datasets -> fit -> plot
--> faces (CLI, experiment files, Dask sweeps, Brian2 export).
+rules -> sequence (scan) -> neurons/synapses -> records -> engine -> protocols/datasets -> fit
+-> plot -> faces (CLI, experiment files, Dask sweeps, Brian2 export).
 
 Quick start::
 
@@ -22,7 +22,7 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from . import rules
-from .scan import attention_form, scan
+from .sequence import attention_form, scan
 from .sweep import sweep  # eager: the function must shadow its module's name
 
 try:

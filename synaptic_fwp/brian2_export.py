@@ -1202,11 +1202,11 @@ def rate_to_brian2(
 
     ``k``, ``q``: ``(T, K)``; ``v``: ``(T, V)`` (or scan's ``(1, T, 1, N)``); ``q`` defaults to
     ``k``. ``eta``, ``decay``, ``gate``, ``phi`` (applied to ``q`` and ``k`` first) as in
-    :func:`synaptic_fwp.scan` (validated by :func:`synaptic_fwp.scan.prepare`); ``W0``:
+    :func:`synaptic_fwp.scan` (validated by :func:`synaptic_fwp.sequence.prepare`); ``W0``:
     ``(V, K)``, zeros if omitted. ``rule``: a catalogue name or rule object.
     """
     from .rules import BCMRule, get, get_feature_map
-    from .scan import prepare
+    from .sequence import prepare
 
     if codegen not in _TARGETS:
         raise ValueError(f"codegen must be one of {list(_TARGETS)}, got {codegen!r}")

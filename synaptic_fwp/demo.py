@@ -40,7 +40,7 @@ import torch
 import xarray as xr
 
 from . import __version__
-from .scan import scan
+from .sequence import scan
 
 __all__ = ["kv_memory", "btsp_place_field", "stdp_fit", "STEPS", "main", "run"]
 

@@ -8,7 +8,7 @@ import torch
 
 from synaptic_fwp import attention_form, rules, scan
 from synaptic_fwp.rules import get_feature_map
-from synaptic_fwp.scan.box2 import box2_predict, box2_tokens, box2_weights, gd_one_step
+from synaptic_fwp.sequence.box2 import box2_predict, box2_tokens, box2_weights, gd_one_step
 
 F64 = torch.float64
 ATTN_RULES = ["hebbian", "retnet", "mamba2", "gated_rfa", "mlstm"]

@@ -239,7 +239,7 @@ def test_rate_rule_matches_brian2(name):
     step in synaptic_fwp.scan (recurrent oracle) and in its Brian2 export."""
     from synaptic_fwp import rules
     from synaptic_fwp.brian2_export import rate_to_brian2
-    from synaptic_fwp.scan import scan
+    from synaptic_fwp.sequence import scan
 
     rule = rules.get(name)
     if name == "bcm":
@@ -258,7 +258,7 @@ def test_rate_rule_matches_brian2(name):
 def test_bcm_value_drive_and_feature_map_match_brian2():
     from synaptic_fwp import rules
     from synaptic_fwp.brian2_export import rate_to_brian2
-    from synaptic_fwp.scan import scan
+    from synaptic_fwp.sequence import scan
 
     rule = rules.BCMRule(theta_decay=0.7)
     q, k, v, kw, W0 = _rate_inputs(rule, seed=1)

@@ -21,7 +21,7 @@ from synaptic_fwp.inputs import (
 )
 from synaptic_fwp.neurons import LIFPopulation, RatePopulation
 from synaptic_fwp.plasticity import PairSTDP
-from synaptic_fwp.scan.recurrent import scan_recurrent
+from synaptic_fwp.sequence.recurrent import scan_recurrent
 
 LIF = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3)
 

@@ -23,8 +23,8 @@ import torch
 from _triton_interp import import_interpreted, interpreter  # noqa: F401
 
 from synaptic_fwp import rules
-from synaptic_fwp.scan import prepare, scan
-from synaptic_fwp.scan.recurrent import scan_recurrent
+from synaptic_fwp.sequence import prepare, scan
+from synaptic_fwp.sequence.recurrent import scan_recurrent
 
 _mods, _SKIP = import_interpreted("synaptic_fwp.kernels.launch", "synaptic_fwp.kernels")
 if _SKIP:

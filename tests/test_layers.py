@@ -1,9 +1,10 @@
 """The layering of DESIGN.md, checked on the source: each layer imports only from below.
 
-Layers (low to high): rules < scan/kernels < neurons, synapses, inputs, plasticity < records
-< engine < protocols, datasets < fit, compare < plot < faces (cli, experiment, demo, sweep,
-brian2_export). models/ and analyses/ sit on top and may use everything. Nothing below ``plot``
-imports matplotlib; nothing below the faces imports brian2 or dask.
+Layers (low to high): rules < sequence (the scan layer), kernels < neurons, synapses, inputs,
+plasticity < records < engine < protocols, datasets < fit, compare < plot < faces (cli,
+experiment, demo, sweep, brian2_export). models/ and analyses/ sit on top and may use
+everything. Nothing below ``plot`` imports matplotlib; nothing below the faces imports brian2 or
+dask.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ LAYER = {
     "_validation": 0,
     "_params": 0,
     "rules": 1,
-    "scan": 2,
+    "sequence": 2,
     "kernels": 2,
     "plasticity": 3,
     "neurons": 3,

@@ -172,9 +172,8 @@ def test_bad_input_raises_clear_error(case):
 
 def test_errors_come_before_work(monkeypatch):
     """A bad gate is rejected before the recurrence runs a single step."""
-    import sys
+    import synaptic_fwp.sequence as scan_mod  # the subpackage; sf.scan is the function
 
-    scan_mod = sys.modules["synaptic_fwp.scan"]  # the subpackage (sf.scan is the function)
     calls = []
     monkeypatch.setattr(scan_mod, "scan_recurrent", lambda *a, **k: calls.append(1))
     q, k, v = _qkv()
@@ -184,7 +183,7 @@ def test_errors_come_before_work(monkeypatch):
 
 
 def test_default_chunk_size():
-    from synaptic_fwp.scan.chunk import DEFAULT_CHUNK_SIZE
+    from synaptic_fwp.sequence.chunk import DEFAULT_CHUNK_SIZE
 
     assert DEFAULT_CHUNK_SIZE == 64
     q, k, v = _qkv(T=300, H=1, K=3, V=2)

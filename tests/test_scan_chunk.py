@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from synaptic_fwp import rules, scan
-from synaptic_fwp.scan import _pick_backend, chunk_inference, prepare
-from synaptic_fwp.scan import chunk as chunk_mod
-from synaptic_fwp.scan.chunk import chunk_flops, scan_chunk
-from synaptic_fwp.scan.chunk_inference import ut_inverse, ut_inverse_flops
+from synaptic_fwp.sequence import _pick_backend, chunk_inference, prepare
+from synaptic_fwp.sequence import chunk as chunk_mod
+from synaptic_fwp.sequence.chunk import chunk_flops, scan_chunk
+from synaptic_fwp.sequence.chunk_inference import ut_inverse, ut_inverse_flops
 
 CHUNK_RULES = [n for n in rules.names() if n not in ("oja", "bcm")]
 F64 = torch.float64
@@ -395,8 +395,8 @@ def test_flop_count_formula():
 
 
 def test_default_threads_restore_and_override(monkeypatch):
-    from synaptic_fwp.scan import RECURRENT_PARALLEL_MIN as big
-    from synaptic_fwp.scan import default_threads
+    from synaptic_fwp.sequence import RECURRENT_PARALLEL_MIN as big
+    from synaptic_fwp.sequence import default_threads
 
     # small states: one thread for the recurrence; large ones and the chunk path: torch's own
     assert default_threads("recurrent") == 1 and default_threads("recurrent", big - 1) == 1

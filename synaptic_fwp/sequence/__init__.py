@@ -1,5 +1,10 @@
 """A fast-weight rule over a sequence, batched: :func:`scan` and :func:`attention_form`.
 
+The design's *scan* layer. The subpackage is named ``sequence`` so that ``synaptic_fwp.scan``
+stays the function (``sf.scan(q, k, v, rule)``) and every submodule still imports by its path
+(``import synaptic_fwp.sequence.chunk as chunk``); a function and a subpackage of one name made
+``import synaptic_fwp.scan.chunk as m`` fail.
+
 Backends: ``"recurrent"`` (torch loop, the oracle), ``"chunk"`` (chunk-wise parallel torch,
 Primer Box 1; WY/UT form for the delta rules), ``"triton"`` (fused GPU kernels, CUDA tensors or
 ``TRITON_INTERPRET=1``); ``"auto"`` picks Triton on a GPU, else ``chunk`` where the rule has a

@@ -3,7 +3,7 @@
 Every fast path (chunk-wise torch, Triton) is tested against this loop. It calls the rule's own
 ``step`` so the math lives in one place (:mod:`synaptic_fwp.rules`).
 
-Shapes (after :func:`synaptic_fwp.scan.scan` has validated and broadcast them): ``q, k:
+Shapes (after :func:`synaptic_fwp.scan` has validated and broadcast them): ``q, k:
 (B, T, H, K)``, ``v: (B, T, H, V)``, gates ``eta, decay: (B, T, H)``, ``gate: (B, T, H, V|K)``,
 state ``W: (B, H, V, K)``. Output ``y_t = W_t q_t`` with ``W_t`` after the step-t write (Eq. 14).
 """

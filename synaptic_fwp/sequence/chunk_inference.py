@@ -1,6 +1,6 @@
 r"""The chunk algorithm without autograd, segment by segment; and the UT transform.
 
-Both serve :func:`synaptic_fwp.scan.chunk.scan_chunk`; the notation is that module's.
+Both serve :func:`synaptic_fwp.sequence.chunk.scan_chunk`; the notation is that module's.
 
 :func:`ut_inverse` forms ``T_ = (I + Abar)^{-1}`` for the strictly lower triangular ``Abar`` of
 a delta-rule chunk (Yang, Wang, Zhang, Shen & Kim 2024, "Parallelizing linear transformers with

@@ -35,11 +35,11 @@ lower-triangular system ``(I + Abar) U = diag(c) V - diag(gamma_t Lam[t-1]) K W_
 ``Abar[t, s] = gamma_t D[t-1, s] (k_t . k_s)`` for ``s < t``. With ``T_ = (I + Abar)^{-1}``
 (the UT transform) ``U = Ut - Wt W_0^T``, ``Ut = T_ diag(c) V``, ``Wt = T_ diag(gamma Lam[t-1]) K``:
 ``Ut`` and ``Wt`` need no state and are computed for all chunks at once (``T_`` explicitly, by
-:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse`, then dense products); the loop over chunks
-only does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two matmuls).
-The outputs follow after the loop, batched, from the decay-rule formula above with ``u = U``.
-Without autograd (and with mild decays) the same algorithm runs segment by segment in
-preallocated buffers, :func:`~synaptic_fwp.scan.chunk_inference.segmented_scan`.
+:func:`~synaptic_fwp.sequence.chunk_inference.ut_inverse`, then dense products); the loop over
+chunks only does ``U_n = Ut_n - Wt_n W^T`` and ``W <- Lam[S] W + U_n^T diag(d_end) K_n`` (two
+matmuls). The outputs follow after the loop, batched, from the decay-rule formula above with
+``u = U``. Without autograd (and with mild decays) the same algorithm runs segment by segment in
+preallocated buffers, :func:`~synaptic_fwp.sequence.chunk_inference.segmented_scan`.
 
 Numerical safety. Decay products live in log space: ``b_t = sum_{r <= t} log a_r`` per chunk
 (``log`` of the gate clamped at the smallest normal number, so a decay of 0 gives a large finite
@@ -54,7 +54,7 @@ vector gates the exact intra-chunk term needs an ``S x S x X`` tensor; only the 
 not mild take it, in bounded batches. Both paths are tested against the recurrence.
 
 Shapes: ``q, k: (B, T, H, K)``, ``v: (B, T, H, V)``, gates as
-:func:`synaptic_fwp.scan.prepare` returns them (``eta``, ``decay``: ``(B, T, H)``; ``gate``:
+:func:`synaptic_fwp.sequence.prepare` returns them (``eta``, ``decay``: ``(B, T, H)``; ``gate``:
 ``(B, T, H, V|K)``), ``W0: (B, H, V, K)``.
 """
 
@@ -248,7 +248,7 @@ def scan_chunk(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Chunk-wise parallel scan; same contract as :func:`.recurrent.scan_recurrent`.
 
-    Inputs are validated and broadcast by :func:`synaptic_fwp.scan.prepare` (``phi`` already
+    Inputs are validated and broadcast by :func:`synaptic_fwp.sequence.prepare` (``phi`` already
     applied). Returns ``y: (B, T, H, V)`` (``y_t = W_t q_t``), ``W_T: (B, H, V, K)`` and, if
     ``stride > 0``, the states after steps ``stride, 2 stride, ...`` as
     ``(B, T // stride, H, V, K)`` (else ``None``). ``T`` need not be a multiple of
@@ -486,7 +486,7 @@ def chunk_flops(rule: LinearRule, B: int, T: int, H: int, K: int, V: int, S: int
     Per chunk and head, decay rules: ``Q K^T`` (``2 S^2 K``), ``P U`` (``2 S^2 V``), the chunk's
     write to the state ``U^T K`` (``2 S K V``) and the inter-chunk read-out ``Q W^T``
     (``2 S K V``). The delta rules add ``K K^T`` (``2 S^2 K``), the UT inverse
-    (:func:`~synaptic_fwp.scan.chunk_inference.ut_inverse_flops`: about ``0.65 S^3`` at
+    (:func:`~synaptic_fwp.sequence.chunk_inference.ut_inverse_flops`: about ``0.65 S^3`` at
     ``S = 64``), its application ``T_ (c V | gamma K)`` as one dense product
     (``2 S^2 (V + K)``) and the in-loop correction ``Wt W^T`` (``2 S K V``). Elementwise work
     (decay products, masks; ``O(S^2 + S (K + V))`` per chunk, or ``S^2 K`` in GLA chunks that
