@@ -192,3 +192,13 @@ def test_default_chunk_size():
     c = sf.scan(q, k, v, "retnet", decay=0.9, backend="recurrent")
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     torch.testing.assert_close(a[0], c[0], rtol=1e-10, atol=1e-12)
+
+
+def test_function_and_backend_modules_both_reachable():
+    """``sf.scan`` is the function and the backends import by their dotted path (a subpackage
+    that shared the function's name made ``import synaptic_fwp.scan.chunk as m`` fail)."""
+    import synaptic_fwp.sequence.chunk as chunk
+    import synaptic_fwp.sequence.chunk_inference as inference
+
+    assert callable(sf.scan) and sf.scan is sf.sequence.scan
+    assert sf.sequence.chunk is chunk and chunk.segmented_scan is inference.segmented_scan
