@@ -45,6 +45,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .recurrent import _store_state, _tile
+
 __all__ = ["chunk_scalar_fwd_kernel", "chunk_vector_fwd_kernel"]
 
 
@@ -70,18 +72,8 @@ def chunk_scalar_fwd_kernel(
     :func:`kernels.recurrent.recurrent_fwd_kernel`; checkpoints ck (B*H, NSEG, V, K) float32,
     the state before steps 0, CK, 2 CK, ... (``BT`` a multiple of ``CK``): inside a chunk,
     ``W_m = e^{b_m} W_0 + sum_{j <= m} e^{b_m - b_j} u_j (x) k_j``, one more product each."""
-    i_bh = tl.program_id(0)
-    i_v = tl.program_id(1)
-    i_b = (i_bh // H).to(tl.int64)
-    i_h = (i_bh % H).to(tl.int64)
-    ok = tl.arange(0, BK)
-    ov = i_v * BV + tl.arange(0, BV)
+    i_bh, i_v, i_b, i_h, ok, ov, mk, mv, mw, blk, base = _tile(H, K, V, BK, BV)
     ot = tl.arange(0, BT)
-    mk = ok < K
-    mv = ov < V
-    mw = mv[:, None] & mk[None, :]
-    blk = ov[:, None] * K + ok[None, :]
-    base = i_bh.to(tl.int64) * V * K
     causal = ot[:, None] >= ot[None, :]
     strict = ot[:, None] > ot[None, :]
     W = tl.load(w0_ptr + base + blk, mask=mw, other=0.0).to(tl.float32)
@@ -148,12 +140,7 @@ def chunk_scalar_fwd_kernel(
         bS = tl.sum(tl.where(ot == BT - 1, b, 0.0), 0)
         Uw = U * tl.exp(bS - b)[:, None]
         W = tl.exp(bS) * W + tl.dot(tl.trans(Uw), Kc, input_precision="ieee" if IEEE else "tf32")
-        if STRIDE > 0:
-            te = t0 + BT
-            if te % STRIDE == 0:
-                if te <= T:
-                    off = ((i_b * NST + te // STRIDE - 1) * H + i_h) * V * K
-                    tl.store(st_ptr + off + blk, W.to(st_ptr.dtype.element_ty), mask=mw)
+        _store_state(st_ptr, W, t0 + BT, T, i_b, i_h, NST, H, V, K, blk, mw, STRIDE)
     tl.store(wT_ptr + base + blk, W.to(wT_ptr.dtype.element_ty), mask=mw)
 
 
@@ -168,18 +155,8 @@ def chunk_vector_fwd_kernel(
 ):
     """Vector gate, Hebbian write. SIDE 2 post (``diag(a) W``, gate (B, T, H, V)) / 3 pre
     (``W diag(a)``, gate (B, T, H, K), GLA as published); WRITE 0 one / 1 eta."""
-    i_bh = tl.program_id(0)
-    i_v = tl.program_id(1)
-    i_b = (i_bh // H).to(tl.int64)
-    i_h = (i_bh % H).to(tl.int64)
-    ok = tl.arange(0, BK)
-    ov = i_v * BV + tl.arange(0, BV)
+    i_bh, i_v, i_b, i_h, ok, ov, mk, mv, mw, blk, base = _tile(H, K, V, BK, BV)
     ot = tl.arange(0, BT)
-    mk = ok < K
-    mv = ov < V
-    mw = mv[:, None] & mk[None, :]
-    blk = ov[:, None] * K + ok[None, :]
-    base = i_bh.to(tl.int64) * V * K
     causal = ot[:, None] >= ot[None, :]
     W = tl.load(w0_ptr + base + blk, mask=mw, other=0.0).to(tl.float32)
     for ci in range(NCH):
@@ -228,10 +205,5 @@ def chunk_vector_fwd_kernel(
             )
         tl.store(y_ptr + rows[:, None] * V + ov[None, :], Y.to(y_ptr.dtype.element_ty),
                  mask=mt[:, None] & mv[None, :])
-        if STRIDE > 0:
-            te = t0 + BT
-            if te % STRIDE == 0:
-                if te <= T:
-                    off = ((i_b * NST + te // STRIDE - 1) * H + i_h) * V * K
-                    tl.store(st_ptr + off + blk, W.to(st_ptr.dtype.element_ty), mask=mw)
+        _store_state(st_ptr, W, t0 + BT, T, i_b, i_h, NST, H, V, K, blk, mw, STRIDE)
     tl.store(wT_ptr + base + blk, W.to(wT_ptr.dtype.element_ty), mask=mw)

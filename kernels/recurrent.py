@@ -41,6 +41,37 @@ __all__ = ["recurrent_fwd_kernel", "recurrent_bwd_kernel"]
 
 
 @triton.jit
+def _tile(H, K, V, BK: tl.constexpr, BV: tl.constexpr):
+    """This program's place (grid ``(B * H, cdiv(V, BV))``): its V block ``i_v``, batch ``i_b`` and
+    head ``i_h``; the key and value indices ``ok``, ``ov`` with their masks ``mk``, ``mv``; the
+    mask ``mw`` and offsets ``blk`` of its ``(BV, BK)`` block within a ``(V, K)`` state; and
+    ``base``, the offset of its state in a ``(B, H, V, K)`` tensor."""
+    i_bh = tl.program_id(0)
+    i_v = tl.program_id(1)
+    ok = tl.arange(0, BK)
+    ov = i_v * BV + tl.arange(0, BV)
+    mk = ok < K
+    mv = ov < V
+    mw = mv[:, None] & mk[None, :]
+    blk = ov[:, None] * K + ok[None, :]
+    base = i_bh.to(tl.int64) * V * K
+    i_b = (i_bh // H).to(tl.int64)
+    i_h = (i_bh % H).to(tl.int64)
+    return i_bh, i_v, i_b, i_h, ok, ov, mk, mv, mw, blk, base
+
+
+@triton.jit
+def _store_state(st_ptr, W, n, T, i_b, i_h, NST, H, V, K, blk, mw, STRIDE: tl.constexpr):
+    """Write ``W``, the state after ``n`` steps, into the strided states ``(B, NST, H, V, K)``
+    when ``STRIDE > 0`` divides ``n`` and ``n <= T``."""
+    if STRIDE > 0:
+        if n % STRIDE == 0:
+            if n <= T:
+                off = ((i_b * NST + n // STRIDE - 1) * H + i_h) * V * K
+                tl.store(st_ptr + off + blk, W.to(st_ptr.dtype.element_ty), mask=mw)
+
+
+@triton.jit
 def _load_step(
     k_ptr, v_ptr, eta_ptr, lam_ptr, gate_ptr, row, ok, ov, mk, mv, K, V,
     DECAY: tl.constexpr, WRITE: tl.constexpr,
@@ -118,17 +149,7 @@ def recurrent_fwd_kernel(
     2 oja / 3 bcm; WRITE 0 one / 1 eta / 2 one_minus_decay. Layouts (contiguous): q, k
     (B, T, H, K); v, y (B, T, H, V); eta, lam (B, T, H); gate (B, T, H, V|K); w0, wT (B, H, V, K);
     states (B, NST, H, V, K); checkpoints ck (B*H, NSEG, V, K) float32, ckth (B*H, NSEG, V)."""
-    i_bh = tl.program_id(0)
-    i_v = tl.program_id(1)
-    i_b = (i_bh // H).to(tl.int64)
-    i_h = (i_bh % H).to(tl.int64)
-    ok = tl.arange(0, BK)
-    ov = i_v * BV + tl.arange(0, BV)
-    mk = ok < K
-    mv = ov < V
-    mw = mv[:, None] & mk[None, :]
-    blk = ov[:, None] * K + ok[None, :]
-    base = i_bh.to(tl.int64) * V * K
+    i_bh, i_v, i_b, i_h, ok, ov, mk, mv, mw, blk, base = _tile(H, K, V, BK, BV)
     W = tl.load(w0_ptr + base + blk, mask=mw, other=0.0).to(tl.float32)
     theta = tl.zeros([BV], dtype=tl.float32) + theta0
     for t in range(T):
@@ -147,10 +168,7 @@ def recurrent_fwd_kernel(
         qt = tl.load(q_ptr + row * K + ok, mask=mk, other=0.0).to(tl.float32)
         yt = tl.sum(W * qt[None, :], 1)
         tl.store(y_ptr + row * V + ov, yt.to(y_ptr.dtype.element_ty), mask=mv)
-        if STRIDE > 0:
-            if (t + 1) % STRIDE == 0:
-                off = ((i_b * NST + (t + 1) // STRIDE - 1) * H + i_h) * V * K
-                tl.store(st_ptr + off + blk, W.to(st_ptr.dtype.element_ty), mask=mw)
+        _store_state(st_ptr, W, t + 1, T, i_b, i_h, NST, H, V, K, blk, mw, STRIDE)
     tl.store(wT_ptr + base + blk, W.to(wT_ptr.dtype.element_ty), mask=mw)
 
 
@@ -170,19 +188,9 @@ def recurrent_bwd_kernel(
     deta, dlam (NV, B, T, H), dgate (NV, B, T, H, K) for the pre gate; complete: dv
     (B, T, H, V), dgate (B, T, H, V) for the post gate, dw0 (B, H, V, K). All float32.
     Scratch: scr (B*H*NV, SEG, BV, BK), scrth (B*H*NV, SEG, BV) float32."""
-    i_bh = tl.program_id(0)
-    i_v = tl.program_id(1)
+    i_bh, i_v, i_b, i_h, ok, ov, mk, mv, mw, blk, base = _tile(H, K, V, BK, BV)
     NV = tl.num_programs(1)
-    i_b = (i_bh // H).to(tl.int64)
-    i_h = (i_bh % H).to(tl.int64)
-    ok = tl.arange(0, BK)
-    ov = i_v * BV + tl.arange(0, BV)
-    mk = ok < K
-    mv = ov < V
-    mw = mv[:, None] & mk[None, :]
-    blk = ov[:, None] * K + ok[None, :]
     sblk = tl.arange(0, BV)[:, None] * BK + ok[None, :]
-    base = i_bh.to(tl.int64) * V * K
     sbase = (i_bh.to(tl.int64) * NV + i_v) * SEG * BV * BK
     sbase_th = (i_bh.to(tl.int64) * NV + i_v) * SEG * BV
     BTH = B * T * H
