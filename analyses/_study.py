@@ -1,8 +1,9 @@
 """Shared plumbing of the Primer analyses: command line, output files, figure saving.
 
 Each analysis module defines ``run(quick=False, out=None, **kw) -> xarray.Dataset`` and a
-``figure(ds) -> matplotlib.figure.Figure``; :func:`main` parses ``[--quick] [--out DIR]``, runs,
-and writes ``<out>/<name>.nc`` (the numbers), ``<out>/<name>.pdf`` and ``<out>/<name>.png``.
+``figure(ds) -> matplotlib.figure.Figure``; :func:`main` parses ``[--quick] [--out DIR]`` (plus
+the analysis' own options), runs, and writes ``<out>/<name>.nc`` (the numbers),
+``<out>/<name>.pdf``, ``<out>/<name>.png`` and, for analyses with a table, ``<out>/<name>.csv``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from synaptic_fwp.plot.style import RC as STYLE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main", "write_outputs", "clean_attrs", "new_figure", "STYLE"]
 
@@ -75,21 +80,34 @@ def main(
     figure: Callable[[xr.Dataset], object],
     argv: Sequence[str] | None = None,
     summary: Callable[[xr.Dataset], str] | None = None,
+    *,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+    run_kwargs: Callable[[argparse.Namespace], dict] | None = None,
+    table: Callable[[xr.Dataset], pd.DataFrame] | None = None,
 ) -> xr.Dataset:
     """Command line of one analysis:
-    ``python -m synaptic_fwp.analyses.<name> [--quick] [--out DIR]``."""
+    ``python -m synaptic_fwp.analyses.<name> [--quick] [--out DIR] [options]``.
+
+    ``options(parser)`` adds the analysis' own arguments; ``run_kwargs(args)`` turns the parsed
+    arguments into the keywords of ``run`` (default: ``quick`` only); ``table(ds)``, if given, is
+    written to ``<out>/<name>.csv``."""
     p = argparse.ArgumentParser(prog=f"python -m synaptic_fwp.analyses.{name}")
     p.add_argument("--quick", action="store_true", help="reduced size (seconds instead of minutes)")
     p.add_argument(
         "--out", default=f"results/{name}", help="output directory (default %(default)s)"
     )
+    if options is not None:
+        options(p)
     a = p.parse_args(argv)
-    ds = run(quick=a.quick)
+    ds = run(**(run_kwargs(a) if run_kwargs is not None else {"quick": a.quick}))
     import matplotlib
 
     with matplotlib.rc_context(STYLE):
         fig = figure(ds)
     paths = write_outputs(ds, fig, a.out, name)
+    if table is not None:
+        paths.append(Path(a.out) / f"{name}.csv")
+        table(ds).to_csv(paths[-1], float_format="%.6g")
     if summary is not None:
         print(summary(ds))
     for path in paths:

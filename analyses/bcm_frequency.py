@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -318,27 +317,22 @@ def summary(ds: xr.Dataset) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> xr.Dataset:
-    import matplotlib
-    from synaptic_fwp.analyses._study import STYLE, write_outputs
+    """``python -m synaptic_fwp.analyses.bcm_frequency [--quick] [--out DIR] [--seed N]
+    [--calcium]``: the Dataset, figure and a CSV of the crossover frequencies."""
+    from synaptic_fwp.analyses._study import main as study_main
 
-    p = argparse.ArgumentParser(prog=f"python -m synaptic_fwp.analyses.{NAME}")
-    p.add_argument("--quick", action="store_true", help="reduced size (seconds, for tests)")
-    p.add_argument("--out", default=f"results/{NAME}", help="output directory (%(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Poisson trains")
-    p.add_argument("--calcium", action="store_true",
-                   help="add the calcium rules even with --quick (minutes)")
-    a = p.parse_args(argv)
-    ds = run(quick=a.quick, seed=a.seed, calcium=True if a.calcium else None)
-    with matplotlib.rc_context(STYLE):
-        fig = figure(ds)
-    paths = write_outputs(ds, fig, a.out, NAME)
-    csv = Path(a.out) / f"{NAME}.csv"
-    ds[["crossover", "crossover_closed_form", "crossover_sim", "ltd_at_low",
-        "ltp_at_high"]].to_dataframe().to_csv(csv, float_format="%.6g")
-    print(summary(ds))
-    for path in [*paths, csv]:
-        print(f"wrote {path}")
-    return ds
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=int, default=0, help="seed of the Poisson trains")
+        p.add_argument("--calcium", action="store_true",
+                       help="add the calcium rules even with --quick (minutes)")
+
+    return study_main(
+        NAME, run, figure, argv, summary, options=options,
+        run_kwargs=lambda a: dict(quick=a.quick, seed=a.seed,
+                                  calcium=True if a.calcium else None),
+        table=lambda ds: ds[["crossover", "crossover_closed_form", "crossover_sim",
+                             "ltd_at_low", "ltp_at_high"]].to_dataframe(),
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -29,6 +29,9 @@ import xarray as xr
 from synaptic_fwp import datasets
 from synaptic_fwp.compare import FitSpec, compare
 from synaptic_fwp.fit import pairing_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "compare_rules"
 DATASET = "sjostrom2001_frequency"
@@ -242,7 +245,9 @@ def summary(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def to_csv(ds: xr.Dataset, path: Path) -> None:
+def table(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per rule and dataset: goodness of fit, information criteria, cost and the fitted
+    parameters (with units in the column names)."""
     cols = ["objective", "published_objective", "rmse", "aic", "bic", "delta_aic",
             "aic_weight", "rank", "n_free", "seconds", "cpu_seconds", "population",
             "n_model_calls"]
@@ -252,31 +257,25 @@ def to_csv(ds: xr.Dataset, path: Path) -> None:
     vals.columns = [f"{c} ({u})" if u else str(c) for c, u in
                     zip(vals.columns, ds["param_units"].sel(param=list(vals.columns)).values,
                         strict=True)]
-    df = df.merge(vals.reset_index(), on=["rule", "dataset"])
-    df.to_csv(path, index=False, float_format="%.6g")
+    return df.merge(vals.reset_index(), on=["rule", "dataset"]).set_index(["rule", "dataset"])
 
 
 def main(argv: Sequence[str] | None = None) -> xr.Dataset:
-    import matplotlib
-    from synaptic_fwp.analyses._study import STYLE, write_outputs
+    """``python -m synaptic_fwp.analyses.compare_rules [--quick] [--out DIR] [--seed N]
+    [--rules ...]``: the Dataset, figure and the comparison table as CSV."""
+    from synaptic_fwp.analyses._study import main as study_main
 
-    p = argparse.ArgumentParser(prog=f"python -m synaptic_fwp.analyses.{NAME}")
-    p.add_argument("--quick", action="store_true", help="reduced size (seconds, for tests)")
-    p.add_argument("--out", default=f"results/{NAME}", help="output directory (%(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every fit (%(default)s)")
-    p.add_argument("--rules", nargs="+", choices=list(BUILDERS), default=None,
-                   help="rules to compare (default: all; --quick skips the calcium rules)")
-    a = p.parse_args(argv)
-    ds = run(quick=a.quick, seed=a.seed, progress=not a.quick, rules=a.rules)
-    with matplotlib.rc_context(STYLE):
-        fig = figure(ds)
-    paths = write_outputs(ds, fig, a.out, NAME)
-    csv = Path(a.out) / f"{NAME}.csv"
-    to_csv(ds, csv)
-    print(summary(ds))
-    for path in [*paths, csv]:
-        print(f"wrote {path}")
-    return ds
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=int, default=0, help="seed of every fit (%(default)s)")
+        p.add_argument("--rules", nargs="+", choices=list(BUILDERS), default=None,
+                       help="rules to compare (default: all; --quick skips the calcium rules)")
+
+    return study_main(
+        NAME, run, figure, argv, summary, options=options,
+        run_kwargs=lambda a: dict(quick=a.quick, seed=a.seed, progress=not a.quick,
+                                  rules=a.rules),
+        table=table,
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,8 @@ frequencies, plus chi-square per set), ``.pdf`` and ``.png`` (the figure) into `
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -31,7 +30,11 @@ from synaptic_fwp.plasticity.params import read_table
 from synaptic_fwp.plasticity.stdp import TripletSTDP, pairing_closed_form
 from synaptic_fwp.protocols.pairing import pairing
 
-from ._study import STYLE, new_figure, write_outputs
+from ._study import main as study_main
+from ._study import new_figure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "sjostrom_frequency"
 SETS = [
@@ -153,25 +156,16 @@ def summary(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> xr.Dataset:
-    p = argparse.ArgumentParser(prog=f"python -m synaptic_fwp.analyses.{NAME}")
-    p.add_argument("--quick", action="store_true", help="coarse frequency curve")
-    p.add_argument("--out", default=f"results/{NAME}", help="output directory")
-    a = p.parse_args(argv)
-    ds = run(quick=a.quick)
-    import matplotlib
+def table(ds: xr.Dataset) -> pd.DataFrame:
+    """Model, closed form and data per frequency and set, with each set's chi2 and E."""
+    df = ds[["dw_model", "dw_closed_form", "dw_data", "dw_sem", "residual"]].to_dataframe()
+    return df.join(ds[["chi2", "E"]].to_dataframe(), on="set")
 
-    with matplotlib.rc_context(STYLE):
-        fig = figure(ds)
-    paths = write_outputs(ds, fig, a.out, NAME)
-    csv = Path(a.out) / f"{NAME}.csv"
-    table = ds[["dw_model", "dw_closed_form", "dw_data", "dw_sem", "residual"]].to_dataframe()
-    table = table.join(ds[["chi2", "E"]].to_dataframe(), on="set")
-    table.to_csv(csv)
-    print(summary(ds))
-    for path in [*paths, csv]:
-        print(f"wrote {path}")
-    return ds
+
+def main(argv: Sequence[str] | None = None) -> xr.Dataset:
+    """``python -m synaptic_fwp.analyses.sjostrom_frequency [--quick] [--out DIR]``: the
+    Dataset, figure and a CSV of model against data."""
+    return study_main(NAME, run, figure, argv, summary, table=table)
 
 
 if __name__ == "__main__":
