@@ -268,11 +268,13 @@ def segmented_scan(
             torch.bmm(Tm, uf, out=U[:g].view(M, S, V))  # Ut
             torch.bmm(Tm, gk.reshape(M, S, K), out=Wt[:g].view(M, S, K))
             kn = kg.view(g, BH, S, K)
-            for n in range(g):
-                Un = U[n].baddbmm_(Wt[n], Ws[n], alpha=-1.0)
-                Wn = torch.baddbmm(Ws[n], kn[n].mT, Un, out=Ws[n + 1])
-                if lam_S is not None:
-                    Wn.mul_(lam_S[n])
+            Uu, Wtu, Wu, ku = U.unbind(0), Wt.unbind(0), Ws.unbind(0), kn.unbind(0)
+            lu = lam_S.unbind(0) if lam_S is not None else None
+            for n in range(g):  # (views by unbind: one call instead of a few per chunk)
+                Un = Uu[n].baddbmm_(Wtu[n], Wu[n], alpha=-1.0)
+                Wn = torch.baddbmm(Wu[n], ku[n].mT, Un, out=Wu[n + 1])
+                if lu is not None:
+                    Wn.mul_(lu[n])
                 _keep(states, states_every, n0 + n + 1, Wn)
             uf = U[:g].view(M, S, V)
         else:  # ---- the chunks' writes Lam[S] (kk^T u) at once; the loop only adds them
@@ -280,12 +282,14 @@ def segmented_scan(
             torch.bmm(kf.mT, uf, out=Gn.view(M, K, V))
             if lam_S is not None:
                 Gn.mul_(lam_S)
+            Gu, Wu = Gn.unbind(0), Ws.unbind(0)
+            lu = lam_S.unbind(0) if lam_S is not None else None
             for n in range(g):
-                if lam_S is None:
-                    torch.add(Ws[n], Gn[n], out=Ws[n + 1])
+                if lu is None:
+                    torch.add(Wu[n], Gu[n], out=Wu[n + 1])
                 else:
-                    torch.addcmul(Gn[n], Ws[n], lam_S[n], out=Ws[n + 1])
-                _keep(states, states_every, n0 + n + 1, Ws[n + 1])
+                    torch.addcmul(Gu[n], Wu[n], lu[n], out=Wu[n + 1])
+                _keep(states, states_every, n0 + n + 1, Wu[n + 1])
             Pm = torch.bmm(qf, kf.mT, out=Pb[:M]).tril_()
 
         # ---- outputs: intra-chunk P u plus inter-chunk qq W^T, then into y
@@ -313,9 +317,10 @@ def chunk_cumprod(a: torch.Tensor, S: int, out: torch.Tensor | None = None) -> t
     L = torch.empty_like(av) if out is None else out.view(av.shape)
     if X == 1:  # a scalar decay: few elements, torch.cumprod is fast enough
         return torch.cumprod(av, dim=2, out=L).reshape(B, T, H, X)
-    L[:, :, 0].copy_(av[:, :, 0])
+    Lt, at = L.unbind(2), av.unbind(2)  # the S steps' views in one call each
+    Lt[0].copy_(at[0])
     for t in range(1, S):
-        torch.mul(L[:, :, t - 1], av[:, :, t], out=L[:, :, t])
+        torch.mul(Lt[t - 1], at[t], out=Lt[t])
     return L.reshape(B, T, H, X)
 
 
