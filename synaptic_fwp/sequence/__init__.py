@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from .._validation import check_choice, check_finite, check_range, check_tensor
+from .._validation import (
+    check_choice,
+    check_finite,
+    check_range,
+    check_tensor,
+    same_device_dtype,
+)
 from ..rules import BCMRule, LinearRule, get, get_feature_map
 from .recurrent import scan_recurrent
 
@@ -136,15 +142,7 @@ def prepare(
             f"(B, T, H) = {(B, T, H)}"
         )
     V = v.shape[-1]
-    for n, x in (("k", k), ("v", v)):
-        if x.dtype != q.dtype:
-            raise TypeError(
-                f"{n} has dtype {x.dtype} but q has {q.dtype}; q, k, v must share a dtype"
-            )
-        if x.device != q.device:
-            raise ValueError(
-                f"{n} is on {x.device} but q is on {q.device}; q, k, v must share a device"
-            )
+    same_device_dtype({"q": q, "k": k, "v": v})
     if T == 0:
         raise ValueError("the sequences are empty (T = 0); need at least one time step")
     for n, x in (("q", q), ("k", k), ("v", v)):
