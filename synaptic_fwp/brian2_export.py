@@ -72,8 +72,9 @@ Rate rules (:func:`rate_to_brian2`, code from :func:`rate_rule_code`)
     ``NeuronGroup``\ s read the traces from ``TimedArray``\ s, all-to-all ``Synapses`` hold
     ``W`` and apply the step once per Brian2 step (``run_regularly``) after Brian2 has summed
     the read-outs ``W k`` / ``W^T v`` from ``W_{t-1}`` (``(summed)`` variables); ``y_t = W_t
-    q_t`` is summed at the end of the step. Equal to :func:`synaptic_fwp.scan` (B = H = 1) to
-    rounding at every step.
+    q_t`` is summed at the end of the step. A batch of ``B x H`` sequences becomes ``B H``
+    disconnected blocks of one network. Equal to :func:`synaptic_fwp.scan` to rounding at every
+    step.
 
 BTSP (:func:`btsp_to_brian2`; :mod:`synaptic_fwp.plasticity.btsp`)
     One lap of ``MilsteinBTSP`` (Milstein et al. 2021) or ``PrimerBTSP`` (Primer Sec. 4.2):
@@ -1064,16 +1065,15 @@ def _name_of(net: Any, obj: object) -> str:
 
 
 def _rate_series(name: str, x: object, last: int | None) -> torch.Tensor:
-    """``(T, N)`` (or ``(1, T, 1, N)``, scan's layout with B = H = 1) -> ``(1, T, 1, N)``."""
+    """``(T, N)`` or scan's ``(B, T, H, N)`` -> ``(B, T, H, N)`` float64 (``B = H = 1`` for the
+    former)."""
     if not isinstance(x, (torch.Tensor, np.ndarray)):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     t = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x).to(torch.float64)
     if t.ndim == 2:
         t = t.reshape(1, t.shape[0], 1, t.shape[1])
-    if t.ndim != 4 or t.shape[0] != 1 or t.shape[2] != 1:
-        raise ValueError(
-            f"{name} must have shape (T, N) or (1, T, 1, N) (B = H = 1), got {tuple(t.shape)}"
-        )
+    if t.ndim != 4:
+        raise ValueError(f"{name} must have shape (T, N) or (B, T, H, N), got {tuple(t.shape)}")
     if last is not None and t.shape[-1] != last:
         raise ValueError(f"{name} must have {last} columns, got shape {tuple(t.shape)}")
     return t
@@ -1082,8 +1082,10 @@ def _rate_series(name: str, x: object, last: int | None) -> torch.Tensor:
 @dataclass
 class Brian2RateExport:
     """A built Brian2 network of a rate rule (:func:`rate_to_brian2`). ``run()`` simulates its
-    ``T`` steps and returns ``{"y": (T, V), "W": (V, K), "states": (T, V, K)}`` (numpy float64;
-    ``y_t = W_t q_t``, ``W_t`` after the step-``t`` write, as :func:`synaptic_fwp.scan`)."""
+    ``T`` steps and returns ``{"y": (T, V), "W": (V, K), "states": (T, V, K)}`` for one
+    sequence, or scan's layout ``{"y": (B, T, H, V), "W": (B, H, V, K), "states":
+    (B, T, H, V, K)}`` for a batch (``batch = (B, H)``); numpy float64, ``y_t = W_t q_t`` with
+    ``W_t`` after the step-``t`` write, as :func:`synaptic_fwp.scan`."""
 
     network: Any
     synapses: Any
@@ -1097,6 +1099,7 @@ class Brian2RateExport:
     codegen: str
     rule_name: str
     regular: str
+    batch: tuple[int, int] | None = None
     ran: bool = field(default=False)
 
     def run(self) -> dict[str, np.ndarray]:
@@ -1111,10 +1114,16 @@ class Brian2RateExport:
                 prefs.codegen.target = old
             self.ran = True
         V, K = self.shape
+        y = np.asarray(self.y_monitor.y[:], dtype=np.float64).T  # (T, B H V)
+        W = np.asarray(self.synapses.w[:], dtype=np.float64)  # (B H V K)
+        st = np.asarray(self.w_monitor.w[:], dtype=np.float64).T  # (T, B H V K)
+        if self.batch is None:
+            return {"y": y.copy(), "W": W.reshape(V, K), "states": st.reshape(-1, V, K)}
+        B, H = self.batch
         return {
-            "y": np.asarray(self.y_monitor.y[:], dtype=np.float64).T.copy(),
-            "W": np.asarray(self.synapses.w[:], dtype=np.float64).reshape(V, K),
-            "states": np.asarray(self.w_monitor.w[:], dtype=np.float64).T.reshape(-1, V, K),
+            "y": y.reshape(-1, B, H, V).transpose(1, 0, 2, 3).copy(),
+            "W": W.reshape(B, H, V, K),
+            "states": st.reshape(-1, B, H, V, K).transpose(1, 0, 2, 3, 4).copy(),
         }
 
 
@@ -1190,20 +1199,24 @@ def rate_to_brian2(
 ) -> Brian2RateExport:
     r"""A rate rule of :mod:`synaptic_fwp.rules` as a Brian2 network driven by given traces.
 
-    ``K`` presynaptic neurons (``NeuronGroup``) take ``k_t`` (presynaptic rates) and ``q_t``,
-    ``V`` postsynaptic neurons take ``v_t`` and the per-step gates, each from a ``TimedArray``
-    at the start of step ``t``; all-to-all ``Synapses`` hold ``W`` (``w`` of synapse ``i -> j``
-    is ``W[j, i]``) and apply :func:`rate_rule_code`'s update once per step (``run_regularly``
-    in the ``synapses`` slot), after Brian2 has formed the summed read-outs ``W k`` /
-    ``W^T v`` (``groups`` slot) from ``W_{t-1}``; the read-out ``y_t = W_t q_t`` is summed at
-    the ``end`` of the step. This is :func:`synaptic_fwp.scan` with ``B = H = 1``, one Brian2
-    step (``dt`` s; the rules' factors are per step, so ``dt`` only labels time) per sequence
-    step.
+    For one sequence, ``K`` presynaptic neurons (``NeuronGroup``) take ``k_t`` (presynaptic
+    rates) and ``q_t``, ``V`` postsynaptic neurons take ``v_t`` and the per-step gates, each from
+    a ``TimedArray`` at the start of step ``t``; all-to-all ``Synapses`` hold ``W`` (``w`` of
+    synapse ``i -> j`` is ``W[j, i]``) and apply :func:`rate_rule_code`'s update once per step
+    (``run_regularly`` in the ``synapses`` slot), after Brian2 has formed the summed read-outs
+    ``W k`` / ``W^T v`` (``groups`` slot) from ``W_{t-1}``; the read-out ``y_t = W_t q_t`` is
+    summed at the ``end`` of the step. This is :func:`synaptic_fwp.scan`, one Brian2 step
+    (``dt`` s; the rules' factors are per step, so ``dt`` only labels time) per sequence step.
+    A batch of ``B x H`` sequences (scan's layout) becomes ``B H`` such blocks in the same
+    groups, neuron ``n K + i`` (pre) and ``n V + j`` (post) of sequence ``n = b H + h``, each
+    block connected only within itself; the per-sequence gates are read through the post
+    neuron's ``inst``.
 
-    ``k``, ``q``: ``(T, K)``; ``v``: ``(T, V)`` (or scan's ``(1, T, 1, N)``); ``q`` defaults to
-    ``k``. ``eta``, ``decay``, ``gate``, ``phi`` (applied to ``q`` and ``k`` first) as in
-    :func:`synaptic_fwp.scan` (validated by :func:`synaptic_fwp.sequence.prepare`); ``W0``:
-    ``(V, K)``, zeros if omitted. ``rule``: a catalogue name or rule object.
+    ``k``, ``q``: ``(T, K)``; ``v``: ``(T, V)``; or scan's ``(B, T, H, K|V)`` (results then in
+    scan's layout, see :class:`Brian2RateExport`). ``q`` defaults to ``k``. ``eta``, ``decay``,
+    ``gate``, ``phi`` (applied to ``q`` and ``k`` first) as in :func:`synaptic_fwp.scan`
+    (validated by :func:`synaptic_fwp.sequence.prepare`); ``W0``: ``(V, K)`` (every sequence) or
+    ``(B, H, V, K)``, zeros if omitted. ``rule``: a catalogue name or rule object.
     """
     from .rules import BCMRule, get, get_feature_map
     from .sequence import prepare
@@ -1218,17 +1231,28 @@ def rate_to_brian2(
     kt = _rate_series("k", k, None)
     vt = _rate_series("v", v, None)
     qt = kt if q is None else _rate_series("q", q, kt.shape[-1])
-    T, K, V = kt.shape[1], kt.shape[-1], vt.shape[-1]
+    B, T, H, K = kt.shape
+    V = vt.shape[-1]
     if vt.shape[1] != T or qt.shape[1] != T:
         raise ValueError(
             f"k, v and q must have the same number of steps, got {T}, {vt.shape[1]}, {qt.shape[1]}"
         )
+    if vt.shape[::2] != (B, H) or qt.shape[::2] != (B, H):
+        raise ValueError(
+            f"k, v and q must have the same batch size and heads (B, H), got {(B, H)}, "
+            f"{tuple(vt.shape[::2])}, {tuple(qt.shape[::2])}"
+        )
+    batch = (B, H) if k.ndim == 4 else None  # scan's layout in, scan's layout out
+    n = B * H
     init = None
     if W0 is not None:
         w0 = torch.as_tensor(np.asarray(W0) if isinstance(W0, np.ndarray) else W0)
-        if tuple(w0.shape) != (V, K):
-            raise ValueError(f"W0 must have shape (V, K) = {(V, K)}, got {tuple(w0.shape)}")
-        init = w0.to(torch.float64).reshape(1, 1, V, K)
+        if tuple(w0.shape) not in ((V, K), (B, H, V, K)):
+            raise ValueError(
+                f"W0 must have shape (V, K) = {(V, K)} or (B, H, V, K) = {(B, H, V, K)}, "
+                f"got {tuple(w0.shape)}"
+            )
+        init = w0.to(torch.float64).expand(B, H, V, K).contiguous()
     rule, g, W0t = prepare(
         qt, kt, vt, rule, eta=eta, decay=decay, gate=gate, initial_state=init
     )
@@ -1241,10 +1265,11 @@ def rate_to_brian2(
     sec = b2.second
     clock = dt * sec
 
-    def arr(x: torch.Tensor) -> np.ndarray:  # (1, T, 1[, N]) -> (T, N)
-        return x.detach().reshape(T, -1).numpy().astype(np.float64)
+    def arr(x: torch.Tensor) -> np.ndarray:  # (B, T, H[, N]) -> (T, B H N), sequence-major
+        x = x.detach().to(torch.float64)
+        return x.reshape(B, T, H, -1).transpose(0, 1).reshape(T, -1).numpy()
 
-    ones = np.ones((T, 1))
+    ones = np.ones((T, n))
     if isinstance(rule, BCMRule):
         c = arr(g["eta"]) if g["eta"] is not None else ones
         lam = ones
@@ -1259,31 +1284,35 @@ def rate_to_brian2(
     }
     post_ns: dict[str, Any] = {
         "v_in": b2.TimedArray(arr(vt), dt=clock),
-        "lam_in": b2.TimedArray(lam[:, 0], dt=clock),
-        "c_in": b2.TimedArray(c[:, 0], dt=clock),
+        "lam_in": b2.TimedArray(lam, dt=clock),
+        "c_in": b2.TimedArray(c, dt=clock),
     }
     pre_set = ["k = k_in(t, i)", "q = q_in(t, i)"]
-    post_set = ["v = v_in(t, i)", "lam = lam_in(t)", "c = c_in(t)"]
+    post_set = ["v = v_in(t, i)", "lam = lam_in(t, inst)", "c = c_in(t, inst)"]
     if gate_side == "pre":
-        pre_ns["a_in"] = b2.TimedArray(g["gate"].detach().reshape(T, K).numpy(), dt=clock)
+        pre_ns["a_in"] = b2.TimedArray(arr(g["gate"]), dt=clock)
         pre_set.append("a = a_in(t, i)")
     elif gate_side == "post":
-        post_ns["a_in"] = b2.TimedArray(g["gate"].detach().reshape(T, V).numpy(), dt=clock)
+        post_ns["a_in"] = b2.TimedArray(arr(g["gate"]), dt=clock)
         post_set.append("a = a_in(t, i)")
     pre_g = b2.NeuronGroup(
-        K, "k : 1\nq : 1\na : 1\nWtv : 1", dt=clock, namespace=pre_ns, name="fwp_pre*"
+        n * K, "k : 1\nq : 1\na : 1\nWtv : 1", dt=clock, namespace=pre_ns, name="fwp_pre*"
     )
     post_g = b2.NeuronGroup(
-        V,
-        "v : 1\nlam : 1\nc : 1\na : 1\nWk : 1\ny : 1\nyb : 1\ntheta : 1",
+        n * V,
+        "v : 1\nlam : 1\nc : 1\na : 1\nWk : 1\ny : 1\nyb : 1\ntheta : 1\n"
+        "inst : integer (constant)",
         dt=clock,
         namespace=post_ns,
         name="fwp_post*",
     )
+    post_g.inst = np.repeat(np.arange(n), V)  # the sequence of each postsynaptic neuron
     if isinstance(rule, BCMRule):
         post_g.theta = float(rule.theta0)
     syn = b2.Synapses(pre_g, post_g, model=code["model"], dt=clock, name="fwp_synapses*")
-    syn.connect(i=np.tile(np.arange(K), V), j=np.repeat(np.arange(V), K))
+    seq = np.arange(n)[:, None]  # synapse order: sequence, post j, pre i (W's (B, H, V, K))
+    syn.connect(i=(seq * K + np.tile(np.arange(K), V)).ravel(),
+                j=(seq * V + np.repeat(np.arange(V), K)).ravel())
     syn.w = W0t.detach().reshape(-1).numpy().astype(np.float64)
     syn.summed_updaters["y_post"].when = "end"  # y_t = W_t q_t, after the write
     objs = [
@@ -1316,6 +1345,7 @@ def rate_to_brian2(
         codegen,
         rule.name,
         code["update"],
+        batch,
     )
 
 

@@ -213,22 +213,22 @@ def test_unsupported_network_objects_raise():
 # ---------------------------------------------------------------------------------------------
 
 
-def _rate_inputs(rule, T=10, K=3, V=2, seed=0):
+def _rate_inputs(rule, T=10, K=3, V=2, seed=0, B=1, H=1):
     g = torch.Generator().manual_seed(seed)
 
     def r(*s):
         return torch.rand(*s, generator=g, dtype=torch.float64)
 
-    k, q = r(1, T, 1, K), r(1, T, 1, K) - 0.5
-    v = 2 * r(1, T, 1, V) - 1
+    k, q = r(B, T, H, K), r(B, T, H, K) - 0.5
+    v = 2 * r(B, T, H, V) - 1
     kw = {}
     if "eta" in rule.needs:
-        kw["eta"] = 0.5 * r(1, T, 1)
+        kw["eta"] = 0.5 * r(B, T, H)
     if "decay" in rule.needs:
-        kw["decay"] = 0.5 + 0.5 * r(1, T, 1)
+        kw["decay"] = 0.5 + 0.5 * r(B, T, H)
     if "gate" in rule.needs:
-        kw["gate"] = 0.5 + 0.5 * r(1, T, 1, V if rule.decay == "post" else K)
-    W0 = r(V, K) - 0.5
+        kw["gate"] = 0.5 + 0.5 * r(B, T, H, V if rule.decay == "post" else K)
+    W0 = r(V, K) - 0.5 if B == H == 1 else r(B, H, V, K) - 0.5
     return q, k, v, kw, W0
 
 
@@ -264,8 +264,31 @@ def test_bcm_value_drive_and_feature_map_match_brian2():
     q, k, v, kw, W0 = _rate_inputs(rule, seed=1)
     y, W = scan(q, k, v, rule, initial_state=W0[None, None], backend="recurrent", phi="elu1", **kw)
     out = rate_to_brian2(rule, k, v, q, W0=W0, phi="elu1", **kw).run()  # scan's (1, T, 1, N)
-    np.testing.assert_allclose(out["y"], y[0, :, 0].numpy(), rtol=RTOL, atol=1e-12)
-    np.testing.assert_allclose(out["W"], W[0, 0].numpy(), rtol=RTOL, atol=0)
+    np.testing.assert_allclose(out["y"], y.numpy(), rtol=RTOL, atol=1e-12)  # ... and its layout
+    np.testing.assert_allclose(out["W"], W.numpy(), rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("name", ["delta", "gla", "oja", "gated_delta", "bcm"])
+def test_batched_rate_export_matches_scan(name):
+    """B x H sequences with their own inputs, gates and initial states, as B H disconnected
+    blocks of one Brian2 network, against scan on the batch (scan's layout in and out)."""
+    from synaptic_fwp import rules
+    from synaptic_fwp.brian2_export import rate_to_brian2
+    from synaptic_fwp.sequence import scan
+
+    rule = rules.get(name)
+    if name == "bcm":
+        rule = rules.BCMRule(drive="output", theta_decay=0.8, theta0=0.1)
+    q, k, v, kw, W0 = _rate_inputs(rule, seed=2, B=2, H=3)
+    y, W, st = scan(q, k, v, rule, initial_state=W0, backend="recurrent", return_states=True,
+                    **kw)
+    out = rate_to_brian2(rule, k, v, q, W0=W0, **kw).run()
+    assert out["y"].shape == (2, 10, 3, 2) and out["states"].shape == (2, 10, 3, 2, 3)
+    np.testing.assert_allclose(out["y"], y.numpy(), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(out["states"], st.numpy(), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(out["W"], W.numpy(), rtol=RTOL, atol=0)
+    # the sequences differ, so a mix-up of blocks or gates could not pass
+    assert np.abs(out["W"][0, 0] - out["W"][1, 2]).max() > 1e-2
 
 
 def test_rate_export_bad_input_raises():
@@ -282,6 +305,8 @@ def test_rate_export_bad_input_raises():
         rate_to_brian2("hebbian", k, v[:4])
     with pytest.raises(ValueError, match=r"shape \(T, N\)"):
         rate_to_brian2("hebbian", k[None], v)
+    with pytest.raises(ValueError, match=r"same batch size and heads"):
+        rate_to_brian2("hebbian", k.reshape(1, 5, 1, 3), v.reshape(1, 5, 1, 2).expand(2, 5, 1, 2))
     with pytest.raises(ValueError, match="codegen"):
         rate_to_brian2("hebbian", k, v, codegen="cpp")
     with pytest.raises(TypeError, match="torch.Tensor or numpy"):
