@@ -52,7 +52,8 @@ __all__ = ["ut_inverse", "ut_inverse_flops", "segmented_scan", "chunk_cumprod", 
 #: Diagonal block size of the UT inverse.
 UT_BLOCK = 16
 
-#: Time steps x heads per segment of :func:`segmented_scan` (``G B H S`` ~ this).
+#: Time steps x heads per segment of :func:`segmented_scan` (``G B H S`` ~ this): for the decay
+#: rules at B=4 T=4096, 4,096 and 16,384 were 4-6% slower (best of 20, with shared buffers).
 SEGMENT_ROWS = 8192
 
 #: The same for the delta rules, whose UT transform and in-loop products gain from larger
