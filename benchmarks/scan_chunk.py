@@ -3,18 +3,19 @@
 One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``):
 
 * for ``delta``, ``gated_delta``, ``gla`` and ``retnet``: the wall time of ``recurrent`` and
-  ``chunk`` at 1 and at 2 intra-op threads (best of ``--repeats``; the two paths, a batched
-  64 x 64 matmul and a 2048 x 2048 matmul run in turn, so that all see the same machine load);
+  ``chunk`` at 1 and at 2 intra-op threads, best of ``--repeats`` rounds (:func:`rounds`: each
+  round runs, rule after rule, a batched 64 x 64 matmul, a 2048 x 2048 matmul, the recurrence
+  and the chunk path, at 1 then at 2 threads, so that every function's samples are spread over
+  the whole run and see the same machine load as the matmul samples);
 * the speed-up chunk / recurrent, each path at its own best thread count;
 * the achieved GFLOP/s of ``chunk``, counting the chunk algorithm's own matrix-product flops
   (:func:`synaptic_fwp.sequence.chunk.chunk_flops`, formula in its docstring), and
-* the same run's ``torch.matmul`` rate for batched 64 x 64 products (the shape the chunk algorithm
-  is made of: ``(B H N, 64, 64) @ (B H N, 64, 64)``) and for one 2048 x 2048 product, at both
-  thread counts. The fraction is reported against the best matmul rate measured anywhere in the
-  run (``%peak``: the machine's attainable rate, the strictest reference), against the best
-  2048 x 2048 rate measured in turn with that rule (``%mm-il``: same load), against batched
-  64 x 64 at the chunk's thread count (``%bmm64``), and against batched 64 x 64 measured in turn
-  with that rule (``%bmm64-il``).
+* that rate as a fraction of the same run's ``torch.matmul`` rate: of the best rate measured
+  anywhere in the run (``%peak``: batched 64 x 64 products, the shape the chunk algorithm is
+  made of, ``(B H N, 64, 64) @ (B H N, 64, 64)``, and one 2048 x 2048 product, at both thread
+  counts: the machine's attainable rate, the strictest reference and the issue's target), of
+  the best 2048 x 2048 rate measured next to that rule (``%mm-il``) and of the best batched
+  64 x 64 rate measured next to it (``%bmm64-il``).
 
 Targets (issue 2): speed-up >= 5x for delta and gated_delta, >= 8x for retnet and gla; chunk at
 >= 25% of the matmul rate. Times themselves are not reported as results, only ratios against
@@ -48,36 +49,32 @@ THREADS = (1, 2)
 TARGET_FRACTION = 0.25
 
 
-def best_time(f: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up call."""
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def rounds(threads: tuple[int, ...], repeats: int,
+           fns: dict[tuple[str, str], Callable[[], object]]) -> dict[tuple[str, str, int], float]:
+    """Best-of-``repeats`` wall time of every function at every thread count, keyed
+    ``(*key, threads)``; torch's thread setting is restored afterwards.
 
-
-def timed(threads: int, repeats: int, fn: Callable, *args: object, **kw: object) -> float:
-    """Best time of ``fn(*args, **kw)`` at ``threads`` intra-op threads (restored afterwards)."""
-    return interleaved(threads, repeats, {"f": lambda: fn(*args, **kw)})["f"]
-
-
-def interleaved(threads: int, repeats: int, fns: dict[str, Callable[[], object]]) -> dict:
-    """Best-of-``repeats`` time of each function at ``threads`` threads, the functions run in
-    turn (one warm-up each) so that they see the same machine load; torch's setting restored."""
+    One *round* runs every function once at every thread count, in the dict's order; the first
+    round is a warm-up and is not timed. So the ``repeats`` samples of each function are spread
+    over the whole run, like the matmul samples that give the run's peak rate: a quiet or a busy
+    minute of the machine falls on every function alike, not on whichever rule was being timed
+    then (rule by rule, in one window each, a busy minute could halve one rule's fraction of a
+    peak measured in another rule's quiet window).
+    """
     old = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    best: dict[tuple[str, str, int], float] = {}
     try:
-        for f in fns.values():
-            f()
-        best = {n: float("inf") for n in fns}
-        for _ in range(repeats):
-            for n, f in fns.items():
-                t0 = time.perf_counter()
-                f()
-                best[n] = min(best[n], time.perf_counter() - t0)
+        for r in range(repeats + 1):
+            for th in threads:
+                torch.set_num_threads(th)
+                for key, f in fns.items():
+                    t0 = time.perf_counter()
+                    f()
+                    dt = time.perf_counter() - t0
+                    if r:
+                        best[(*key, th)] = min(best.get((*key, th), float("inf")), dt)
+            if r:
+                print(f"  round {r}/{repeats} done (load {os.getloadavg()[0]:.1f})", flush=True)
         return best
     finally:
         torch.set_num_threads(old)
@@ -109,19 +106,6 @@ def met(c: dict) -> tuple[bool, bool, bool]:
             c["fraction_of_interleaved_mm2048_best"] >= TARGET_FRACTION)
 
 
-def matmul_rates(B: int, H: int, T: int, S: int, repeats: int) -> dict[str, dict[int, float]]:
-    n = B * H * (-(-T // S))
-    a, b = torch.randn(n, S, S), torch.randn(n, S, S)
-    A, Bm = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    out: dict[str, dict[int, float]] = {f"bmm_{n}x{S}x{S}": {}, "mm_2048": {}}
-    for th in THREADS:
-        t = timed(th, repeats, torch.matmul, a, b)
-        out[f"bmm_{n}x{S}x{S}"][th] = 2 * n * S**3 / t / 1e9
-        t = timed(th, max(1, repeats // 2), torch.matmul, A, Bm)
-        out["mm_2048"][th] = 2 * 2048**3 / t / 1e9
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--B", type=int, default=4)
@@ -132,7 +116,8 @@ def main() -> None:
     ap.add_argument("--chunk-sizes", type=int, nargs="+", default=None,
                     help="chunk lengths to time (default: the library's, "
                          "synaptic_fwp.sequence.chunk.DEFAULT_CHUNK_SIZE)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=10,
+                    help="timed rounds (after one warm-up round); each function's time is its best")
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -146,76 +131,75 @@ def main() -> None:
                    "cpu_count": os.cpu_count(), "loadavg_start": load0},
         "rules": {},
     }
+    sizes = args.chunk_sizes or [DEFAULT_CHUNK_SIZE]
+    n_mm = B * H * (-(-T // 64))
+    ma, mb = torch.randn(n_mm, 64, 64), torch.randn(n_mm, 64, 64)
+    A2, B2 = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    bmm_flops, mm_flops = 2 * n_mm * 64**3, 2 * 2048**3
+    # per rule, in this order within every round: the two matmul references, the recurrence and
+    # the chunk path at each size (so each rule's references are measured next to it as well)
+    fns: dict[tuple[str, str], Callable[[], object]] = {}
+    rule_of = {}
+    for name in args.rules:
+        q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
+        rule_of[name] = rule
+        fns[name, "bmm64"] = functools.partial(torch.matmul, ma, mb)
+        fns[name, "mm2048"] = functools.partial(torch.matmul, A2, B2)
+        fns[name, "rec"] = functools.partial(scan_recurrent, q, k, v, rule, g, W0)
+        for S in sizes:
+            fns[name, f"chunk{S}"] = functools.partial(scan_chunk, q, k, v, rule, g, W0,
+                                                       chunk_size=S)
     with torch.no_grad():
-        mm = matmul_rates(B, H, T, 64, args.repeats)
-        n_mm = B * H * (-(-T // 64))
-        ma, mb = torch.randn(n_mm, 64, 64), torch.randn(n_mm, 64, 64)
-        A2, B2 = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        bmm_flops, mm_flops = 2 * n_mm * 64**3, 2 * 2048**3
-        il_rates: list[float] = []  # every interleaved matmul rate, for the run's peak
-        for name in args.rules:
-            q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
-            fns = {"rec": functools.partial(scan_recurrent, q, k, v, rule, g, W0),
-                   "bmm64": functools.partial(torch.matmul, ma, mb),
-                   "mm2048": functools.partial(torch.matmul, A2, B2)}
-            sizes = args.chunk_sizes or [DEFAULT_CHUNK_SIZE]
-            for S in sizes:
-                fns[S] = functools.partial(scan_chunk, q, k, v, rule, g, W0, chunk_size=S)
-            t = {th: interleaved(th, args.repeats, fns) for th in THREADS}
-            print(f"  {name} done (load {os.getloadavg()[0]:.1f})", flush=True)
-            rec = {th: t[th]["rec"] for th in THREADS}
-            bmm_rate = {th: bmm_flops / t[th]["bmm64"] / 1e9 for th in THREADS}
-            mm_rate = {th: mm_flops / t[th]["mm2048"] / 1e9 for th in THREADS}
-            il_rates += list(bmm_rate.values()) + list(mm_rate.values())
-            entry = {"recurrent_s": {str(th): x for th, x in rec.items()},
-                     "bmm64_gflops_interleaved": {str(th): x for th, x in bmm_rate.items()},
-                     "mm2048_gflops_interleaved": {str(th): x for th, x in mm_rate.items()},
-                     "chunk": {}}
-            for S in sizes:
-                ch = {th: t[th][S] for th in THREADS}
-                th_c = min(ch, key=ch.get)
-                th_r = min(rec, key=rec.get)
-                flops = chunk_flops(rule, B, T, H, K, V, S)
-                gf = flops / ch[th_c] / 1e9
-                entry["chunk"][str(S)] = {
-                    "library_default": S == DEFAULT_CHUNK_SIZE,
-                    "chunk_s": {str(th): x for th, x in ch.items()},
-                    "best_threads_chunk": th_c,
-                    "best_threads_recurrent": th_r,
-                    "speedup": rec[th_r] / ch[th_c],
-                    "speedup_target": TARGET[name],
-                    "flops": flops,
-                    "gflops": gf,
-                    "fraction_of_bmm64_same_threads": gf / mm[next(iter(mm))][th_c],
-                    "fraction_of_interleaved_bmm64_best": gf / max(bmm_rate.values()),
-                    "fraction_of_interleaved_mm2048_best": gf / max(mm_rate.values()),
-                }
-            res["rules"][name] = entry
-    peak = max([r for d in mm.values() for r in d.values()] + il_rates)
-    for e in res["rules"].values():
-        for c in e["chunk"].values():
-            c["fraction_of_peak_matmul"] = c["gflops"] / peak
+        t = rounds(THREADS, args.repeats, fns)
+    peak = max([bmm_flops / x / 1e9 for (_, f, _), x in t.items() if f == "bmm64"]
+               + [mm_flops / x / 1e9 for (_, f, _), x in t.items() if f == "mm2048"])
+    for name in args.rules:
+        rec = {th: t[name, "rec", th] for th in THREADS}
+        bmm_rate = {th: bmm_flops / t[name, "bmm64", th] / 1e9 for th in THREADS}
+        mm_rate = {th: mm_flops / t[name, "mm2048", th] / 1e9 for th in THREADS}
+        entry = {"recurrent_s": {str(th): x for th, x in rec.items()},
+                 "bmm64_gflops_interleaved": {str(th): x for th, x in bmm_rate.items()},
+                 "mm2048_gflops_interleaved": {str(th): x for th, x in mm_rate.items()},
+                 "chunk": {}}
+        for S in sizes:
+            ch = {th: t[name, f"chunk{S}", th] for th in THREADS}
+            th_c = min(ch, key=ch.get)
+            th_r = min(rec, key=rec.get)
+            flops = chunk_flops(rule_of[name], B, T, H, K, V, S)
+            gf = flops / ch[th_c] / 1e9
+            c = entry["chunk"][str(S)] = {
+                "library_default": S == DEFAULT_CHUNK_SIZE,
+                "chunk_s": {str(th): x for th, x in ch.items()},
+                "best_threads_chunk": th_c,
+                "best_threads_recurrent": th_r,
+                "speedup": rec[th_r] / ch[th_c],
+                "speedup_target": TARGET[name],
+                "flops": flops,
+                "gflops": gf,
+                "fraction_of_peak_matmul": gf / peak,
+                "fraction_of_interleaved_mm2048_best": gf / max(mm_rate.values()),
+                "fraction_of_interleaved_bmm64_best": gf / max(bmm_rate.values()),
+            }
             c["targets_met"] = dict(zip(("speedup", "peak_25pct", "in_turn_25pct"), met(c),
                                         strict=True))
-    res["matmul_gflops"] = {k: {str(t): r for t, r in d.items()} for k, d in mm.items()}
+        res["rules"][name] = entry
     res["config"]["loadavg_end"] = os.getloadavg()
     res["library_threads"] = {  # what synaptic_fwp.scan uses at this size (None: torch's own)
         b: default_threads(b, B * H * V * K) or torch.get_num_threads()
         for b in ("recurrent", "chunk")}
     res["matmul_reference"] = {"peak_gflops": peak, "why": (
         "best torch.matmul rate measured anywhere in this run (batched 64x64 and 2048x2048, "
-        "1 and 2 threads, at the start and interleaved with every rule): the machine's "
-        "attainable matmul rate, the strictest reference; mm2048-il is the best 2048x2048 rate "
-        "measured in turn with that rule's runs (same machine load)")}
+        "1 and 2 threads, next to every rule in every round): the machine's attainable matmul "
+        "rate, the strictest reference; mm2048-il is the best 2048x2048 rate measured next to "
+        "that rule's runs")}
 
     print(f"B={B} H={H} T={T} K={K} V={V} float32; load average at start {load0[0]:.2f}, "
           f"end {res['config']['loadavg_end'][0]:.2f}")
-    print("torch.matmul GFLOP/s at the start: " + "; ".join(
-        f"{k} {d[1]:.1f} (1 thr) {d[2]:.1f} (2 thr)" for k, d in mm.items())
-        + f"; peak of the whole run {peak:.1f}")
+    print(f"{args.repeats} rounds; peak torch.matmul rate of the whole run {peak:.1f} GFLOP/s "
+          "(best 2048x2048 / batched 64x64, 1 and 2 threads, next to every rule in every round)")
     hdr = (f"{'rule':12s} {'S':>4s} {'rec 1t/2t (s)':>15s} {'chunk 1t/2t (s)':>17s} "
            f"{'speed-up':>9s} {'target':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%mm-il':>7s} "
-           f"{'%bmm64':>7s} {'%bmm64-il':>9s}  met: speed-up/25% peak/25% il")
+           f"{'%bmm64-il':>9s}  met: speed-up/25% peak/25% il")
     print(hdr)
     for name, e in res["rules"].items():
         r = e["recurrent_s"]
@@ -227,7 +211,6 @@ def main() -> None:
                   f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
                   f"{100 * c['fraction_of_peak_matmul']:5.1f}% "
                   f"{100 * c['fraction_of_interleaved_mm2048_best']:6.1f}% "
-                  f"{100 * c['fraction_of_bmm64_same_threads']:6.1f}% "
                   f"{100 * c['fraction_of_interleaved_bmm64_best']:8.1f}%  "
                   + "/".join("yes" if ok else "NO" for ok in met(c)))
     lib = res["library_threads"]
