@@ -58,7 +58,7 @@ def rounds(threads: tuple[int, ...], repeats: int,
     round is a warm-up and is not timed. So the ``repeats`` samples of each function are spread
     over the whole run, like the matmul samples that give the run's peak rate: a quiet or a busy
     minute of the machine falls on every function alike, not on whichever rule was being timed
-    then (rule by rule, in one window each, a busy minute could halve one rule's fraction of a
+    then (rule by rule, in one window each, a busy minute could lower one rule's fraction of a
     peak measured in another rule's quiet window).
     """
     old = torch.get_num_threads()
