@@ -30,9 +30,9 @@ with, for decay ``none``/``scalar``/``pre`` (key side), ``qq = Lam q``, ``kk = k
 ``U_n = Ut_n - Wt_n W^T`` with ``[Ut | Wt] = T_ (c v | gamma Lam[t-1] k)`` and
 ``Abar = tril(gamma Lam[t-1] k kk^T, -1)`` (one product ``[gamma Lam[t-1] k ; qq] kk^T`` gives
 ``Abar`` and ``P = tril(qq kk^T)``), and the state update runs chunk by chunk; for the decay rules
-the writes ``Lam[S] (uu^T kk)`` of all chunks of a segment are one batched product and the loop
-only adds them. The state is kept transposed (``W^T``, ``K x V``) so that every product reads its
-operands untransposed where it can.
+the writes ``uu^T kk`` of all chunks of a segment are one batched product and the loop only
+adds them and applies ``Lam[S]``. The state is kept transposed (``W^T``, ``K x V``) so that every
+product reads its operands untransposed where it can.
 
 Same results as the general path to rounding; tested against the recurrence.
 """
@@ -278,19 +278,18 @@ def segmented_scan(
                     Wn.mul_(lu[n])
                 _keep(states, states_every, n0 + n + 1, Wn)
             uf = U[:g].view(M, S, V)
-        else:  # ---- the chunks' writes Lam[S] (kk^T u) at once; the loop only adds them
+        else:  # ---- the chunks' writes kk^T u at once; the loop adds them and decays
             Gn = Gw[:g]
             torch.bmm(kf.mT, uf, out=Gn.view(M, K, V))
-            if lam_S is not None:
-                Gn.mul_(lam_S)
             Gu, Wu = Gn.unbind(0), Ws.unbind(0)
             lu = lam_S.unbind(0) if lam_S is not None else None
+            # W <- Lam[S] (W + write): the decay scales the sum while it is in cache, not the
+            # writes in a pass of their own (median 2-5% faster, 150 alternating calls)
             for n in range(g):
-                if lu is None:
-                    torch.add(Wu[n], Gu[n], out=Wu[n + 1])
-                else:
-                    torch.addcmul(Gu[n], Wu[n], lu[n], out=Wu[n + 1])
-                _keep(states, states_every, n0 + n + 1, Wu[n + 1])
+                Wn = torch.add(Wu[n], Gu[n], out=Wu[n + 1])
+                if lu is not None:
+                    Wn.mul_(lu[n])
+                _keep(states, states_every, n0 + n + 1, Wn)
             Pm = torch.bmm(qf, kf.mT, out=Pb[:M]).tril_()
 
         # ---- outputs: intra-chunk P u plus inter-chunk qq W^T, then into y
