@@ -4,9 +4,11 @@ One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``
 
 * for ``delta``, ``gated_delta``, ``gla`` and ``retnet``: the wall time of ``recurrent`` and
   ``chunk`` at 1 and at 2 intra-op threads, best of ``--repeats`` rounds (:func:`rounds`: each
-  round runs, rule after rule, a batched 64 x 64 matmul, a 2048 x 2048 matmul, the recurrence
+  round runs, rule after rule, the recurrence, a batched 64 x 64 matmul, a 2048 x 2048 matmul
   and the chunk path, at 1 then at 2 threads, so that every function's samples are spread over
-  the whole run and see the same machine load as the matmul samples);
+  the whole run and see the same machine load as the matmul samples; then ``--chunk-calls - 1``
+  more passes over the rules' chunk paths, so that each chunk path gets as many samples per round
+  as the 2048 x 2048 product that sets the peak: one next to each of the four rules);
 * the speed-up chunk / recurrent, each path at its own best thread count;
 * the achieved GFLOP/s of ``chunk``, counting the chunk algorithm's own matrix-product flops
   (:func:`synaptic_fwp.sequence.chunk.chunk_flops`, formula in its docstring), and
@@ -50,32 +52,41 @@ TARGET_FRACTION = 0.25
 
 
 def rounds(threads: tuple[int, ...], repeats: int,
-           fns: dict[tuple[str, str], Callable[[], object]]) -> dict[tuple[str, str, int], float]:
-    """Best-of-``repeats`` wall time of every function at every thread count, keyed
-    ``(*key, threads)``; torch's thread setting is restored afterwards.
+           fns: dict[tuple[str, str], Callable[[], object]],
+           again: tuple[tuple[str, str], ...] = (), calls: int = 1,
+           ) -> dict[tuple[str, str, int], list[list[float]]]:
+    """Every timed wall time of every function at every thread count, keyed ``(*key, threads)``:
+    one list per timed round, its first sample taken in the round's first pass; torch's thread
+    setting is restored afterwards.
 
-    One *round* runs every function once at every thread count, in the dict's order; the first
-    round is a warm-up and is not timed. So the ``repeats`` samples of each function are spread
-    over the whole run, like the matmul samples that give the run's peak rate: a quiet or a busy
-    minute of the machine falls on every function alike, not on whichever rule was being timed
-    then (rule by rule, in one window each, a busy minute could lower one rule's fraction of a
-    peak measured in another rule's quiet window).
+    One *round* runs, at each thread count, every function once in the dict's order, then the
+    functions in ``again`` ``calls - 1`` more times, in passes over ``again`` in the dict's order
+    (so no function runs twice in a row). The first round is a warm-up and is not timed. So the
+    samples of each function are spread over the whole run, like the matmul samples that give the
+    run's peak rate: a quiet or a busy minute of the machine falls on every function alike, not
+    on whichever rule was being timed then (rule by rule, in one window each, a busy minute could
+    lower one rule's fraction of a peak measured in another rule's quiet window).
     """
     old = torch.get_num_threads()
-    best: dict[tuple[str, str, int], float] = {}
+    samples: dict[tuple[str, str, int], list[list[float]]] = {}
+    passes = [list(fns)] + [[key for key in fns if key in again]] * (calls - 1)
     try:
         for r in range(repeats + 1):
             for th in threads:
                 torch.set_num_threads(th)
-                for key, f in fns.items():
-                    t0 = time.perf_counter()
-                    f()
-                    dt = time.perf_counter() - t0
-                    if r:
-                        best[(*key, th)] = min(best.get((*key, th), float("inf")), dt)
+                if r:
+                    for key in fns:
+                        samples.setdefault((*key, th), []).append([])
+                for keys in passes:
+                    for key in keys:
+                        t0 = time.perf_counter()
+                        fns[key]()
+                        dt = time.perf_counter() - t0
+                        if r:
+                            samples[(*key, th)][-1].append(dt)
             if r:
                 print(f"  round {r}/{repeats} done (load {os.getloadavg()[0]:.1f})", flush=True)
-        return best
+        return samples
     finally:
         torch.set_num_threads(old)
 
@@ -118,6 +129,11 @@ def main() -> None:
                          "synaptic_fwp.sequence.chunk.DEFAULT_CHUNK_SIZE)")
     ap.add_argument("--repeats", type=int, default=10,
                     help="timed rounds (after one warm-up round); each function's time is its best")
+    ap.add_argument("--chunk-calls", type=int, default=4,
+                    help="timed calls of each chunk path per round and thread count (default 4: "
+                         "as many as the 2048x2048 product that sets the peak gets, one next to "
+                         "every rule); the first in the round's first pass, the others in later "
+                         "passes over the rules")
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -126,7 +142,8 @@ def main() -> None:
     load0 = os.getloadavg()
     res: dict = {
         "config": {"B": B, "H": H, "T": T, "K": K, "V": V, "dtype": "float32",
-                   "repeats": args.repeats, "torch": torch.__version__,
+                   "repeats": args.repeats, "chunk_calls": args.chunk_calls,
+                   "torch": torch.__version__,
                    "machine": platform.processor() or platform.machine(),
                    "cpu_count": os.cpu_count(), "loadavg_start": load0},
         "rules": {},
@@ -136,21 +153,28 @@ def main() -> None:
     ma, mb = torch.randn(n_mm, 64, 64), torch.randn(n_mm, 64, 64)
     A2, B2 = torch.randn(2048, 2048), torch.randn(2048, 2048)
     bmm_flops, mm_flops = 2 * n_mm * 64**3, 2 * 2048**3
-    # per rule, in this order within every round: the two matmul references, the recurrence and
-    # the chunk path at each size (so each rule's references are measured next to it as well)
+    # per rule, in this order within every round: the recurrence, the two matmul references and
+    # the chunk path at each size (so each rule's references are measured next to it as well).
+    # The recurrence comes first: on this machine the call after it runs slower, as after any
+    # pause of the big products (gla's chunk path, median of 8 calls in one process: 52 ms after
+    # the recurrence, 129 ms after a 0.7 s sleep, 38 ms after another chunk call), so a chunk
+    # sample taken right after it would be set against matmul samples taken warm.
     fns: dict[tuple[str, str], Callable[[], object]] = {}
     rule_of = {}
     for name in args.rules:
         q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
         rule_of[name] = rule
+        fns[name, "rec"] = functools.partial(scan_recurrent, q, k, v, rule, g, W0)
         fns[name, "bmm64"] = functools.partial(torch.matmul, ma, mb)
         fns[name, "mm2048"] = functools.partial(torch.matmul, A2, B2)
-        fns[name, "rec"] = functools.partial(scan_recurrent, q, k, v, rule, g, W0)
         for S in sizes:
             fns[name, f"chunk{S}"] = functools.partial(scan_chunk, q, k, v, rule, g, W0,
                                                        chunk_size=S)
     with torch.no_grad():
-        t = rounds(THREADS, args.repeats, fns)
+        samples = rounds(THREADS, args.repeats, fns, calls=args.chunk_calls,
+                         again=tuple(key for key in fns if key[1].startswith("chunk")))
+    t = {key: min(min(r) for r in rs) for key, rs in samples.items()}  # best of all samples
+    t_first = {key: min(r[0] for r in rs) for key, rs in samples.items()}  # of first passes
     peak = max([bmm_flops / x / 1e9 for (_, f, _), x in t.items() if f == "bmm64"]
                + [mm_flops / x / 1e9 for (_, f, _), x in t.items() if f == "mm2048"])
     for name in args.rules:
@@ -163,6 +187,7 @@ def main() -> None:
                  "chunk": {}}
         for S in sizes:
             ch = {th: t[name, f"chunk{S}", th] for th in THREADS}
+            ch1 = {th: t_first[name, f"chunk{S}", th] for th in THREADS}
             th_c = min(ch, key=ch.get)
             th_r = min(rec, key=rec.get)
             flops = chunk_flops(rule_of[name], B, T, H, K, V, S)
@@ -170,6 +195,7 @@ def main() -> None:
             c = entry["chunk"][str(S)] = {
                 "library_default": S == DEFAULT_CHUNK_SIZE,
                 "chunk_s": {str(th): x for th, x in ch.items()},
+                "chunk_s_first_pass": {str(th): x for th, x in ch1.items()},
                 "best_threads_chunk": th_c,
                 "best_threads_recurrent": th_r,
                 "speedup": rec[th_r] / ch[th_c],
@@ -177,6 +203,8 @@ def main() -> None:
                 "flops": flops,
                 "gflops": gf,
                 "fraction_of_peak_matmul": gf / peak,
+                # the statistic of runs before --chunk-calls: one chunk sample per round
+                "fraction_of_peak_matmul_first_pass": flops / min(ch1.values()) / 1e9 / peak,
                 "fraction_of_interleaved_mm2048_best": gf / max(mm_rate.values()),
                 "fraction_of_interleaved_bmm64_best": gf / max(bmm_rate.values()),
             }
@@ -197,9 +225,11 @@ def main() -> None:
           f"end {res['config']['loadavg_end'][0]:.2f}")
     print(f"{args.repeats} rounds; peak torch.matmul rate of the whole run {peak:.1f} GFLOP/s "
           "(best 2048x2048 / batched 64x64, 1 and 2 threads, next to every rule in every round)")
+    print(f"chunk: best of {args.chunk_calls} calls per round and thread count "
+          "(%peak-1st: of the first call of each round only)")
     hdr = (f"{'rule':12s} {'S':>4s} {'rec 1t/2t (s)':>15s} {'chunk 1t/2t (s)':>17s} "
            f"{'speed-up':>9s} {'target':>6s} {'GFLOP/s':>8s} {'%peak':>6s} {'%mm-il':>7s} "
-           f"{'%bmm64-il':>9s}  met: speed-up/25% peak/25% il")
+           f"{'%bmm64-il':>9s} {'%peak-1st':>9s}  met: speed-up/25% peak/25% il")
     print(hdr)
     for name, e in res["rules"].items():
         r = e["recurrent_s"]
@@ -211,7 +241,8 @@ def main() -> None:
                   f"{c['speedup']:8.1f}x {c['speedup_target']:5.0f}x {c['gflops']:8.1f} "
                   f"{100 * c['fraction_of_peak_matmul']:5.1f}% "
                   f"{100 * c['fraction_of_interleaved_mm2048_best']:6.1f}% "
-                  f"{100 * c['fraction_of_interleaved_bmm64_best']:8.1f}%  "
+                  f"{100 * c['fraction_of_interleaved_bmm64_best']:8.1f}% "
+                  f"{100 * c['fraction_of_peak_matmul_first_pass']:8.1f}%  "
                   + "/".join("yes" if ok else "NO" for ok in met(c)))
     lib = res["library_threads"]
     print(f"library default threads at this size: recurrent {lib['recurrent']}, chunk "
