@@ -36,6 +36,7 @@ _LAZY = {
     "connect": ("synapses", "connect"),
     "RatePopulation": ("neurons", "RatePopulation"),
     "LIFPopulation": ("neurons", "LIFPopulation"),
+    "AdExPopulation": ("neurons", "AdExPopulation"),
     "inputs": ("inputs", None),
     "plasticity": ("plasticity", None),
     "protocols": ("protocols", None),

@@ -915,7 +915,7 @@ def network_to_brian2(
                 f"cannot export input {name!r} ({type(inp).__name__}); supported: {_NET_SUPPORTED}"
             )
     for name, pop in net.populations.items():
-        if not isinstance(pop, LIFPopulation):
+        if type(pop) is not LIFPopulation:  # written as the LIF's step (not AdEx, a subclass)
             raise TypeError(
                 f"cannot export population {name!r} ({type(pop).__name__}); "
                 f"supported: {_NET_SUPPORTED}"

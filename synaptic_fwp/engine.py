@@ -732,7 +732,7 @@ def _window_ok(net: Network, items: list) -> str | None:
     if len(net.populations) != 1:
         return "needs exactly one population"
     pop = next(iter(net.populations.values()))
-    if not isinstance(pop, LIFPopulation) or pop.uses["nmda"] or pop.uses["gaba"]:
+    if type(pop) is not LIFPopulation or pop.uses["nmda"] or pop.uses["gaba"]:
         return "needs a LIF population with AMPA synapses only"
     for i in net.inputs.values():
         if i.kind != "spikes":
@@ -1087,7 +1087,7 @@ def _triton_ok(net: Network) -> str | None:
     if len(net.populations) != 1:
         return f"the network has {len(net.populations)} populations (needs exactly one)"
     pop = next(iter(net.populations.values()))
-    if not isinstance(pop, LIFPopulation):
+    if type(pop) is not LIFPopulation:  # the kernel integrates the LIF (not AdEx, a subclass)
         return f"population {pop.name!r} is a {type(pop).__name__} (needs a LIFPopulation)"
     if pop.uses["nmda"] or pop.uses["gaba"]:
         return f"population {pop.name!r} receives NMDA or GABA input (needs AMPA only)"

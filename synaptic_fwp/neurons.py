@@ -1,4 +1,5 @@
-r"""Neuron populations for the batched network engine: rate units and conductance-based LIF.
+r"""Neuron populations for the batched network engine: rate units, conductance-based LIF and
+adaptive exponential integrate-and-fire (AdEx, :class:`AdExPopulation`).
 
 Every population holds ``n`` neurons per instance; states have shape ``(batch, n)``. Parameters
 are SI (s, V, S, F, A) and may be given per instance (tensor of shape ``(batch,)``).
@@ -43,7 +44,8 @@ import torch
 
 from ._params import check_value, exp_factor, is_swept, min_value, to_batch
 
-__all__ = ["RatePopulation", "LIFPopulation", "mg_block", "lif_rate", "F_KINDS", "DT_FRACTION"]
+__all__ = ["RatePopulation", "LIFPopulation", "AdExPopulation", "mg_block", "lif_rate", "F_KINDS",
+           "DT_FRACTION"]
 
 F_KINDS = ("linear", "rectified", "sigmoid", "saturating")
 
@@ -340,3 +342,138 @@ def _check_n(name: str, n: object) -> None:
         raise TypeError(f"{name} must be an int (number of neurons), got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+
+
+#: Largest ``dt J`` of the AdEx step (class docstring): beyond it ``V`` is on its upswing and
+#: crosses the cut-off within the step anyway; the cap keeps ``expm1`` finite.
+_Z_MAX = 30.0
+
+
+@dataclass(eq=False)
+class AdExPopulation(LIFPopulation):
+    r"""Adaptive exponential integrate-and-fire neurons (Brette & Gerstner 2005, J Neurophysiol
+    94:3637) with the synaptic conductances of :class:`LIFPopulation`::
+
+        C dV/dt = g_L (E_L - V) + g_L Delta_T exp((V - V_T)/Delta_T) - w + I_syn + I_ext
+        tau_w dw/dt = a (V - E_L) - w
+        V > V_th:  V <- V_reset,  w <- w + b
+
+    ``I_syn`` is the LIF's ``g_A (E_A - V) + g_N B(V) (E_N - V) + g_G (E_G - V)`` (or the fixed
+    driving force, ``ampa_drive``). ``V_T`` is the soft threshold where the exponential term
+    takes over; ``V_th`` is the cut-off at which a spike is counted (``V_peak``; Brian2's
+    ``examples/frompapers/Brette_Gerstner_2005.py`` uses ``V_T + 5 Delta_T``, the paper 20 mV:
+    the upswing above the cut-off lasts a small fraction of a millisecond either way). Units:
+    ``Delta_T`` V, ``a`` S, ``b`` A, ``w`` A, ``tau_w`` s; the rest as :class:`LIFPopulation`.
+
+    Defaults: the paper's regular-spiking cell (C = 281 pF, g_L = 30 nS, E_L = V_reset =
+    -70.6 mV, V_T = -50.4 mV, Delta_T = 2 mV, tau_w = 144 ms, a = 4 nS, b = 80.5 pA), cut-off
+    ``V_T + 5 Delta_T`` = -40.4 mV, no refractory period. Brian2's example also gives bursting
+    (``tau_w = 20 ms, b = 0.5 nA, V_reset = V_T + 5 mV``) and fast spiking
+    (``a = 2 C / 144 ms, b = 0``).
+
+    Integration (exponential Rosenbrock-Euler for ``V``): over a step the conductances and ``w``
+    are held and the right-hand side is linearised about the step's start ``V``, exponential
+    term included: ``C dV'/dt ~ F + C J (V' - V)``, ``F`` the right-hand side at ``V`` and
+    ``C J = g_L exp((V - V_T)/Delta_T) - g_tot``. That linear equation is solved exactly,
+    ``V <- V + dt phi1(dt J) F / C``,
+    ``phi1(z) = (e^z - 1)/z``. Without the exponential term this is the LIF's exact step. Then
+    ``w`` relaxes exactly towards ``a (V - E_L)`` (``V`` from the start of the step) with
+    factor ``exp(-dt/tau_w)``. The exponent is capped at its value at the cut-off, and
+    ``dt J`` at 30: past either, ``V`` is on its upswing and crosses the cut-off within the
+    step. Holding the exponential term instead (plain exponential Euler) put the spikes 4x
+    further from the exact ones. Regular spiking at 1 nA: every spike of 0.2 s within 0.09 ms
+    (dt = 20 us) and 0.05 ms (10 us) of scipy's solution of the ODE; Brian2's forward Euler,
+    0.23 and 0.11 ms (``tests/test_adex.py`` checks ours against both).
+    """
+
+    n: int
+    C: float | torch.Tensor = 281e-12
+    g_L: float | torch.Tensor = 30e-9
+    E_L: float | torch.Tensor = -70.6e-3
+    V_th: float | torch.Tensor = -40.4e-3
+    V_reset: float | torch.Tensor = -70.6e-3
+    t_ref: float | torch.Tensor = 0.0
+    V_T: float | torch.Tensor = -50.4e-3
+    Delta_T: float | torch.Tensor = 2e-3
+    a: float | torch.Tensor = 4e-9
+    b: float | torch.Tensor = 80.5e-12
+    tau_w: float | torch.Tensor = 144e-3
+    name: str = "adex"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for k in ("Delta_T", "tau_w"):
+            check_value(k, getattr(self, k), positive=True)
+        for k in ("V_T", "a", "b"):
+            check_value(k, getattr(self, k))
+        vt = torch.as_tensor(self.V_T, dtype=torch.float64)
+        if bool((vt >= torch.as_tensor(self.V_th, dtype=torch.float64)).any()):
+            raise ValueError(f"V_T (soft threshold) must be below V_th (the spike cut-off), got "
+                             f"V_T={self.V_T}, V_th={self.V_th}")
+
+    _PARAMS = (*LIFPopulation._PARAMS, "V_T", "Delta_T", "a", "b", "tau_w")
+
+    variables = {**LIFPopulation.variables, "w": ("A", "adaptation current")}
+
+    def bind(self, dt: float, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        _check_dt(self.name, dt, {"tau_w": self.tau_w})
+        super().bind(dt, batch, dtype, device)
+        p = self._p
+        p["dec_w"] = exp_factor("tau_w", self.tau_w, dt, batch, dtype, device)
+        p["x_max"] = (p["V_th"] - p["V_T"]) / p["Delta_T"]
+
+    def init_state(self) -> dict[str, torch.Tensor]:
+        s = super().init_state()
+        s["w"] = torch.zeros_like(s["V"])
+        return s
+
+    def stepper(self, s: dict[str, torch.Tensor]):  # noqa: ANN201 - returns a closure
+        """A closure advancing the state ``s`` in place by one step (class docstring)."""
+        p = self._p
+        V, w, ga, gn, gg, ref = s["V"], s["w"], s["g_ampa"], s["g_nmda"], s["g_gaba"], s["ref"]
+        Vth, Vr, nref, b = p["V_th"], p["V_reset"], p["n_ref"], p["b"]
+        dec_a, dec_n, dec_g, dec_w = p["dec_ampa"], p["dec_nmda"], p["dec_gaba"], p["dec_w"]
+        use_n, use_g, has_ref = self.uses["nmda"], self.uses["gaba"], self.has_ref
+        drive = p.get("ampa_drive")
+        gL, gLEL, dtC = p["g_L"], p["gLEL"], p["dt_over_C"]
+        EL, VT, DT, x_max, a = p["E_L"], p["V_T"], p["Delta_T"], p["x_max"], p["a"]
+        Ea, En, Eg, mg = p["E_ampa"], p["E_nmda"], p["E_gaba"], p["mg"]
+
+        def f() -> torch.Tensor:
+            w_inf = a * (V - EL)  # the adaptation's target, from V at the start of the step
+            spike_g = torch.exp(torch.minimum((V - VT) / DT, x_max)) * gL  # d(spike term)/dV
+            num = gLEL + spike_g * DT - w
+            if drive is not None:
+                g_tot = gL
+                num = torch.addcmul(num, ga, drive)
+            else:
+                g_tot = gL + ga
+                num = torch.addcmul(num, ga, Ea)
+            if use_n:
+                gnb = gn * mg_block(V, mg)
+                g_tot = g_tot + gnb
+                num = torch.addcmul(num, gnb, En)
+            if use_g:
+                g_tot = g_tot + gg
+                num = torch.addcmul(num, gg, Eg)
+            # exponential Rosenbrock-Euler: V += dt phi1(dt J) C dV/dt / C, J = (spike_g - g_tot)/C
+            z = ((spike_g - g_tot) * dtC).clamp_(max=_Z_MAX)
+            phi1 = torch.where(z.abs() < 1e-6, 1.0 + 0.5 * z, torch.expm1(z) / z)
+            V.add_((num - g_tot * V) * dtC * phi1)
+            torch.lerp(w_inf, w, dec_w, out=w)
+            if has_ref:
+                torch.where(ref > 0, Vr, V, out=V)
+                ref.sub_(1).clamp_(min=0)
+            spk = V > Vth
+            torch.where(spk, Vr, V, out=V)
+            w.add_(torch.where(spk, b, 0.0))
+            if has_ref:
+                torch.where(spk, nref, ref, out=ref)
+            ga.mul_(dec_a)
+            if use_n:
+                gn.mul_(dec_n)
+            if use_g:
+                gg.mul_(dec_g)
+            return spk
+
+        return f

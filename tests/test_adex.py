@@ -1,0 +1,171 @@
+"""AdEx neurons (Brette & Gerstner 2005) against scipy's solution of the ODE, against Brian2's
+own AdEx example, and at their fixed point; and the engine paths that must not take them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
+
+from synaptic_fwp.engine import Network
+from synaptic_fwp.inputs import SpikeTimesInput
+from synaptic_fwp.neurons import AdExPopulation
+
+# Brette & Gerstner 2005, regular spiking; cut-off V_T + 5 Delta_T (Brian2's example)
+RS = dict(C=281e-12, g_L=30e-9, E_L=-70.6e-3, V_T=-50.4e-3, Delta_T=2e-3, tau_w=144e-3,
+          a=4e-9, b=80.5e-12, V_reset=-70.6e-3, V_th=-40.4e-3)
+
+
+def ode_spikes(p: dict, I: float, T: float, V0: float | None = None) -> np.ndarray:
+    """Spike times of the AdEx ODE with constant current ``I`` (scipy LSODA, rtol 1e-10, the
+    crossings of the cut-off located by event detection), from rest or ``V0``, ``w = 0``."""
+    C, gL, EL, VT, DT = p["C"], p["g_L"], p["E_L"], p["V_T"], p["Delta_T"]
+    tw, a, b, Vr, Vc = p["tau_w"], p["a"], p["b"], p["V_reset"], p["V_th"]
+    t_ref = p.get("t_ref", 0.0)
+
+    def rhs(t, y):
+        V, w = y
+        return [(gL * (EL - V) + gL * DT * math.exp(min((V - VT) / DT, 50.0)) - w + I) / C,
+                (a * (V - EL) - w) / tw]
+
+    def cut(t, y):
+        return y[0] - Vc
+
+    cut.terminal, cut.direction = True, 1
+    t0, y, out = 0.0, [EL if V0 is None else V0, 0.0], []
+    while t0 < T:
+        sol = solve_ivp(rhs, (t0, T), y, events=cut, rtol=1e-10, atol=[1e-12, 1e-18],
+                        method="LSODA")
+        if sol.status != 1:
+            break
+        ts, w = sol.t_events[0][0], sol.y_events[0][0][1]
+        out.append(ts)
+        if t_ref:  # V held at reset, w relaxes towards a (V_reset - E_L)
+            w_inf = a * (Vr - EL)
+            w = w_inf + (w + b - w_inf) * math.exp(-t_ref / tw) - b
+        t0, y = ts + t_ref, [Vr, w + b]
+    return np.array(out)
+
+
+def engine_spikes(dt: float, T: float, batch: int = 1, **kw) -> list[np.ndarray]:
+    net = Network(dt=dt, batch=batch, dtype=torch.float64)
+    net.add(AdExPopulation(1, name="n", **kw))
+    ds = net.run(T, record=["n.spikes"], progress=False)
+    t, s = ds["time"].values, ds["n_spikes"].values[:, :, 0]
+    return [t[s[b] > 0] for b in range(batch)]
+
+
+def test_adex_spike_times_converge_to_the_ode_solution():
+    """Regular spiking at 1 nA: the same 8 spikes in 0.2 s, each within 0.15 ms of scipy's at
+    dt = 20 us (first order: the error shrinks with dt)."""
+    ref = ode_spikes(RS, 1e-9, 0.2)
+    assert len(ref) == 8
+    err = {}
+    for dt in (2e-5, 1e-5):
+        (ts,) = engine_spikes(dt, 0.2, **RS, I_ext=1e-9)
+        assert len(ts) == len(ref)
+        err[dt] = np.abs(ts - ref).max()
+    assert err[2e-5] < 1.5e-4, err
+    assert err[1e-5] < 0.7 * err[2e-5], err
+    isi = np.diff(ref)
+    assert np.all(np.diff(isi) > 0)  # adaptation: every interval longer than the one before
+
+
+def test_adex_fi_curve_matches_the_ode_batched_over_currents():
+    """Steady firing rates at 4 currents (one instance each) within 0.5% of scipy's, with a
+    refractory period, a = 0 (no subthreshold adaptation) and spike-triggered b."""
+    p = dict(RS, a=0.0, b=20e-12, tau_w=30e-3, t_ref=2e-3)
+    currents = [0.8e-9, 1.0e-9, 1.5e-9, 2.5e-9]
+    got = engine_spikes(2e-5, 0.3, batch=4, **p, I_ext=torch.tensor(currents))
+    for I, ts in zip(currents, got, strict=True):
+        ref = ode_spikes(p, I, 0.3)
+        assert len(ts) >= 5 and abs(len(ts) - len(ref)) <= 1, (I, len(ts), len(ref))
+        rate, want = 1 / np.diff(ts[-3:]).mean(), 1 / np.diff(ref[-3:]).mean()
+        assert abs(rate - want) / want < 5e-3, (I, rate, want)
+
+
+def test_adex_rests_at_the_fixed_point_below_rheobase():
+    """Below rheobase V settles where g_L (E_L - V) + g_L Delta_T exp((V - V_T)/Delta_T)
+    - a (V - E_L) + I = 0 and w at a (V - E_L); the step keeps that point exactly."""
+    I = 0.2e-9
+    net = Network(dt=1e-3, batch=1, dtype=torch.float64)
+    net.add(AdExPopulation(1, **RS, I_ext=I, name="n"))
+    ds = net.run(3.0, record=["n.V", "n.w", "n.spikes"], progress=False, every=0.1)
+    gL, EL, VT, DT, a = (RS[k] for k in ("g_L", "E_L", "V_T", "Delta_T", "a"))
+
+    def current(V):
+        return gL * (EL - V) + gL * DT * math.exp((V - VT) / DT) - a * (V - EL) + I
+
+    V_star = brentq(current, EL, VT, xtol=1e-15)
+    assert ds["n_spikes"].values.sum() == 0
+    assert ds["n_V"].values[0, -1, 0] == pytest.approx(V_star, abs=1e-9)
+    assert ds["n_w"].values[0, -1, 0] == pytest.approx(a * (V_star - EL), rel=1e-6)
+    assert ds["n_w"].attrs["units"] == "A"
+
+
+def test_adex_matches_brian2_example():
+    """Brian2's ``examples/frompapers/Brette_Gerstner_2005.py`` equations (forward Euler, its own
+    integration) at dt = 10 us against ours: the same spikes, within 0.2 ms."""
+    b2 = pytest.importorskip("brian2")
+    b2.prefs.codegen.target = "numpy"
+    b2.start_scope()
+    b2.defaultclock.dt = 0.01 * b2.ms
+    ns = dict(C=281 * b2.pF, gL=30 * b2.nS, EL=-70.6 * b2.mV, VT=-50.4 * b2.mV,
+              DeltaT=2 * b2.mV, tauw=144 * b2.ms, a=4 * b2.nS, b=0.0805 * b2.nA,
+              Vr=-70.6 * b2.mV, Vcut=-40.4 * b2.mV, I=1 * b2.nA)
+    eqs = """
+    dvm/dt = (gL*(EL - vm) + gL*DeltaT*exp((vm - VT)/DeltaT) + I - w)/C : volt
+    dw/dt = (a*(vm - EL) - w)/tauw : amp
+    """
+    g = b2.NeuronGroup(1, eqs, threshold="vm > Vcut", reset="vm = Vr; w += b", method="euler",
+                       namespace=ns)
+    g.vm = ns["EL"]
+    mon = b2.SpikeMonitor(g)
+    b2.Network(g, mon).run(150 * b2.ms, namespace=ns)
+    theirs = np.asarray(mon.t / b2.second)
+    (ours,) = engine_spikes(1e-5, 0.15, **RS, I_ext=1e-9)
+    assert len(theirs) == len(ours) >= 6
+    assert np.abs(ours - theirs).max() < 2e-4
+
+
+def test_adex_receives_synapses_and_keeps_to_the_step_path():
+    """An AMPA input drives it like a LIF; the LIF-only event-window path refuses it, and so
+    does the Brian2 network export (which writes the LIF's step)."""
+    dt = 5e-5
+    net = Network(dt=dt, batch=1, dtype=torch.float64)
+    inp = net.add(SpikeTimesInput(1, times=[2e-3 * i for i in range(1, 40)],
+                                  indices=[0] * 39, name="inp"))
+    n = net.add(AdExPopulation(1, name="n"))
+    net.connect(inp, n, torch.full((1, 1), 20e-9), name="S")
+    ds = net.run(0.1, record=["n.V", "n.w", "n.spikes"], progress=False)
+    assert ds["n_spikes"].values.sum() >= 2  # 500 Hz of 20 nS input makes it fire
+    assert ds["n_w"].values.max() > 0  # and adapt
+    with pytest.raises(ValueError, match="method='window' is not available"):
+        net.run(0.01, record=["n.V"], progress=False, method="window")
+    pytest.importorskip("brian2")
+    from synaptic_fwp.brian2_export import network_to_brian2
+
+    with pytest.raises(TypeError, match="cannot export population 'n' \\(AdExPopulation\\)"):
+        network_to_brian2(net)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    (dict(Delta_T=0.0), "Delta_T"),
+    (dict(tau_w=-1e-3), "tau_w"),
+    (dict(V_T=-40e-3), "V_T .* must be below V_th"),
+    (dict(a=float("nan")), "a"),
+])
+def test_adex_bad_parameters_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        AdExPopulation(1, **kw)
+
+
+def test_adex_dt_must_resolve_tau_w():
+    net = Network(dt=1e-3, batch=1)
+    with pytest.raises(ValueError, match="tau_w"):
+        net.add(AdExPopulation(1, tau_w=1e-3, tau_ampa=5e-3, tau_gaba=10e-3))
+        net.run(0.01, record=["adex.V"], progress=False)
