@@ -38,6 +38,7 @@ Brian2's ``examples/synapses/STDP.py`` (``dv/dt = (ge (Ee - vr) + El - v)/taum``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -287,36 +288,57 @@ class LIFPopulation(Population):
     def stepper(self, s: dict[str, torch.Tensor]):  # noqa: ANN201 - returns a closure
         """A closure advancing the state ``s`` in place by one step (the engine's hot path)."""
         p = self._p
-        V, ga, gn, gg, ref = s["V"], s["g_ampa"], s["g_nmda"], s["g_gaba"], s["ref"]
-        Vth, Vr, nref = p["V_th"], p["V_reset"], p["n_ref"]
-        dec_a, dec_n, dec_g = p["dec_ampa"], p["dec_nmda"], p["dec_gaba"]
-        use_n, use_g, has_ref = self.uses["nmda"], self.uses["gaba"], self.has_ref
-        fixed = self.ampa_drive is not None
-        fast = fixed and not use_n and not use_g
-        gL, gLEL, dtC = p["g_L"], p["gLEL"], p["dt_over_C"]
-        Ea, En, Eg, mg = p["E_ampa"], p["E_nmda"], p["E_gaba"], p["mg"]
-        drive = p.get("ampa_drive")
+        V, ga = s["V"], s["g_ampa"]
+        fast = self.ampa_drive is not None and not self.uses["nmda"] and not self.uses["gaba"]
+        gLEL, dtC = p["gLEL"], p["dt_over_C"]
         V_rest, d_over_gL, fac_m = p.get("V_rest"), p.get("drive_over_gL"), p.get("fac_m")
+        synaptic, fire = self._parts(s)
 
         def f() -> torch.Tensor:
             if fast:
                 # fixed driving force: V_inf = E_L + I/g_L + g_A drive/g_L, factor exp(-dt/tau_m)
                 torch.lerp(torch.addcmul(V_rest, ga, d_over_gL), V, fac_m, out=V)
             else:
-                if fixed:
-                    g_tot = gL
-                    num = torch.addcmul(gLEL, ga, drive)
-                else:
-                    g_tot = gL + ga
-                    num = torch.addcmul(gLEL, ga, Ea)
-                if use_n:
-                    gnb = gn * mg_block(V, mg)
-                    g_tot = g_tot + gnb
-                    num = torch.addcmul(num, gnb, En)
-                if use_g:
-                    g_tot = g_tot + gg
-                    num = torch.addcmul(num, gg, Eg)
+                g_tot, num = synaptic(gLEL)
                 torch.lerp(num / g_tot, V, torch.exp(-g_tot * dtC), out=V)
+            return fire()
+
+        return f
+
+    def _parts(self, s: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+        """Two closures over the state ``s`` that the LIF and AdEx steps share:
+
+        ``synaptic(num)``: ``(g_tot, num + sum_X g_X E_X)`` at the current ``V`` (``g_tot =
+        g_L + sum_X g_X``, the NMDA term with its Mg2+ block; with ``ampa_drive`` the AMPA
+        term is ``g_A * ampa_drive`` and adds nothing to ``g_tot``);
+        ``fire()``: the refractory hold, the threshold and reset, and the exact decay of the
+        conductances; returns the spike mask.
+        """
+        p = self._p
+        V, ga, gn, gg, ref = s["V"], s["g_ampa"], s["g_nmda"], s["g_gaba"], s["ref"]
+        Vth, Vr, nref = p["V_th"], p["V_reset"], p["n_ref"]
+        dec_a, dec_n, dec_g = p["dec_ampa"], p["dec_nmda"], p["dec_gaba"]
+        use_n, use_g, has_ref = self.uses["nmda"], self.uses["gaba"], self.has_ref
+        gL, Ea, En, Eg, mg = p["g_L"], p["E_ampa"], p["E_nmda"], p["E_gaba"], p["mg"]
+        drive = p.get("ampa_drive")
+
+        def synaptic(num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if drive is not None:
+                g_tot = gL
+                num = torch.addcmul(num, ga, drive)
+            else:
+                g_tot = gL + ga
+                num = torch.addcmul(num, ga, Ea)
+            if use_n:
+                gnb = gn * mg_block(V, mg)
+                g_tot = g_tot + gnb
+                num = torch.addcmul(num, gnb, En)
+            if use_g:
+                g_tot = g_tot + gg
+                num = torch.addcmul(num, gg, Eg)
+            return g_tot, num
+
+        def fire() -> torch.Tensor:
             if has_ref:
                 torch.where(ref > 0, Vr, V, out=V)
                 ref.sub_(1).clamp_(min=0)
@@ -331,7 +353,7 @@ class LIFPopulation(Population):
                 gg.mul_(dec_g)
             return spk
 
-        return f
+        return synaptic, fire
 
     def output(self, s: dict[str, torch.Tensor]) -> torch.Tensor:
         return s["V"]
@@ -430,50 +452,22 @@ class AdExPopulation(LIFPopulation):
     def stepper(self, s: dict[str, torch.Tensor]):  # noqa: ANN201 - returns a closure
         """A closure advancing the state ``s`` in place by one step (class docstring)."""
         p = self._p
-        V, w, ga, gn, gg, ref = s["V"], s["w"], s["g_ampa"], s["g_nmda"], s["g_gaba"], s["ref"]
-        Vth, Vr, nref, b = p["V_th"], p["V_reset"], p["n_ref"], p["b"]
-        dec_a, dec_n, dec_g, dec_w = p["dec_ampa"], p["dec_nmda"], p["dec_gaba"], p["dec_w"]
-        use_n, use_g, has_ref = self.uses["nmda"], self.uses["gaba"], self.has_ref
-        drive = p.get("ampa_drive")
-        gL, gLEL, dtC = p["g_L"], p["gLEL"], p["dt_over_C"]
+        V, w = s["V"], s["w"]
+        gL, gLEL, dtC, b, dec_w = p["g_L"], p["gLEL"], p["dt_over_C"], p["b"], p["dec_w"]
         EL, VT, DT, x_max, a = p["E_L"], p["V_T"], p["Delta_T"], p["x_max"], p["a"]
-        Ea, En, Eg, mg = p["E_ampa"], p["E_nmda"], p["E_gaba"], p["mg"]
+        synaptic, fire = self._parts(s)
 
         def f() -> torch.Tensor:
             w_inf = a * (V - EL)  # the adaptation's target, from V at the start of the step
             spike_g = torch.exp(torch.minimum((V - VT) / DT, x_max)) * gL  # d(spike term)/dV
-            num = gLEL + spike_g * DT - w
-            if drive is not None:
-                g_tot = gL
-                num = torch.addcmul(num, ga, drive)
-            else:
-                g_tot = gL + ga
-                num = torch.addcmul(num, ga, Ea)
-            if use_n:
-                gnb = gn * mg_block(V, mg)
-                g_tot = g_tot + gnb
-                num = torch.addcmul(num, gnb, En)
-            if use_g:
-                g_tot = g_tot + gg
-                num = torch.addcmul(num, gg, Eg)
-            # exponential Rosenbrock-Euler: V += dt phi1(dt J) C dV/dt / C, J = (spike_g - g_tot)/C
+            g_tot, num = synaptic(gLEL + spike_g * DT - w)
+            # exponential Rosenbrock-Euler: V += dt phi1(dt J) F / C, J = (spike_g - g_tot)/C
             z = ((spike_g - g_tot) * dtC).clamp_(max=_Z_MAX)
             phi1 = torch.where(z.abs() < 1e-6, 1.0 + 0.5 * z, torch.expm1(z) / z)
             V.add_((num - g_tot * V) * dtC * phi1)
             torch.lerp(w_inf, w, dec_w, out=w)
-            if has_ref:
-                torch.where(ref > 0, Vr, V, out=V)
-                ref.sub_(1).clamp_(min=0)
-            spk = V > Vth
-            torch.where(spk, Vr, V, out=V)
+            spk = fire()
             w.add_(torch.where(spk, b, 0.0))
-            if has_ref:
-                torch.where(spk, nref, ref, out=ref)
-            ga.mul_(dec_a)
-            if use_n:
-                gn.mul_(dec_n)
-            if use_g:
-                gg.mul_(dec_g)
             return spk
 
         return f
