@@ -137,6 +137,9 @@ def main() -> None:
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--out", type=str, default=None, help="write the results as JSON here")
     args = ap.parse_args()
+    for opt in ("repeats", "chunk_calls"):
+        if getattr(args, opt) < 1:
+            ap.error(f"--{opt.replace('_', '-')} must be at least 1, got {getattr(args, opt)}")
     B, H, T, K, V = args.B, args.H, args.T, args.K, args.V
 
     load0 = os.getloadavg()

@@ -65,3 +65,10 @@ def test_rounds_samples_every_function_spread_over_the_run():
     for (_, f, _), rs in samples.items():
         assert len(rs) == 3
         assert all(len(r) == (4 if f == "chunk" else 1) and min(r) >= 0 for r in rs)
+
+
+def test_scan_chunk_benchmark_refuses_zero_samples():
+    for opt in ("--repeats", "--chunk-calls"):
+        r = subprocess.run([sys.executable, str(SCRIPT), opt, "0"], capture_output=True,
+                           text=True, timeout=120, check=False)
+        assert r.returncode == 2 and f"{opt} must be at least 1, got 0" in r.stderr
