@@ -133,8 +133,8 @@ def test_adex_matches_brian2_example():
 
 
 def test_adex_receives_synapses_and_keeps_to_the_step_path():
-    """An AMPA input drives it like a LIF; the LIF-only event-window path refuses it, and so
-    does the Brian2 network export (which writes the LIF's step)."""
+    """An AMPA input drives it like a LIF; the event-window path and the Triton kernel refuse
+    it, and so does the Brian2 network export (all three write the LIF's step)."""
     dt = 5e-5
     net = Network(dt=dt, batch=1, dtype=torch.float64)
     inp = net.add(SpikeTimesInput(1, times=[2e-3 * i for i in range(1, 40)],
@@ -146,6 +146,8 @@ def test_adex_receives_synapses_and_keeps_to_the_step_path():
     assert ds["n_w"].values.max() > 0  # and adapt
     with pytest.raises(ValueError, match="method='window' is not available"):
         net.run(0.01, record=["n.V"], progress=False, method="window")
+    with pytest.raises(ValueError, match="is a AdExPopulation \\(needs a LIFPopulation\\)"):
+        net.run(0.01, record=["n.V"], progress=False, backend="triton")
     pytest.importorskip("brian2")
     from synaptic_fwp.brian2_export import network_to_brian2
 
