@@ -62,8 +62,9 @@ synaptic_fwp run shifted by one step (final values are unaffected). Event-driven
 exact at any ``dt``.
 
 Engine networks (:func:`network_to_brian2`, or ``to_brian2(network)``): ``SpikeTimesInput``
-sources, AMPA-only ``LIFPopulation``\ s written as the engine's exact step, and static or pair /
-triplet STDP projections (with delays): deterministic inputs give the same spikes and weights.
+sources, AMPA-only ``LIFPopulation``\ s and ``AdExPopulation``\ s written as the engine's own
+step, and static or pair / triplet STDP projections (with delays): deterministic inputs give the
+same spikes and weights.
 
 Rate rules (:func:`rate_to_brian2`, code from :func:`rate_rule_code`)
     Every rule of :mod:`synaptic_fwp.rules` (the Primer's Eq. 31 family: hebbian, delta, oja,
@@ -867,10 +868,51 @@ def _at(name: str, v: object, b: int, batch: int) -> float:
 
 
 _NET_SUPPORTED = (
-    "inputs: SpikeTimesInput; populations: LIFPopulation with AMPA synapses only (conductance "
+    "inputs: SpikeTimesInput; populations: LIFPopulation or AdExPopulation with AMPA synapses "
+    "only (conductance "
     "or fixed driving force ampa_drive; no NMDA/GABA projections); projections: static or a "
     f"spiking rule ({', '.join(SUPPORTED_RULES[:2])}) with target 'ampa', no U0/value/sign"
 )
+
+
+def _adex_update(v: dict[str, float], dt: float, ns: dict[str, float],
+                 drive: float | None) -> str:
+    """Brian2 code of :class:`~synaptic_fwp.neurons.AdExPopulation`'s step before the
+    threshold (its docstring): ``V += dt phi1(dt J) F / C`` with the exponent capped at the
+    cut-off and ``dt J`` at ``_Z_MAX``, then ``w`` relaxed exactly towards ``a (V - E_L)`` of the
+    step's start (``w_adapt`` in Brian2: ``w`` names the synaptic weights); fills the namespace
+    ``ns``. ``drive``: the fixed AMPA driving force, if any."""
+    from .neurons import _Z_MAX
+
+    ns.update(
+        g_L=v["g_L"],
+        gLEL=v["g_L"] * v["E_L"] + v["I_ext"],
+        dt_over_C=dt / v["C"],
+        E_L=v["E_L"],
+        V_T=v["V_T"],
+        Delta_T=v["Delta_T"],
+        x_max=(v["V_th"] - v["V_T"]) / v["Delta_T"],
+        z_max=_Z_MAX,
+        a_w=v["a"],
+        b_w=v["b"],
+        dec_w=math.exp(-dt / v["tau_w"]),
+    )
+    if drive is None:
+        ns["E_ampa"] = v["E_ampa"]
+        g_tot, syn = "(g_L + g_ampa)", "g_ampa*E_ampa"
+    else:
+        ns["drive"] = drive
+        g_tot, syn = "g_L", "g_ampa*drive"
+    return "\n".join([
+        "w_inf = a_w*(V - E_L)",
+        "spike_g = g_L*exp(clip((V - V_T)/Delta_T, -inf, x_max))",
+        f"num = gLEL + spike_g*Delta_T - w_adapt + {syn}",
+        f"z = clip((spike_g - {g_tot})*dt_over_C, -inf, z_max)",
+        "small = int(abs(z) < 1e-6)",  # phi1(z) = expm1(z)/z, its series near 0
+        "phi1 = (1 - small)*expm1(z)/(z + small) + small*(1 + 0.5*z)",
+        f"V = V + (num - {g_tot}*V)*dt_over_C*phi1",
+        "w_adapt = w_inf + dec_w*(w_adapt - w_inf)",
+    ])
 
 
 def network_to_brian2(
@@ -884,7 +926,9 @@ def network_to_brian2(
     docstring of :mod:`synaptic_fwp.neurons`: the exponential integrator with the conductance
     held over a step, ``V <- V_inf + (V - V_inf) exp(-g_tot dt / C)``, then the refractory
     hold, threshold ``V > V_th``, reset, and the exact conductance decay) as a ``run_regularly``
-    operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset; and
+    operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset;
+    ``AdExPopulation``\ s likewise, with the engine's exponential Rosenbrock-Euler step for
+    ``V``, the exact relaxation of ``w`` and ``w <- w + b`` in the reset; and
     projections (``Synapses``, every pre-post pair) that add ``w`` to ``g_ampa`` of the
     target at a presynaptic spike (after the projection's ``delay``) and apply a pair or
     triplet STDP rule (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
@@ -893,7 +937,7 @@ def network_to_brian2(
     """
     from .engine import Network
     from .inputs import SpikeTimesInput
-    from .neurons import LIFPopulation
+    from .neurons import AdExPopulation, LIFPopulation
     from .plasticity import PairSTDP, TripletSTDP
 
     if not isinstance(net, Network):
@@ -915,7 +959,7 @@ def network_to_brian2(
                 f"cannot export input {name!r} ({type(inp).__name__}); supported: {_NET_SUPPORTED}"
             )
     for name, pop in net.populations.items():
-        if type(pop) is not LIFPopulation:  # written as the LIF's step (not AdEx, a subclass)
+        if type(pop) not in (LIFPopulation, AdExPopulation):  # the steps written below
             raise TypeError(
                 f"cannot export population {name!r} ({type(pop).__name__}); "
                 f"supported: {_NET_SUPPORTED}"
@@ -953,14 +997,15 @@ def network_to_brian2(
         objs.append(g)
     spikes: dict[str, Any] = {}
     for name, pop in net.populations.items():
-        v = {k: _at(f"{name}.{k}", getattr(pop, k), b, B) for k in LIFPopulation._PARAMS}
+        adex = isinstance(pop, AdExPopulation)
+        v = {k: _at(f"{name}.{k}", getattr(pop, k), b, B) for k in type(pop)._PARAMS}
         fixed = pop.ampa_drive is not None
-        model = "V : 1\ng_ampa : 1\nref : 1\n"
+        model = "V : 1\ng_ampa : 1\nref : 1\n" + ("w_adapt : 1\n" if adex else "")
         g = b2.NeuronGroup(
             int(pop.n),
             model,
             threshold="V > V_th",
-            reset="V = V_reset\nref = n_ref",
+            reset="V = V_reset\nref = n_ref" + ("\nw_adapt += b_w" if adex else ""),
             dt=ms,
             name=f"{name}*",
             namespace={},
@@ -975,6 +1020,9 @@ def network_to_brian2(
         }
         if fixed:
             drive = _at(f"{name}.ampa_drive", pop.ampa_drive, b, B)
+        if adex:
+            update = _adex_update(v, dt, ns, None if not fixed else drive)
+        elif fixed:
             ns.update(
                 fac_m=math.exp(-dt / (v["C"] / v["g_L"])),
                 V_rest=v["E_L"] + v["I_ext"] / v["g_L"],

@@ -953,20 +953,32 @@ INPUTS: dict[str, str] = {
 }
 """Input ``type`` names -> classes of :mod:`synaptic_fwp.inputs`."""
 
-POPULATIONS: dict[str, str] = {"lif": "LIFPopulation", "rate": "RatePopulation"}
+POPULATIONS: dict[str, str] = {
+    "lif": "LIFPopulation",
+    "adex": "AdExPopulation",
+    "rate": "RatePopulation",
+}
 """Population ``type`` names -> classes of :mod:`synaptic_fwp.neurons`."""
 
 _KIND_OF = [
     (re.compile(r"^(tau.*|t_ref|duration|times|rate_dt|delay|dt|every)$"), "time"),
     (re.compile(r"^(rate|peak_rate|baseline|r_max|r_init|max_rate)$"), "frequency"),
-    (re.compile(r"^(E_.*|V_.*|ampa_drive)$"), "voltage"),
+    (re.compile(r"^(E_.*|V_.*|ampa_drive|Delta_T)$"), "voltage"),
     (re.compile(r"^C$"), "capacitance"),
     (re.compile(r"^g_L$"), "conductance"),
+    (re.compile(r"^I_ext$"), "current"),
     (re.compile(r"^(track_length|width|x0|positions)$"), "length"),
 ]
 
 
-def _kind(key: str) -> str | None:
+#: Kinds of short names that mean other things elsewhere: AdEx's adaptation ``a`` (S) and
+#: ``b`` (A) within ``[populations]`` only (Shouval's rule has a dimensionless ``b``).
+_POPULATION_KIND = {"a": "conductance", "b": "current"}
+
+
+def _kind(key: str, path: tuple[str, ...] = ()) -> str | None:
+    if path[:1] == ("populations",) and key in _POPULATION_KIND:
+        return _POPULATION_KIND[key]
     for rx, kind in _KIND_OF:
         if rx.match(key):
             return kind
@@ -983,14 +995,15 @@ def _convert_value(ctx: _Ctx, path: tuple[str, ...], key: str, v: object) -> Any
     quantity strings become SI floats; lists of them become lists."""
     if isinstance(v, bool) or v is None:
         return v
-    if isinstance(v, int) and _kind(key) is None:
+    kind = _kind(key, path)
+    if isinstance(v, int) and kind is None:
         return v
     if isinstance(v, list):
         return [_convert_value(ctx, path, key, x) for x in v]
     if isinstance(v, str) and not _QUANTITY.match(v):
         return v
     try:
-        return quantity(v, expect=_kind(key), key=key)
+        return quantity(v, expect=kind, key=key)
     except (TypeError, ValueError) as e:
         raise ctx.error(path, str(e)) from None
 
@@ -1147,7 +1160,8 @@ def _resolve_network_sweep(
         if not isinstance(vals, list) or not vals:
             raise ctx.error(("sweep", *parts), f"must be a non-empty list of values, got {vals!r}")
         try:
-            out[key] = [quantity(v, expect=_kind(parts[-1]), key=parts[-1]) for v in vals]
+            kind = _kind(parts[-1], tuple(parts))
+            out[key] = [quantity(v, expect=kind, key=parts[-1]) for v in vals]
         except (TypeError, ValueError) as e:
             raise ctx.error(("sweep", *parts), str(e)) from None
     return out
@@ -1353,7 +1367,8 @@ def _run_network(ex: Experiment, progress: bool) -> xr.Dataset:
                 grid[:, j],
                 {
                     "long_name": f"swept {k}",
-                    "units": _UNIT_OF_KIND.get(_kind(k.split(".")[-1]), "1"),
+                    "units": _UNIT_OF_KIND.get(_kind(k.split(".")[-1], tuple(k.split("."))),
+                                               "1"),
                 },
             )
             for j, (n, k) in enumerate(zip(names, keys, strict=True))
@@ -1379,6 +1394,7 @@ _UNIT_OF_KIND = {
     "voltage": "V",
     "capacitance": "F",
     "conductance": "S",
+    "current": "A",
     "length": "m",
     None: "1",
 }

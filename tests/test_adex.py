@@ -134,7 +134,7 @@ def test_adex_matches_brian2_example():
 
 def test_adex_receives_synapses_and_keeps_to_the_step_path():
     """An AMPA input drives it like a LIF; the event-window path and the Triton kernel refuse
-    it, and so does the Brian2 network export (all three write the LIF's step)."""
+    it (both write the LIF's step)."""
     dt = 5e-5
     net = Network(dt=dt, batch=1, dtype=torch.float64)
     inp = net.add(SpikeTimesInput(1, times=[2e-3 * i for i in range(1, 40)],
@@ -148,11 +148,6 @@ def test_adex_receives_synapses_and_keeps_to_the_step_path():
         net.run(0.01, record=["n.V"], progress=False, method="window")
     with pytest.raises(ValueError, match="is a AdExPopulation \\(needs a LIFPopulation\\)"):
         net.run(0.01, record=["n.V"], progress=False, backend="triton")
-    pytest.importorskip("brian2")
-    from synaptic_fwp.brian2_export import network_to_brian2
-
-    with pytest.raises(TypeError, match="cannot export population 'n' \\(AdExPopulation\\)"):
-        network_to_brian2(net)
 
 
 @pytest.mark.parametrize(("kw", "match"), [
@@ -171,3 +166,53 @@ def test_adex_dt_must_resolve_tau_w():
     with pytest.raises(ValueError, match="tau_w"):
         net.add(AdExPopulation(1, tau_w=1e-3, tau_ampa=5e-3, tau_gaba=10e-3))
         net.run(0.01, record=["adex.V"], progress=False)
+
+
+ADEX_FILE = """\
+[experiment]
+name = "adex"
+
+[network]
+dt = "0.02 ms"
+duration = "200 ms"
+
+[populations.cell]
+type = "adex"
+n = 1
+I_ext = "1 nA"
+a = "4 nS"
+Delta_T = "2 mV"
+tau_w = "144 ms"
+V_T = "-50.4 mV"
+
+[sweep]
+"populations.cell.b" = ["0 pA", "80.5 pA"]
+
+[record]
+variables = ["cell.spikes", "cell.w"]
+"""
+
+
+def test_adex_in_an_experiment_file():
+    """``type = "adex"`` in an experiment file: its parameters in units (a in S, b in A,
+    Delta_T in V), swept over b; with b = 80.5 pA the same spikes as the Python API, without
+    spike-triggered adaptation more of them; a unit of the wrong kind is refused by name."""
+    from synaptic_fwp import experiment as E
+
+    ex = E.loads(ADEX_FILE, "adex.toml")
+    cell = ex.config["populations"]["cell"]
+    assert cell["type"] == "adex"
+    assert cell["a"] == pytest.approx(4e-9) and cell["Delta_T"] == pytest.approx(2e-3)
+    ds = ex.run(progress=False, write=False)
+    assert ds["cell_b"].attrs["units"] == "A"
+    np.testing.assert_allclose(ds["cell_b"].values, [0.0, 80.5e-12])
+    t = ds["time"].values
+    spikes = [t[ds["cell_spikes"].values[j, :, 0] > 0] for j in range(2)]
+    (ref,) = engine_spikes(2e-5, 0.2, **RS, I_ext=1e-9)
+    np.testing.assert_allclose(spikes[1], ref, atol=1e-12)
+    assert len(spikes[0]) > len(spikes[1]) == 8
+    assert float(ds["cell_w"][1].max()) > float(ds["cell_w"][0].max()) > 0.0
+    with pytest.raises(E.ExperimentError, match=r"\[populations\.cell\.a\].*is a time"):
+        E.loads(ADEX_FILE.replace('a = "4 nS"', 'a = "4 ms"'), "adex.toml")
+    with pytest.raises(E.ExperimentError, match=r"\[sweep\.populations\.cell\.b\].*is a time"):
+        E.loads(ADEX_FILE.replace('"0 pA"', '"0 ms"'), "adex.toml")
