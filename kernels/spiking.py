@@ -17,6 +17,11 @@ Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
        refractory: V <- V_reset while ref > 0, ref <- max(ref - 1, 0);
        spike if V > V_th: V <- V_reset, ref <- n_ref;  g_A <- g_A exp(-dt / tau_A)
 
+   or AdEx (:class:`synaptic_fwp.neurons.AdExPopulation`, ``ADEX``): its exponential
+   Rosenbrock-Euler step for ``V`` (``V += dt phi1(dt J) F / C``, ``phi1(z) = (e^z - 1)/z``
+   evaluated as ``(u - 1)/log u``, ``u = e^z``, Kahan's accurate form), the exact relaxation of
+   the adaptation ``w`` towards ``a (V - E_L)``, and ``w <- w + b`` at a spike;
+
 2. the rule's traces decay by their exact per-step factors ``exp(-dt / tau)``;
 3. transmission with the weights before this step's plasticity: ``g_A += W s_pre``;
 4. ``on_pre`` (depression ``o1 (A2- + A3- r2)`` at each presynaptic spike, then the pre traces
@@ -26,7 +31,8 @@ Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
 Rules: :class:`synaptic_fwp.plasticity.PairSTDP` (``x = r1``, ``y = o1``, no triplet terms) and
 :class:`synaptic_fwp.plasticity.TripletSTDP` (Pfister & Gerstner 2006), all-to-all or nearest
 spike, scalar parameters. The trace factors and the jumps are taken from the rule object itself
-(``rule.decay``), the LIF factors from ``LIFPopulation.bind``: one definition of each.
+(``rule.decay``), the neuron's factors from ``LIFPopulation.bind`` / ``AdExPopulation.bind``:
+one definition of each.
 
 The kernel applies the plasticity densely (zero updates where nothing spiked), which equals the
 engine's event path bit for bit for the weights as long as they lie within the rule's bounds
@@ -34,7 +40,8 @@ engine's event path bit for bit for the weights as long as they lie within the r
 conductances may differ in the last bit, so states agree to ~1e-15 (float64) and spikes agree
 unless a membrane potential lands within that distance of threshold.
 
-Sources: Dayan & Abbott 2001 (LIF, Sec. 5.4, 5.8); Song, Miller & Abbott 2000 (pair STDP);
+Sources: Dayan & Abbott 2001 (LIF, Sec. 5.4, 5.8); Brette & Gerstner 2005, J Neurophysiol
+94:3637 (AdEx); Song, Miller & Abbott 2000 (pair STDP);
 Pfister & Gerstner 2006, J Neurosci 26:9673 (triplet STDP).
 """
 
@@ -77,14 +84,19 @@ def _bounds(W, dwp, dwm, w_min, w_max, BOUNDS: tl.constexpr):
 def lif_stdp_kernel(
     pre_ptr, lif_ptr, rule_ptr,
     w_ptr, v_ptr, ga_ptr, ref_ptr, o1_ptr, o2_ptr, r1_ptr, r2_ptr, spk_ptr,
-    rv_ptr, rg_ptr, rw_ptr, ro1_ptr, ro2_ptr, rr1_ptr, rr2_ptr,
+    rv_ptr, rg_ptr, rw_ptr, ro1_ptr, ro2_ptr, rr1_ptr, rr2_ptr, wad_ptr, rwad_ptr,
     T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W,
     FIXED: tl.constexpr, HAS_REF: tl.constexpr, NEAREST: tl.constexpr, BOUNDS: tl.constexpr,
-    TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
+    TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, ADEX: tl.constexpr = False,
+    Z_MAX: tl.constexpr = 30.0,
 ):
-    """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 8) per-instance
+    """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 16) per-instance
     constants [V_th, V_reset, n_ref, dec_ampa, a, b, c, E_ampa] with (a, b, c) = (V_rest,
-    drive/g_L, exp(-dt g_L/C)) when FIXED else (g_L, g_L E_L + I_ext, dt/C); ``rule``: (10,)
+    drive/g_L, exp(-dt g_L/C)) when FIXED else (g_L, g_L E_L + I_ext, dt/C); for ``ADEX``
+    [V_th, V_reset, n_ref, dec_ampa, g_L, g_L E_L + I_ext, dt/C, E_ampa (or the drive when
+    FIXED), E_L, V_T, Delta_T, x_max, a, b, exp(-dt/tau_w), 0] (``x_max = (V_th - V_T) /
+    Delta_T``, the exponent's cap); ``wad``: the adaptation current (B, n_post), recorded in
+    ``rwad`` like V; ``rule``: (10,)
     [A2+, A3+, A2-, A3-, f_r1, f_r2, f_o1, f_o2, w_min, w_max]. State tensors are updated in
     place: W (B, n_post, n_pre), V, g_A, ref, o1, o2 (B, n_post), r1, r2 (B, NP, n_pre) (one
     copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8.
@@ -114,7 +126,7 @@ def lif_stdp_kernel(
     if TRIPLET:
         o2 = tl.load(o2_ptr + poff, mask=mp, other=0.0)
         r2 = tl.load(r2_ptr + toff, mask=mn, other=0.0)
-    L = lif_ptr + i_b * 8
+    L = lif_ptr + i_b * 16
     v_th = tl.load(L)
     v_reset = tl.load(L + 1)
     n_ref = tl.load(L + 2).to(tl.int64)
@@ -123,6 +135,16 @@ def lif_stdp_kernel(
     pb = tl.load(L + 5)
     pc = tl.load(L + 6)
     e_a = tl.load(L + 7)
+    wad = V * 0.0
+    if ADEX:
+        e_l = tl.load(L + 8)
+        v_t = tl.load(L + 9)
+        d_t = tl.load(L + 10)
+        x_max = tl.load(L + 11)
+        a_w = tl.load(L + 12)
+        b_w = tl.load(L + 13)
+        dec_w = tl.load(L + 14)
+        wad = tl.load(wad_ptr + poff, mask=mp, other=0.0)
     a2p = tl.load(rule_ptr)
     a3p = tl.load(rule_ptr + 1)
     a2m = tl.load(rule_ptr + 2)
@@ -134,8 +156,23 @@ def lif_stdp_kernel(
     w_min = tl.load(rule_ptr + 8)
     w_max = tl.load(rule_ptr + 9)
     for t in range(T):
-        # 1. LIF
-        if FIXED:
+        # 1. the neuron
+        if ADEX:  # pa, pb, pc = g_L, g_L E_L + I_ext, dt/C; e_a the reversal or the drive
+            w_inf = a_w * (V - e_l)
+            spike_g = tl.exp(tl.minimum((V - v_t) / d_t, x_max)) * pa
+            if FIXED:
+                g_tot = pa + ga * 0.0
+            else:
+                g_tot = pa + ga
+            num = pb + spike_g * d_t - wad + ga * e_a
+            z = tl.minimum((spike_g - g_tot) * pc, Z_MAX)
+            u = tl.exp(z)
+            small = tl.abs(z) < 1e-6
+            lg = tl.where(small, 1.0, tl.log(u))
+            phi1 = tl.where(small, 1.0 + 0.5 * z, (u - 1.0) / tl.where(lg == 0.0, 1.0, lg))
+            V = V + (num - g_tot * V) * pc * phi1
+            wad = _lerp(w_inf, wad, dec_w)
+        elif FIXED:
             V = _lerp(pa + ga * pb, V, pc)
         else:
             g_tot = pa + ga
@@ -149,6 +186,8 @@ def lif_stdp_kernel(
         if HAS_REF:
             ref = tl.where(spk, n_ref, ref)
         ga = ga * dec_a
+        if ADEX:
+            wad = tl.where(spk, wad + b_w, wad)
         tl.store(spk_ptr + (i_b * T + t) * NPOST + op, spk.to(tl.uint8), mask=mp)
         # 2. traces decay
         r1 = r1 * f_r1
@@ -184,6 +223,8 @@ def lif_stdp_kernel(
                     ri = i_b * NREC + (t - REC_FIRST) // REC_EVERY
                     tl.store(rv_ptr + ri * NPOST + op, V, mask=mp)
                     tl.store(rg_ptr + ri * NPOST + op, ga, mask=mp)
+                    if ADEX:
+                        tl.store(rwad_ptr + ri * NPOST + op, wad, mask=mp)
                     tl.store(ro1_ptr + ri * NPOST + op, o1, mask=mp)
                     tl.store(rr1_ptr + ri * NPRE + on, r1, mask=mn0)
                     if TRIPLET:
@@ -196,6 +237,8 @@ def lif_stdp_kernel(
     tl.store(v_ptr + poff, V, mask=mp)
     tl.store(ga_ptr + poff, ga, mask=mp)
     tl.store(ref_ptr + poff, ref, mask=mp)
+    if ADEX:
+        tl.store(wad_ptr + poff, wad, mask=mp)
     tl.store(o1_ptr + poff, o1, mask=mp)
     tl.store(r1_ptr + toff, r1, mask=mn)
     if TRIPLET:
@@ -224,7 +267,8 @@ def run_lif_stdp(
         for the fixed-driving-force neuron), float32 or float64; not modified.
     rule : :class:`~synaptic_fwp.plasticity.PairSTDP` or
         :class:`~synaptic_fwp.plasticity.TripletSTDP` with scalar (not per-instance) parameters.
-    post : :class:`~synaptic_fwp.neurons.LIFPopulation` with ``n = n_post`` (AMPA input only);
+    post : :class:`~synaptic_fwp.neurons.LIFPopulation` or
+        :class:`~synaptic_fwp.neurons.AdExPopulation` with ``n = n_post`` (AMPA input only);
         a copy is bound to ``(dt, B)``, the object itself is left as it is.
     dt : time step (s).
     state : the ``state`` entry of a previous result, to continue a run; else the population's
@@ -234,14 +278,14 @@ def run_lif_stdp(
         ``record_first, record_first + record_every, ...`` (< T) is recorded in the same launch.
     record_W : also record the weights (``n_post x n_pre`` per record).
 
-    Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``
-    and the rule's traces under their own names); with ``record_every > 0`` also ``records``
-    (``V``, ``g_ampa``, the rule's traces and, with ``record_W``, ``W``; each with a record axis
-    after the batch axis).
+    Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``,
+    AdEx's ``w``, and the rule's traces under their own names); with ``record_every > 0`` also
+    ``records`` (``V``, ``g_ampa``, AdEx's ``w``, the rule's traces and, with ``record_W``,
+    ``W``; each with a record axis after the batch axis).
     """
     import copy
 
-    from synaptic_fwp.neurons import LIFPopulation
+    from synaptic_fwp.neurons import _Z_MAX, AdExPopulation, LIFPopulation
     from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
 
     from .launch import INTERPRETED
@@ -258,8 +302,9 @@ def run_lif_stdp(
         raise ValueError(f"W has shape {tuple(W.shape)}; expected (B, n_post, n_pre) with B={B}, "
                          f"n_pre={n_pre}")
     n_post = W.shape[1]
-    if not isinstance(post, LIFPopulation) or post.n != n_post:
-        raise ValueError(f"post must be a LIFPopulation with n={n_post} (W's n_post), got {post!r}")
+    if type(post) not in (LIFPopulation, AdExPopulation) or post.n != n_post:
+        raise ValueError(f"post must be a LIFPopulation or AdExPopulation with n={n_post} (W's "
+                         f"n_post), got {post!r}")
     if not isinstance(rule, (PairSTDP, TripletSTDP)):
         raise TypeError(f"rule must be a PairSTDP or TripletSTDP, got {type(rule).__name__}")
     if rule.batch_shape() != ():
@@ -281,11 +326,16 @@ def run_lif_stdp(
     pop.bind(float(dt), B, dtype, dev)
     p = pop._p
     fixed = post.ampa_drive is not None
+    adex = isinstance(post, AdExPopulation)
     cols = [p["V_th"], p["V_reset"], p["n_ref"].to(dtype), p["dec_ampa"]]
-    if fixed:
+    if adex:
+        cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["ampa_drive"] if fixed else p["E_ampa"],
+                 p["E_L"], p["V_T"], p["Delta_T"], p["x_max"], p["a"], p["b"], p["dec_w"]]
+    elif fixed:
         cols += [p["V_rest"], p["drive_over_gL"], p["fac_m"], p["E_ampa"]]
     else:
         cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["E_ampa"]]
+    cols += [torch.zeros((B, 1), dtype=dtype, device=dev)] * (16 - len(cols))
     lif = torch.cat([c.reshape(B, 1).to(dtype) for c in cols], 1).contiguous()
     W_run = W.detach().clone().contiguous()
     trip = isinstance(rule, TripletSTDP)
@@ -293,7 +343,7 @@ def run_lif_stdp(
         s0 = pop.init_state()
         tr = rule.init_state(W_run)
     else:
-        s0 = {k: state[k] for k in ("V", "g_ampa", "ref")}
+        s0 = {k: state[k] for k in ("V", "g_ampa", "ref", *(("w",) if adex else ()))}
         tr = {k: state[k] for k in rule.state_shapes}
     ones = {k: torch.ones((), dtype=dtype, device=dev) for k in rule.state_shapes}
     fac = {k: float(v) for k, v in rule.decay(ones, float(dt)).items()}
@@ -328,6 +378,8 @@ def run_lif_stdp(
     V = s0["V"].to(dtype).contiguous().clone()
     ga = s0["g_ampa"].to(dtype).contiguous().clone()
     ref = s0["ref"].to(torch.int64).contiguous().clone()
+    wad = (s0["w"].to(dtype).contiguous().clone() if adex
+           else torch.zeros(1, dtype=dtype, device=dev))  # never read or written for the LIF
     o1, o2 = post_t(names["o1"]), post_t(names["o2"])
     r1, r2 = pre_t(names["r1"]), pre_t(names["r2"])
     spk = torch.empty((B, T, n_post), dtype=torch.uint8, device=dev)
@@ -340,15 +392,19 @@ def run_lif_stdp(
 
     recs = {"V": rec_t(n_post), "g_ampa": rec_t(n_post), "o1": rec_t(n_post),
             "o2": rec_t(n_post, on=trip), "r1": rec_t(n_pre), "r2": rec_t(n_pre, on=trip),
-            "W": rec_t(n_post, n_pre, on=record_W)}
+            "W": rec_t(n_post, n_pre, on=record_W), "w": rec_t(n_post, on=adex)}
     lif_stdp_kernel[(B, npb)](
         pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk,
         recs["V"], recs["g_ampa"], recs["W"], recs["o1"], recs["o2"], recs["r1"], recs["r2"],
+        wad, recs["w"],
         T, n_post, n_pre, record_first, record_every if nrec else 0, nrec, int(record_W),
         FIXED=fixed, HAS_REF=bool((p["n_ref"] > 0).any()), NEAREST=rule.pairing == "nearest",
         BOUNDS={"none": 0, "hard": 1, "soft": 2}[rule.bounds], TRIPLET=trip, BP=bp, BN=bn,
+        ADEX=adex, Z_MAX=_Z_MAX,
     )
     out_state = {"V": V, "g_ampa": ga, "ref": ref}
+    if adex:
+        out_state["w"] = wad
     for n, k in names.items():
         if k is not None:
             out_state[k] = (r1 if n == "r1" else r2)[:, 0] if n.startswith("r") else (
@@ -356,6 +412,8 @@ def run_lif_stdp(
     out = {"spikes": spk.bool(), "W": W_run, "state": out_state}
     if record_every > 0:
         rec = {"V": recs["V"], "g_ampa": recs["g_ampa"]}
+        if adex:
+            rec["w"] = recs["w"] if nrec else torch.zeros((B, 0, n_post), dtype=dtype, device=dev)
         for n, k in names.items():
             if k is not None:
                 rec[k] = recs[n] if nrec else torch.zeros((B, 0, n_pre if n[0] == "r" else n_post),

@@ -32,8 +32,8 @@ whole network is linear and known in advance, so windows of up to 200 steps are 
 and per-step Python work disappears; it equals the step path up to rounding (tested).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
-of spikes onto one AMPA-only LIF population through one pair/triplet STDP or static projection
-(scalar rule parameters, no delay) with the fused kernel
+of spikes onto one AMPA-only LIF or AdEx population through one pair/triplet STDP or static
+projection (scalar rule parameters, no delay) with the fused kernel
 :func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
 of time, records stored by the kernel, state written back so records, streaming and checkpoints
 are unchanged; it equals the step path spike for spike
@@ -65,7 +65,7 @@ import torch
 from . import records as _rec
 from ._validation import NonFiniteError
 from .inputs import Source
-from .neurons import LIFPopulation, Population, RatePopulation
+from .neurons import AdExPopulation, LIFPopulation, Population, RatePopulation
 from .synapses import Projection, connect
 
 __all__ = ["Network", "NonFiniteError"]
@@ -399,9 +399,9 @@ class Network:
         (the window path where it applies and the recording interval allows windows of at
         least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
         ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
-        see :class:`_TritonPath`: one input of spikes onto one AMPA-only LIF population through
-        one pair/triplet STDP or static projection with scalar rule parameters and no delay; on
-        CUDA tensors, or on the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be
+        see :class:`_TritonPath`: one input of spikes onto one AMPA-only LIF or AdEx population
+        through one pair/triplet STDP or static projection with scalar rule parameters and no
+        delay; on CUDA tensors, or on the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be
         ``"auto"``) or ``"auto"`` (Triton on CUDA tensors for networks it runs when Triton is
         installed and ``method="auto"``, the torch paths otherwise). Records, Dataset,
         streaming and checkpoints are the same for every backend; the Triton path equals the
@@ -1087,8 +1087,9 @@ def _triton_ok(net: Network) -> str | None:
     if len(net.populations) != 1:
         return f"the network has {len(net.populations)} populations (needs exactly one)"
     pop = next(iter(net.populations.values()))
-    if type(pop) is not LIFPopulation:  # the kernel integrates the LIF (not AdEx, a subclass)
-        return f"population {pop.name!r} is a {type(pop).__name__} (needs a LIFPopulation)"
+    if type(pop) not in (LIFPopulation, AdExPopulation):  # the neurons the kernel integrates
+        return (f"population {pop.name!r} is a {type(pop).__name__} (needs a LIFPopulation or "
+                "AdExPopulation)")
     if pop.uses["nmda"] or pop.uses["gaba"]:
         return f"population {pop.name!r} receives NMDA or GABA input (needs AMPA only)"
     for n, i in net.inputs.items():
@@ -1163,6 +1164,9 @@ class _TritonPath:
         self.net = net
         self.run = run_lif_stdp
         self.pop = next(iter(net.populations.values()))
+        # the neuron state the kernel advances (and records): AdEx adds its adaptation w
+        self.neuron_keys = ("V", "g_ampa", "ref") + (
+            ("w",) if isinstance(self.pop, AdExPopulation) else ())
         self.name, self.proj = next(iter(net.projections.items()))
         self.static = self.proj.kind == "static"
         self.rule = PairSTDP(A_plus=0.0, A_minus=0.0) if self.static else self.proj.rule
@@ -1204,13 +1208,13 @@ class _TritonPath:
                 tr = self.rule.init_state(s["W"])
             else:
                 tr = {k: s[f"rule.{k}"] for k in self.rule.state_shapes}
-            state = {"V": ps["V"], "g_ampa": ps["g_ampa"], "ref": ps["ref"], **tr}
+            state = {k: ps[k] for k in self.neuron_keys} | tr
             do_rec = state_rec and bool(rs)
             out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
                            record_every=every_steps if do_rec else 0,
                            record_first=rs[0] if do_rec else 0, record_W=rec_W)
             s["W"].copy_(out["W"])
-            for k in ("V", "g_ampa", "ref"):
+            for k in self.neuron_keys:
                 ps[k].copy_(out["state"][k])
             if not self.static:
                 for k in self.rule.state_shapes:
@@ -1238,7 +1242,7 @@ class _TritonPath:
             for kind, obj, var in items:
                 if var == "spikes":
                     continue
-                if kind == "pop" and var not in ("V", "g_ampa"):
+                if kind == "pop" and var not in ("V", "g_ampa", "w"):  # the kernel's records
                     # g_nmda, g_gaba: not driven on this path, constant
                     v = ps[var].unsqueeze(1).expand(-1, len(rs), -1)
                 else:

@@ -19,7 +19,7 @@ from _triton_interp import import_interpreted, interpreter  # noqa: F401
 from synaptic_fwp import engine
 from synaptic_fwp.engine import Network
 from synaptic_fwp.inputs import PoissonInput, RateInput
-from synaptic_fwp.neurons import LIFPopulation
+from synaptic_fwp.neurons import AdExPopulation, LIFPopulation, RatePopulation
 from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
 
 _mods, _SKIP = import_interpreted(
@@ -48,6 +48,11 @@ def _net(case: str) -> Network:
         rule = TripletSTDP(**{**rule.param_dict(), "A2_plus": 0.2, "A3_plus": 0.3,
                               "A2_minus": 0.2, "A3_minus": 0.05})
         lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=0.0, name="lif")
+    elif case == "adex_pair_conductance_hard":  # Brette & Gerstner's regular spiking cell
+        w_max = 20e-9
+        rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_min=0.0,
+                        w_max=w_max)
+        lif = AdExPopulation(N_POST, V_init=-55e-3, t_ref=5e-4, name="lif")
     else:  # static
         w_max, rule = 6e-9, None
         lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=2e-3, name="lif")
@@ -58,15 +63,16 @@ def _net(case: str) -> Network:
 
 
 def _assert_same(a, b, rel_v: float = 1e-12) -> None:
-    """Same variables, coords and attrs; spikes, weights and traces equal; V and g_ampa equal
-    to ``rel_v`` relative (the kernel sums ``W s_pre`` as a tree, the engine in spike order)."""
+    """Same variables, coords and attrs; spikes, weights and traces equal; V, g_ampa (and AdEx's
+    w) equal to ``rel_v`` relative (the kernel sums ``W s_pre`` as a tree, the engine in spike
+    order)."""
     assert set(a.data_vars) == set(b.data_vars)
     assert np.array_equal(a.time.values, b.time.values)
     assert a.attrs == b.attrs
     for v in a.data_vars:
         assert a[v].dims == b[v].dims and a[v].attrs == b[v].attrs, v
         x, y = a[v].values, b[v].values
-        if v in ("lif_V", "lif_g_ampa"):
+        if v in ("lif_V", "lif_g_ampa", "lif_w"):
             err = np.abs(x - y).max() / np.abs(y).max()
             assert err <= rel_v, (v, err)
         else:
@@ -74,7 +80,7 @@ def _assert_same(a, b, rel_v: float = 1e-12) -> None:
 
 
 @pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
-                                  "static"])
+                                  "adex_pair_conductance_hard", "static"])
 def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     """Records every 1 ms (stored by the kernel; spike counts only for the static case, the
     kernel's no-record launch), chunks of 50 steps: spikes, input spikes, weights and traces
@@ -86,6 +92,8 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     rec = ["lif.spikes", "inp.spikes"]
     if case != "static":
         rec += ["lif.V", "lif.g_ampa", "S.W", "S.r1" if case.startswith("triplet") else "S.x"]
+    if case.startswith("adex"):
+        rec += ["lif.w"]
     kw = dict(record=rec, every=1e-3, progress=False, chunk=50)
     tri_net, ref_net = _net(case), _net(case)
     tri = tri_net.run(0.01, backend="triton", **kw)
@@ -97,7 +105,7 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     assert torch.equal(st_t["proj"]["S"]["W"], st_r["proj"]["S"]["W"])
     dW = float((st_r["proj"]["S"]["W"] - W0).abs().max())
     assert (dW == 0) if case == "static" else (dW > 0), dW
-    for k in ("V", "g_ampa"):
+    for k in ("V", "g_ampa", *(("w",) if case.startswith("adex") else ())):
         a, b = st_t["pop"]["lif"][k], st_r["pop"]["lif"][k]
         assert float((a - b).abs().max() / b.abs().max()) <= 1e-12, k
 
@@ -181,6 +189,13 @@ def test_errors_before_any_work(monkeypatch):
     rate.add(RateInput(3, rate=5.0, name="drive"))
     with pytest.raises(ValueError, match="input 'drive' gives rates"):
         rate.run(1e-3, backend="triton", progress=False)
+    # a population the kernel does not integrate
+    rp = Network(dt=DT, batch=1, dtype=torch.float64)
+    inp = rp.add(PoissonInput(3, rate=10.0, name="inp"))
+    pop = rp.add(RatePopulation(2, name="rates"))
+    rp.connect(inp, pop, 0.1, name="S")
+    with pytest.raises(ValueError, match=r"is a RatePopulation \(needs a LIFPopulation or AdEx"):
+        rp.run(1e-3, backend="triton", progress=False)
     # per-instance rule parameters
     pi = Network(dt=DT, batch=2, dtype=torch.float64)
     inp = pi.add(PoissonInput(3, rate=10.0, name="inp"))

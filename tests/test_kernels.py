@@ -265,12 +265,13 @@ def _spiking_case(rule, lif, B, n_pre, steps, dt, W0, rate=150.0):
     return pre, ref_spikes, st, run_lif_stdp
 
 
-@pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest"])
+@pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
+                                  "adex_triplet_conductance_hard", "adex_pair_fixed_drive_soft"])
 def test_spiking_kernel_equals_engine_spike_for_spike(case):
-    """A seeded Poisson -> LIF projection with STDP, float64: the fused kernel and the engine's
-    torch path give the same post spikes at every step, and the same final weights, membrane
-    potentials, conductances and traces (to 1e-12 relative; in practice bit-identical)."""
-    from synaptic_fwp.neurons import LIFPopulation
+    """A seeded Poisson -> LIF (or AdEx) projection with STDP, float64: the fused kernel and the
+    engine's torch path give the same post spikes at every step, and the same final weights,
+    membrane potentials, conductances, adaptation currents and traces (to 1e-12 relative)."""
+    from synaptic_fwp.neurons import AdExPopulation, LIFPopulation
     from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
 
     B, n_pre, n_post, dt, steps = 2, 12, 5, 1e-4, 150
@@ -288,6 +289,14 @@ def test_spiking_kernel_equals_engine_spike_for_spike(case):
                               "A2_minus": 0.2, "A3_minus": 0.05})
         lif = LIFPopulation(n_post, V_init=-52e-3, t_ref=0.0, name="lif")
         block = 2  # three blocks of post neurons, the last one masked
+    if case == "adex_triplet_conductance_hard":  # regular spiking cell (Brette & Gerstner 2005)
+        w_max = 20e-9
+        rule = TripletSTDP(**{**rule.param_dict(), "bounds": "hard", "w_max": w_max})
+        lif = AdExPopulation(n_post, V_init=-55e-3, t_ref=5e-4, name="lif")
+    elif case == "adex_pair_fixed_drive_soft":
+        w_max = 10e-9
+        rule = PairSTDP(A_plus=0.05, A_minus=0.06, bounds="soft", w_max=w_max)
+        lif = AdExPopulation(n_post, ampa_drive=70e-3, V_init=-55e-3, name="lif")
     W0 = w_max * (0.3 + 0.4 * torch.rand(B, n_post, n_pre, generator=gen, dtype=torch.float64))
     pre, ref_spikes, st, run = _spiking_case(rule, lif, B, n_pre, steps, dt, W0)
     out = run(pre, W0, rule, lif, dt, block_post=block)
@@ -296,6 +305,9 @@ def test_spiking_kernel_equals_engine_spike_for_spike(case):
     assert torch.equal(out["spikes"], ref_spikes)
     ref_state = {"W": st["proj"]["S"]["W"], "V": st["pop"]["lif"]["V"],
                  "g_ampa": st["pop"]["lif"]["g_ampa"]}
+    if case.startswith("adex"):
+        ref_state["w"] = st["pop"]["lif"]["w"]
+        assert float(ref_state["w"].max()) > 0, "the neurons must have adapted"
     ref_state.update({k: st["proj"]["S"][f"rule.{k}"] for k in rule.state_shapes})
     got = {"W": out["W"], **out["state"]}
     for n, r in ref_state.items():
@@ -316,7 +328,7 @@ def test_spiking_kernel_errors():
         run_lif_stdp(pre, W, rules.get("hebbian"), lif, 1e-4)
     with pytest.raises(ValueError, match="within the rule's bounds"):
         run_lif_stdp(pre, W * 4, PairSTDP(bounds="hard", w_max=1.0), lif, 1e-4)
-    with pytest.raises(ValueError, match="LIFPopulation with n=2"):
+    with pytest.raises(ValueError, match="LIFPopulation or AdExPopulation with n=2"):
         run_lif_stdp(pre, W, PairSTDP(), LIFPopulation(3, name="lif"), 1e-4)
 
 
@@ -333,4 +345,4 @@ def test_kernels_compile_for_an_h100_without_a_gpu():
     r = subprocess.run([sys.executable, "-m", "synaptic_fwp.kernels.aot", "--arch", "90"],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("ok    sm_90") == 5, r.stdout
+    assert r.stdout.count("ok    sm_90") == 6, r.stdout
