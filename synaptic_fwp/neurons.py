@@ -38,7 +38,7 @@ Brian2's ``examples/synapses/STDP.py`` (``dv/dt = (ge (Ee - vr) + El - v)/taum``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -46,7 +46,7 @@ import torch
 from ._params import check_value, exp_factor, is_swept, min_value, to_batch
 
 __all__ = ["RatePopulation", "LIFPopulation", "AdExPopulation", "mg_block", "lif_rate", "F_KINDS",
-           "DT_FRACTION"]
+           "DT_FRACTION", "NAUD2008"]
 
 F_KINDS = ("linear", "rectified", "sigmoid", "saturating")
 
@@ -366,6 +366,21 @@ def _check_n(name: str, n: object) -> None:
         raise ValueError(f"{name} must be >= 1, got {n}")
 
 
+#: Naud, Marcille, Clopath & Gerstner 2008 (Biol Cybern 99:335), Table 1: the AdEx parameters of
+#: eight firing patterns and the step current that elicits each from rest, as
+#: ``(C pF, g_L nS, E_L mV, V_T mV, Delta_T mV, a nS, tau_w ms, b pA, V_reset mV, I pA)``
+#: (the same values as Brian2's ``examples/frompapers/Naud_et_al_2008_adex_firing_patterns.py``).
+NAUD2008: dict[str, tuple[float, ...]] = {
+    "tonic": (200, 10, -70, -50, 2, 2, 30, 0, -58, 500),
+    "adapting": (200, 12, -70, -50, 2, 2, 300, 60, -58, 500),
+    "initial_burst": (130, 18, -58, -50, 2, 4, 150, 120, -50, 400),
+    "regular_bursting": (200, 10, -58, -50, 2, 2, 120, 100, -46, 210),
+    "delayed_accelerating": (200, 12, -70, -50, 2, -10, 300, 0, -58, 300),
+    "delayed_regular_bursting": (100, 10, -65, -50, 2, -10, 90, 30, -47, 110),
+    "transient": (100, 10, -65, -50, 2, 10, 90, 100, -47, 180),
+    "irregular": (100, 12, -60, -50, 2, -11, 130, 30, -48, 160),
+}
+
 #: Largest ``dt J`` of the AdEx step (class docstring): beyond it ``V`` is on its upswing and
 #: crosses the cut-off within the step anyway; the cap keeps ``expm1`` finite.
 _Z_MAX = 30.0
@@ -391,7 +406,8 @@ class AdExPopulation(LIFPopulation):
     -70.6 mV, V_T = -50.4 mV, Delta_T = 2 mV, tau_w = 144 ms, a = 4 nS, b = 80.5 pA), cut-off
     ``V_T + 5 Delta_T`` = -40.4 mV, no refractory period. Brian2's example also gives bursting
     (``tau_w = 20 ms, b = 0.5 nA, V_reset = V_T + 5 mV``) and fast spiking
-    (``a = 2 C / 144 ms, b = 0``).
+    (``a = 2 C / 144 ms, b = 0``). :meth:`naud2008` builds the eight firing patterns of Naud et
+    al. 2008 (tonic, adapting, bursting, irregular, ...), one per batch instance if asked.
 
     Integration (exponential Rosenbrock-Euler for ``V``): over a step the conductances and ``w``
     are held and the right-hand side is linearised about the step's start ``V``, exponential
@@ -434,6 +450,40 @@ class AdExPopulation(LIFPopulation):
                              f"V_T={self.V_T}, V_th={self.V_th}")
 
     _PARAMS = (*LIFPopulation._PARAMS, "V_T", "Delta_T", "a", "b", "tau_w")
+
+    @classmethod
+    def naud2008(cls, pattern: str | Sequence[str], n: int = 1, **overrides: object
+                 ) -> AdExPopulation:
+        """A population with the parameters of one firing pattern of Naud, Marcille, Clopath &
+        Gerstner 2008 (Biol Cybern 99:335, Table 1), or one pattern per batch instance.
+
+        ``pattern``: a name of :data:`NAUD2008` (``"tonic"``, ``"adapting"``,
+        ``"initial_burst"``, ``"regular_bursting"``, ``"delayed_accelerating"``,
+        ``"delayed_regular_bursting"``, ``"transient"``, ``"irregular"``), or a sequence of
+        names: then every parameter is a ``(batch,)`` tensor and a network of
+        ``batch = len(pattern)`` runs all of them at once. ``I_ext`` defaults to the table's
+        step current, which gives the pattern from rest; the cut-off is ``V_T + 5 Delta_T``
+        (-40 mV), as for the class defaults (the patterns do not depend on it). ``overrides``
+        go to the constructor (``name``, ``I_ext``, ``V_th``, synaptic parameters, ...).
+        Tested against scipy's solution of the ODE, pattern by pattern
+        (``tests/test_adex.py``).
+        """
+        names = [pattern] if isinstance(pattern, str) else list(pattern)
+        bad = [x for x in names if x not in NAUD2008]
+        if not names or bad:
+            raise ValueError(f"pattern must be one of {list(NAUD2008)} or a non-empty sequence of "
+                             f"them, got {pattern!r}")
+        si = {"C": 1e-12, "g_L": 1e-9, "E_L": 1e-3, "V_T": 1e-3, "Delta_T": 1e-3, "a": 1e-9,
+              "tau_w": 1e-3, "b": 1e-12, "V_reset": 1e-3, "I_ext": 1e-12}  # table unit -> SI
+        rows = [{k: v * si[k] for k, v in zip(si, NAUD2008[x], strict=True)} for x in names]
+        for r in rows:
+            r["V_th"] = r["V_T"] + 5 * r["Delta_T"]
+        kw: dict[str, object] = {
+            k: rows[0][k] if isinstance(pattern, str)
+            else torch.tensor([r[k] for r in rows], dtype=torch.float64)
+            for k in rows[0]
+        }
+        return cls(n, **{**kw, **overrides})  # type: ignore[arg-type]
 
     variables = {**LIFPopulation.variables, "w": ("A", "adaptation current")}
 

@@ -214,3 +214,47 @@ def test_adex_in_an_experiment_file():
         E.loads(ADEX_FILE.replace('a = "4 nS"', 'a = "4 ms"'), "adex.toml")
     with pytest.raises(E.ExperimentError, match=r"\[sweep\.populations\.cell\.b\].*is a time"):
         E.loads(ADEX_FILE.replace('"0 pA"', '"0 ms"'), "adex.toml")
+
+
+def test_naud2008_firing_patterns_match_the_ode_and_have_their_shapes():
+    """The eight firing patterns of Naud et al. 2008 (Table 1), one batch instance each, in one
+    run of 0.5 s at dt = 20 us: every pattern fires as many spikes as scipy's solution of the
+    ODE, its first spikes within 0.15 ms of scipy's (the first 4 for the irregular pattern,
+    whose later spikes drift apart as any two integrators' do); and each spike train has the
+    shape its name says (which also guards the table against typos)."""
+    from synaptic_fwp.neurons import NAUD2008
+
+    names = list(NAUD2008)
+    T, dt = 0.5, 2e-5
+    pop = AdExPopulation.naud2008(names, name="n")
+    net = Network(dt=dt, batch=len(names), dtype=torch.float64)
+    net.add(pop)
+    ds = net.run(T, record=["n.spikes"], progress=False)
+    t, s = ds["time"].values, ds["n_spikes"].values[:, :, 0]
+    trains = {}
+    for j, name in enumerate(names):
+        single = AdExPopulation.naud2008(name)
+        p = {k: float(getattr(single, k)) for k in RS}
+        ref = ode_spikes(p, float(single.I_ext), T)
+        ours = t[s[j] > 0]
+        assert len(ours) == len(ref), (name, len(ours), len(ref))
+        k = 4 if name == "irregular" else 10
+        assert np.abs(ours[:k] - ref[:k]).max() < 1.5e-4, name
+        trains[name] = ref
+    isi = {n: np.diff(x) * 1e3 for n, x in trains.items()}  # ms
+    assert abs(isi["tonic"][-1] / isi["tonic"][-5] - 1) < 0.01  # steady, barely adapting
+    assert np.all(np.diff(isi["adapting"]) > 0) and isi["adapting"][-1] > 5 * isi["adapting"][0]
+    ib = isi["initial_burst"]  # a burst of 3 spikes, then regular spiking
+    assert ib[:2].max() < 10 and ib[2:].min() > 50
+    rb = isi["regular_bursting"]  # a triplet, then doublets: after it, long and short alternate
+    assert rb[2::2].min() > 100 and np.delete(rb, np.s_[2::2]).max() < 10
+    da = isi["delayed_accelerating"]  # a long first latency, then ever shorter intervals
+    assert trains["delayed_accelerating"][0] * 1e3 > da[0] and np.all(np.diff(da) < 0)
+    drb = isi["delayed_regular_bursting"]  # bursts of four spikes
+    assert drb[3::4].min() > 50 and np.delete(drb, np.s_[3::4]).max() < 10
+    assert trains["transient"][-1] < 0.05  # responds to the onset only
+    irr = isi["irregular"]
+    assert irr.std() / irr.mean() > 0.4
+    with pytest.raises(ValueError, match="pattern must be one of"):
+        AdExPopulation.naud2008("bursty")
+    assert AdExPopulation.naud2008("tonic", I_ext=0.0).I_ext == 0.0  # overrides
