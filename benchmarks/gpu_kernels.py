@@ -174,19 +174,22 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<12}{mode:<10}{pas:<9}{c.limiter():<9}{bound / t_tri_s:>8.3g}"
                   f"{t_rec_s / t_tri_s:>9.3g}{t_chk_s / t_tri_s:>9.3g}{err:>10.1e}")
     if not a.rules or "stdp" in a.rules:
-        spiking(dev, timeit, a.interpret)
+        for neuron in ("lif", "adex"):
+            spiking(dev, timeit, a.interpret, neuron)
 
 
-def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret: bool) -> None:
-    """The fused spiking projection (Poisson -> LIF with triplet STDP) against the engine's torch
-    path on the same device: speed-up, spikes equal, fraction of the roofline bound."""
+def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret: bool,
+            neuron: str = "lif") -> None:
+    """The fused spiking projection (Poisson -> LIF or AdEx with triplet STDP) against the
+    engine's torch path on the same device: speed-up, spikes equal, fraction of the roofline
+    bound."""
     import torch
     from synaptic_fwp.kernels.roofline import spiking_cost
     from synaptic_fwp.kernels.spiking import run_lif_stdp
 
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import PoissonInput
-    from synaptic_fwp.neurons import LIFPopulation
+    from synaptic_fwp.neurons import AdExPopulation, LIFPopulation
     from synaptic_fwp.plasticity import TripletSTDP
 
     B, n_pre, n_post, steps = (1, 8, 4, 20) if interpret else (1024, 256, 64, 2000)
@@ -199,7 +202,11 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     def build():
         net = Network(dt=dt, batch=B, seed=1, device=dev, dtype=dtype)
         inp = net.add(PoissonInput(n_pre, rate=20.0, name="inp"))
-        lif = net.add(LIFPopulation(n_post, ampa_drive=60e-3, name="lif"))
+        if neuron == "adex":  # regular spiking, held just below rheobase
+            pop = AdExPopulation(n_post, ampa_drive=60e-3, I_ext=0.5e-9, name="lif")
+        else:
+            pop = LIFPopulation(n_post, ampa_drive=60e-3, name="lif")
+        lif = net.add(pop)
         net.connect(inp, lif, W0, rule, name="S")
         return net, inp, lif
 
@@ -220,7 +227,8 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     t_ker = timeit(lambda: run_lif_stdp(pre, W0, rule, lif, dt))
     scale = 1e-3 if dev == "cuda" else 1.0
     bound = spiking_cost(n_pre, n_post).bound(B * steps)
-    print(f"\nspiking projection B={B} n_pre={n_pre} n_post={n_post} steps={steps} float32: "
+    print(f"\nspiking projection ({neuron}) B={B} n_pre={n_pre} n_post={n_post} steps={steps} "
+          "float32: "
           f"bound fraction {bound / (t_ker * scale):.3g}, x engine {t_eng / t_ker:.3g}, "
           f"spikes equal to the engine: {same} ({int(ref.sum())} post spikes)")
 
