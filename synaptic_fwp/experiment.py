@@ -966,13 +966,13 @@ _KIND_OF = [
     (re.compile(r"^(E_.*|V_.*|ampa_drive|Delta_T)$"), "voltage"),
     (re.compile(r"^C$"), "capacitance"),
     (re.compile(r"^g_L$"), "conductance"),
-    (re.compile(r"^I_ext$"), "current"),
     (re.compile(r"^(track_length|width|x0|positions)$"), "length"),
 ]
 
 
 #: Kinds of short names that mean other things elsewhere: AdEx's adaptation ``a`` (S) and
-#: ``b`` (A) within ``[populations]`` only (Shouval's rule has a dimensionless ``b``).
+#: ``b`` (A) within ``[populations]`` only (Shouval's rule has a dimensionless ``b``). (``I_ext``
+#: has no kind: amperes for spiking neurons, the units of ``W r`` for rate units.)
 _POPULATION_KIND = {"a": "conductance", "b": "current"}
 
 
