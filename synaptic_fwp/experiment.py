@@ -41,6 +41,7 @@ rebuilds the experiment from them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import itertools
@@ -960,6 +961,11 @@ POPULATIONS: dict[str, str] = {
 }
 """Population ``type`` names -> classes of :mod:`synaptic_fwp.neurons`."""
 
+PRESETS: dict[str, tuple[str, str, str]] = {"adex": ("pattern", "naud2008", "NAUD2008")}
+"""Object types with named parameter sets: ``type -> (key, classmethod, table)``; e.g.
+``pattern = "regular_bursting"`` builds ``AdExPopulation.naud2008("regular_bursting", ...)``
+(Naud et al. 2008), the other keys overriding the set."""
+
 _KIND_OF = [
     (re.compile(r"^(tau.*|t_ref|duration|times|rate_dt|delay|dt|every)$"), "time"),
     (re.compile(r"^(rate|peak_rate|baseline|r_max|r_init|max_rate)$"), "frequency"),
@@ -1024,10 +1030,17 @@ def _resolve_objects(
         if kind not in types:
             raise ctx.error((*path, "type"), f"unknown type {kind!r}; allowed: {', '.join(types)}")
         args = _signature_args(getattr(mod, types[kind]))
-        _check_keys(ctx, spec, path, ["type", *args], f"{kind} argument")
+        preset = PRESETS.get(kind) if section == "populations" else None
+        extra = [preset[0]] if preset else []
+        _check_keys(ctx, spec, path, ["type", *extra, *args], f"{kind} argument")
         res: dict[str, Any] = {"type": kind}
         for k, v in spec.items():
-            if k != "type":
+            if preset and k == preset[0]:
+                table = getattr(mod, preset[2])
+                if v not in table:
+                    raise ctx.error((*path, k), f"unknown {k} {v!r}; allowed: {', '.join(table)}")
+                res[k] = v
+            elif k != "type":
                 res[k] = _convert_value(ctx, (*path, k), k, v)
         missing = [a for a, d in args.items() if d is inspect.Parameter.empty and a not in res]
         if missing:
@@ -1293,6 +1306,9 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
     for name, spec in cfg["populations"].items():
         cls = getattr(pop_mod, POPULATIONS[spec["type"]])
         a = args_of("populations", name, spec)
+        preset = PRESETS.get(spec["type"])
+        if preset and preset[0] in a:  # a named parameter set, the other keys override it
+            cls = functools.partial(getattr(cls, preset[1]), a.pop(preset[0]))
         objs[name] = guarded(
             ("populations", name),
             list(a),

@@ -258,3 +258,32 @@ def test_naud2008_firing_patterns_match_the_ode_and_have_their_shapes():
     with pytest.raises(ValueError, match="pattern must be one of"):
         AdExPopulation.naud2008("bursty")
     assert AdExPopulation.naud2008("tonic", I_ext=0.0).I_ext == 0.0  # overrides
+
+
+def test_naud2008_pattern_in_an_experiment_file():
+    """``pattern = "..."`` in an AdEx population of an experiment file builds that firing pattern
+    of Naud et al. 2008 (the other keys override it): the same spikes as
+    ``AdExPopulation.naud2008``; an unknown pattern is refused with the allowed names."""
+    from synaptic_fwp import experiment as E
+
+    text = ADEX_FILE.replace("""I_ext = "1 nA"
+a = "4 nS"
+Delta_T = "2 mV"
+tau_w = "144 ms"
+V_T = "-50.4 mV"
+""", """pattern = "regular_bursting"
+""").replace("""[sweep]
+"populations.cell.b" = ["0 pA", "80.5 pA"]
+""", """[sweep]
+"populations.cell.I_ext" = [0.0, 2.1e-10]
+""")
+    ds = E.loads(text, "adex.toml").run(progress=False, write=False)
+    spikes = ds["cell_spikes"].values[:, :, 0]
+    assert spikes[0].sum() == 0  # no current: at rest
+    net = Network(dt=2e-5, batch=1, dtype=torch.float64)
+    net.add(AdExPopulation.naud2008("regular_bursting", name="n"))
+    ref = net.run(0.2, record=["n.spikes"], progress=False)["n_spikes"].values[0, :, 0]
+    np.testing.assert_array_equal(spikes[1], ref)
+    assert ref.sum() >= 4
+    with pytest.raises(E.ExperimentError, match=r"unknown pattern 'bursty'; allowed: tonic"):
+        E.loads(text.replace('"regular_bursting"', '"bursty"'), "adex.toml")
