@@ -62,9 +62,9 @@ synaptic_fwp run shifted by one step (final values are unaffected). Event-driven
 exact at any ``dt``.
 
 Engine networks (:func:`network_to_brian2`, or ``to_brian2(network)``): ``SpikeTimesInput``
-sources, AMPA-only ``LIFPopulation``\ s and ``AdExPopulation``\ s written as the engine's own
-step, and static or pair / triplet STDP projections (with delays): deterministic inputs give the
-same spikes and weights.
+sources, ``LIFPopulation``\ s and ``AdExPopulation``\ s (AMPA, NMDA with its Mg2+ block, GABA)
+written as the engine's own step, and static or pair / triplet STDP projections (with delays,
+static NMDA weights ``U0``): deterministic inputs give the same spikes and weights.
 
 Rate rules (:func:`rate_to_brian2`, code from :func:`rate_rule_code`)
     Every rule of :mod:`synaptic_fwp.rules` (the Primer's Eq. 31 family: hebbian, delta, oja,
@@ -86,7 +86,7 @@ BTSP (:func:`btsp_to_brian2`; :mod:`synaptic_fwp.plasticity.btsp`)
 
 Not exported (a clear ``TypeError`` listing what is supported): rate populations,
 Poisson/place-cell/plateau inputs (their counter-based random streams have no Brian2
-equivalent), NMDA (``U0``) and GABA projections.
+equivalent), projections with rate rules, a ``value`` signal or a ``sign``.
 
 Brian2 is imported only inside these functions (this is the "faces" layer). The ``numpy``
 code-generation target needs no compiler; ``cython`` compiles on first use (about a minute on
@@ -868,26 +868,51 @@ def _at(name: str, v: object, b: int, batch: int) -> float:
 
 
 _NET_SUPPORTED = (
-    "inputs: SpikeTimesInput; populations: LIFPopulation or AdExPopulation with AMPA synapses "
-    "only (conductance "
-    "or fixed driving force ampa_drive; no NMDA/GABA projections); projections: static or a "
-    f"spiking rule ({', '.join(SUPPORTED_RULES[:2])}) with target 'ampa', no U0/value/sign"
+    "inputs: SpikeTimesInput; populations: LIFPopulation or AdExPopulation (conductance-based "
+    "AMPA or a fixed driving force ampa_drive; NMDA with its Mg2+ block; GABA); projections: "
+    f"static or a spiking rule ({', '.join(SUPPORTED_RULES[:2])}) with target 'ampa' or 'gaba', "
+    "static NMDA weights U0 allowed, no value/sign"
 )
 
 
-def _adex_update(v: dict[str, float], dt: float, ns: dict[str, float],
-                 drive: float | None) -> str:
+def _synaptic_terms(v: dict[str, float], ns: dict[str, float], drive: float | None,
+                    nmda: bool, gaba: bool) -> tuple[list[str], str, str]:
+    """Brian2 code of the synaptic part of the LIF and AdEx steps
+    (:meth:`synaptic_fwp.neurons.LIFPopulation._parts`), in the engine's order of operations:
+    ``(lines, g_tot, num)`` with ``lines`` computing the Mg2+-blocked NMDA conductance ``gnb``
+    at the step's start ``V`` (Jahr & Stevens 1990), ``g_tot`` the total conductance and ``num``
+    the synaptic terms ``+ g_X E_X`` (``+ g_A drive`` with a fixed AMPA driving force, which adds
+    nothing to ``g_tot``) to append to the leak's; fills the namespace ``ns``."""
+    lines, g_tot, num = [], ["g_L"], []
+    if drive is None:
+        ns["E_ampa"] = v["E_ampa"]
+        g_tot.append("g_ampa")
+        num.append(" + g_ampa*E_ampa")
+    else:
+        ns["drive"] = drive
+        num.append(" + g_ampa*drive")
+    if nmda:
+        ns.update(E_nmda=v["E_nmda"], mg_f=v["mg"] / 3.57)
+        lines.append("gnb = g_nmda/(1.0 + exp(-62.0*V)*mg_f)")
+        g_tot.append("gnb")
+        num.append(" + gnb*E_nmda")
+    if gaba:
+        ns["E_gaba"] = v["E_gaba"]
+        g_tot.append("g_gaba")
+        num.append(" + g_gaba*E_gaba")
+    return lines, "(" + " + ".join(g_tot) + ")", "".join(num)
+
+
+def _adex_update(v: dict[str, float], dt: float, ns: dict[str, float], syn: list[str],
+                 g_tot: str, num: str) -> str:
     """Brian2 code of :class:`~synaptic_fwp.neurons.AdExPopulation`'s step before the
     threshold (its docstring): ``V += dt phi1(dt J) F / C`` with the exponent capped at the
     cut-off and ``dt J`` at ``_Z_MAX``, then ``w`` relaxed exactly towards ``a (V - E_L)`` of the
-    step's start (``w_adapt`` in Brian2: ``w`` names the synaptic weights); fills the namespace
-    ``ns``. ``drive``: the fixed AMPA driving force, if any."""
+    step's start (``w_adapt`` in Brian2: ``w`` names the synaptic weights); ``syn``, ``g_tot``,
+    ``num``: the synaptic terms of :func:`_synaptic_terms`; fills the namespace ``ns``."""
     from .neurons import _Z_MAX
 
     ns.update(
-        g_L=v["g_L"],
-        gLEL=v["g_L"] * v["E_L"] + v["I_ext"],
-        dt_over_C=dt / v["C"],
         E_L=v["E_L"],
         V_T=v["V_T"],
         Delta_T=v["Delta_T"],
@@ -897,20 +922,16 @@ def _adex_update(v: dict[str, float], dt: float, ns: dict[str, float],
         b_w=v["b"],
         dec_w=math.exp(-dt / v["tau_w"]),
     )
-    if drive is None:
-        ns["E_ampa"] = v["E_ampa"]
-        g_tot, syn = "(g_L + g_ampa)", "g_ampa*E_ampa"
-    else:
-        ns["drive"] = drive
-        g_tot, syn = "g_L", "g_ampa*drive"
     return "\n".join([
+        *syn,
         "w_inf = a_w*(V - E_L)",
         "spike_g = g_L*exp(clip((V - V_T)/Delta_T, -inf, x_max))",
-        f"num = gLEL + spike_g*Delta_T - w_adapt + {syn}",
-        f"z = clip((spike_g - {g_tot})*dt_over_C, -inf, z_max)",
+        f"num = gLEL + spike_g*Delta_T - w_adapt{num}",
+        f"g_tot = {g_tot}",
+        "z = clip((spike_g - g_tot)*dt_over_C, -inf, z_max)",
         "small = int(abs(z) < 1e-6)",  # phi1(z) = expm1(z)/z, its series near 0
         "phi1 = (1 - small)*expm1(z)/(z + small) + small*(1 + 0.5*z)",
-        f"V = V + (num - {g_tot}*V)*dt_over_C*phi1",
+        "V = V + (num - g_tot*V)*dt_over_C*phi1",
         "w_adapt = w_inf + dec_w*(w_adapt - w_inf)",
     ])
 
@@ -922,16 +943,18 @@ def network_to_brian2(
 
     Supported (anything else raises a ``TypeError`` naming the object and listing this):
     ``SpikeTimesInput`` sources (``SpikeGeneratorGroup``; times rounded to steps as the engine
-    does); ``LIFPopulation``\ s with AMPA input only, written as the engine's step (module
-    docstring of :mod:`synaptic_fwp.neurons`: the exponential integrator with the conductance
-    held over a step, ``V <- V_inf + (V - V_inf) exp(-g_tot dt / C)``, then the refractory
-    hold, threshold ``V > V_th``, reset, and the exact conductance decay) as a ``run_regularly``
+    does); ``LIFPopulation``\ s, written as the engine's step (module docstring of
+    :mod:`synaptic_fwp.neurons`: the exponential integrator with the conductances, and the NMDA
+    Mg2+ block, held over a step, ``V <- V_inf + (V - V_inf) exp(-g_tot dt / C)``, then the
+    refractory hold, threshold ``V > V_th``, reset, and the exact conductance decays) as a
+    ``run_regularly``
     operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset;
     ``AdExPopulation``\ s likewise, with the engine's exponential Rosenbrock-Euler step for
     ``V``, the exact relaxation of ``w`` and ``w <- w + b`` in the reset; and
-    projections (``Synapses``, every pre-post pair) that add ``w`` to ``g_ampa`` of the
-    target at a presynaptic spike (after the projection's ``delay``) and apply a pair or
-    triplet STDP rule (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
+    projections (``Synapses``, every pre-post pair) that add ``w`` to ``g_ampa`` (or ``g_gaba``,
+    ``target="gaba"``) and the static NMDA weight ``u`` (``U0``) to ``g_nmda`` of the target at
+    a presynaptic spike (after the projection's ``delay``) and apply a pair or triplet STDP rule
+    (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
     resets; ``pre`` before ``post``) is the engine's step order, so deterministic inputs give
     the same spikes and the same weights (up to rounding).
     """
@@ -966,8 +989,7 @@ def network_to_brian2(
             )
     for name, p in net.projections.items():
         ok = (
-            p.target == "ampa"
-            and p.U0 is None
+            p.target in ("ampa", "gaba")
             and p.value is None
             and p.sign is None
             and (p.rule is None or isinstance(p.rule, (PairSTDP, TripletSTDP)))
@@ -1000,7 +1022,9 @@ def network_to_brian2(
         adex = isinstance(pop, AdExPopulation)
         v = {k: _at(f"{name}.{k}", getattr(pop, k), b, B) for k in type(pop)._PARAMS}
         fixed = pop.ampa_drive is not None
-        model = "V : 1\ng_ampa : 1\nref : 1\n" + ("w_adapt : 1\n" if adex else "")
+        nmda, gaba = pop.uses["nmda"], pop.uses["gaba"]
+        model = "V : 1\ng_ampa : 1\nref : 1\n" + "".join(
+            f"{x} : 1\n" for x, on in (("g_nmda", nmda), ("g_gaba", gaba), ("w_adapt", adex)) if on)
         g = b2.NeuronGroup(
             int(pop.n),
             model,
@@ -1017,12 +1041,15 @@ def network_to_brian2(
             "V_reset": v["V_reset"],
             "n_ref": float(round(v["t_ref"] / dt)),
             "dec_ampa": math.exp(-dt / v["tau_ampa"]),
+            "g_L": v["g_L"],
+            "gLEL": v["g_L"] * v["E_L"] + v["I_ext"],
+            "dt_over_C": dt / v["C"],
         }
-        if fixed:
-            drive = _at(f"{name}.ampa_drive", pop.ampa_drive, b, B)
+        drive = _at(f"{name}.ampa_drive", pop.ampa_drive, b, B) if fixed else None
+        syn, g_tot, num = _synaptic_terms(v, ns, drive, nmda, gaba)
         if adex:
-            update = _adex_update(v, dt, ns, None if not fixed else drive)
-        elif fixed:
+            update = _adex_update(v, dt, ns, syn, g_tot, num)
+        elif fixed and not (nmda or gaba):  # the engine's fast path: a constant factor
             ns.update(
                 fac_m=math.exp(-dt / (v["C"] / v["g_L"])),
                 V_rest=v["E_L"] + v["I_ext"] / v["g_L"],
@@ -1030,22 +1057,19 @@ def network_to_brian2(
             )
             update = "V = (V_rest + g_ampa*d_over_gL) + fac_m*(V - (V_rest + g_ampa*d_over_gL))"
         else:
-            ns.update(
-                g_L=v["g_L"],
-                gLEL=v["g_L"] * v["E_L"] + v["I_ext"],
-                E_ampa=v["E_ampa"],
-                dt_over_C=dt / v["C"],
-            )
-            update = (
-                "V_inf = (gLEL + g_ampa*E_ampa)/(g_L + g_ampa)\n"
-                "V = V_inf + exp(-(g_L + g_ampa)*dt_over_C)*(V - V_inf)"
-            )
+            update = "\n".join([*syn, f"g_tot = {g_tot}", f"V_inf = (gLEL{num})/g_tot",
+                                "V = V_inf + exp(-g_tot*dt_over_C)*(V - V_inf)"])
+        decays = ["g_ampa = g_ampa*dec_ampa"]
+        for x, on in (("nmda", nmda), ("gaba", gaba)):
+            if on:
+                ns[f"dec_{x}"] = math.exp(-dt / v[f"tau_{x}"])
+                decays.append(f"g_{x} = g_{x}*dec_{x}")
         code = "\n".join(
             [
                 update,
                 "V = V_reset*int(ref > 0) + V*int(ref <= 0)",  # refractory hold
                 "ref = clip(ref - 1, 0, inf)",
-                "g_ampa = g_ampa*dec_ampa",
+                *decays,
             ]
         )
         g.namespace.update(ns)
@@ -1057,11 +1081,7 @@ def network_to_brian2(
     shapes: dict[str, tuple[int, int]] = {}
     for name, p in net.projections.items():
         n_post, n_pre = p.n_post, p.n_pre
-        W0 = p.W0
-        if isinstance(W0, torch.Tensor):
-            W0 = W0.detach().to(torch.float64)
-            W0 = (W0[b] if W0.ndim == 3 else W0).numpy()
-        W0 = np.broadcast_to(np.asarray(W0, dtype=np.float64), (n_post, n_pre))
+        W0 = _instance_weights(p.W0, b, (n_post, n_pre))
         if p.rule is None:
             model, on_pre, on_post, params = "w : 1", "", "", {}
         else:
@@ -1074,7 +1094,11 @@ def network_to_brian2(
             rule = dataclasses.replace(rule, **scal) if scal else rule
             spec = synapse_model(rule, traces=traces)
             model, on_pre, on_post, params = spec.model, spec.on_pre, spec.on_post, spec.params
-        on_pre = "g_ampa_post += w\n" + on_pre  # transmission uses W before the update
+        # transmission uses W before the update; static NMDA weights U0 (Primer Sec. 4.1)
+        on_pre = f"g_{p.target}_post += w\n" + ("g_nmda_post += u\n" if p.U0 is not None
+                                                  else "") + on_pre
+        if p.U0 is not None:
+            model += "\nu : 1 (constant)"
         kw: dict[str, Any] = {}
         if on_post:
             kw["on_post"] = on_post
@@ -1093,10 +1117,21 @@ def network_to_brian2(
         for k, (unit, val) in params.items():
             setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))
         syn.w = W0.reshape(-1)
+        if p.U0 is not None:
+            syn.u = _instance_weights(p.U0, b, (n_post, n_pre)).reshape(-1)
         synapses[name] = syn
         shapes[name] = (n_post, n_pre)
         objs.append(syn)
     return Brian2Network(b2.Network(*objs), groups, synapses, spikes, shapes, dt, codegen)
+
+
+def _instance_weights(W: object, b: int, shape: tuple[int, int]) -> np.ndarray:
+    """Instance ``b``'s ``(n_post, n_pre)`` weights from a float, a ``(n_post, n_pre)`` or a
+    ``(batch, n_post, n_pre)`` tensor (float64)."""
+    if isinstance(W, torch.Tensor):
+        W = W.detach().to(torch.float64)
+        W = (W[b] if W.ndim == 3 else W).numpy()
+    return np.broadcast_to(np.asarray(W, dtype=np.float64), shape)
 
 
 def _name_of(net: Any, obj: object) -> str:

@@ -145,12 +145,14 @@ def test_unsupported_and_bad_input_raise_before_any_work():
 @pytest.mark.parametrize(
     "case",
     ["conductance-pair", "fixed-drive-triplet",
-     "adex-conductance-pair", "adex-fixed-drive-triplet"],
+     "adex-conductance-pair", "adex-fixed-drive-triplet",
+     "nmda-gaba-conductance-pair", "adex-nmda-gaba-fixed-drive-triplet"],
 )
 def test_engine_network_spike_for_spike(case):
     """An engine network (8 spike-time inputs -> 2 LIF or AdEx neurons, plastic AMPA projection
-    with a 1 ms delay) and its Brian2 export fire the same spikes in the same steps and end with
-    the same weights (float64 engine, step path)."""
+    with a 1 ms delay; in the nmda-gaba cases also static NMDA weights U0 on it, with the Mg2+
+    block, and 4 more inputs onto GABA synapses) and its Brian2 export fire the same spikes in
+    the same steps and end with the same weights (float64 engine, step path)."""
     import dataclasses
 
     from synaptic_fwp.brian2_export import network_to_brian2
@@ -167,6 +169,8 @@ def test_engine_network_spike_for_spike(case):
         idx += [i] * steps.size
     lif = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=2e-3)
     Pop = LIFPopulation
+    nmda_gaba = "nmda-gaba-" in case
+    case = case.replace("nmda-gaba-", "")
     if case.startswith("adex"):  # Brette & Gerstner's regular spiking cell, near rheobase
         Pop, lif = AdExPopulation, dict(I_ext=0.5e-9, t_ref=1e-3)
         case = case[5:]
@@ -184,7 +188,16 @@ def test_engine_network_spike_for_spike(case):
     inp = net.add(SpikeTimesInput(n_in, times=times, indices=idx, name="inp"))
     out = net.add(Pop(n_out, **lif, name="out"))
     W0 = torch.as_tensor(rng.uniform(W_lo, W_hi, (n_out, n_in)))
-    net.connect(inp, out, W0, rule, name="S", delay=1e-3)
+    U0 = torch.as_tensor(rng.uniform(0.5e-9, 1.5e-9, (n_out, n_in))) if nmda_gaba else None
+    net.connect(inp, out, W0, rule, name="S", delay=1e-3, U0=U0)
+    if nmda_gaba:  # 4 inhibitory inputs at 40 Hz, static GABA synapses
+        t_inh = np.arange(0.0125, T - 0.01, 0.025)
+        inh = net.add(SpikeTimesInput(
+            4, times=np.concatenate([t_inh + 2.5e-3 * j for j in range(4)]),
+            indices=np.repeat(np.arange(4), t_inh.size), name="inh"))
+        net.connect(inh, out, torch.full((n_out, 4), 3e-9, dtype=torch.float64), target="gaba",
+                    name="I")
+        assert out.uses["nmda"] and out.uses["gaba"]
     ex = network_to_brian2(net, traces=traces)  # built before the engine run changes nothing
     ds = net.run(T, record=["S.W", "out.spikes"], progress=False, method="step")
     ex.run(T)
