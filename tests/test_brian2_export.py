@@ -227,6 +227,20 @@ def test_unsupported_network_objects_raise():
         to_brian2(net)
     with pytest.raises(ValueError, match="instance"):
         network_to_brian2(net, instance=2)
+    # a rate rule on a projection, and a rate population: named, with what is supported
+    from synaptic_fwp.inputs import SpikeTimesInput
+    from synaptic_fwp.neurons import RatePopulation
+
+    rr = Network(dt=1e-4, batch=1, dtype=torch.float64)
+    src = rr.add(SpikeTimesInput(2, times=[0.001], indices=[0], name="src"))
+    lif = rr.add(LIFPopulation(1, name="lif"))
+    rr.connect(src, lif, 1e-9, "hebbian", eta=1.0, tau_pre=0.02, tau_post=0.02, name="H")
+    with pytest.raises(TypeError, match="cannot export projection 'H'.*supported: inputs"):
+        network_to_brian2(rr)
+    rp = Network(dt=1e-4, batch=1, dtype=torch.float64)
+    rp.add(RatePopulation(1, name="rates"))
+    with pytest.raises(TypeError, match="cannot export population 'rates' \\(RatePopulation\\)"):
+        network_to_brian2(rp)
 
 
 # ---------------------------------------------------------------------------------------------
