@@ -245,14 +245,14 @@ def test_errors_before_any_work(monkeypatch):
 
 
 # ------------------------------------------------------------------ fused spiking projection
-def _spiking_case(rule, lif, B, n_pre, steps, dt, W0, rate=150.0):
+def _spiking_case(rule, lif, B, n_pre, steps, dt, W0, rate=150.0, dtype=torch.float64):
     """Run the engine (torch path) and the fused kernel on the same Poisson input."""
     from synaptic_fwp.kernels.spiking import run_lif_stdp
 
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import PoissonInput
 
-    net = Network(dt=dt, batch=B, seed=11, dtype=torch.float64)
+    net = Network(dt=dt, batch=B, seed=11, dtype=dtype)
     inp = net.add(PoissonInput(n_pre, rate=rate, name="inp"))
     net.add(lif)
     net.connect(inp, lif, W0, rule, name="S")
@@ -313,6 +313,27 @@ def test_spiking_kernel_equals_engine_spike_for_spike(case):
     for n, r in ref_state.items():
         err = float((got[n] - r).abs().max() / r.abs().max().clamp_min(1e-300))
         assert err <= 1e-12, f"{case}: {n} differs from the engine by {err:.1e} (relative)"
+
+
+def test_spiking_kernel_adex_float32():
+    """The AdEx variant in float32 (its phi1 = (u - 1)/log u against the engine's expm1(z)/z):
+    the same spikes as the engine's float32 torch path, V and w within 1e-5 relative."""
+    from synaptic_fwp.neurons import AdExPopulation
+    from synaptic_fwp.plasticity import PairSTDP
+
+    B, n_pre, n_post, dt, steps, w_max = 2, 12, 5, 1e-4, 200, 20e-9
+    rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_max=w_max)
+    pop = AdExPopulation(n_post, V_init=-55e-3, name="lif")
+    gen = torch.Generator().manual_seed(2)
+    W0 = w_max * (0.3 + 0.4 * torch.rand(B, n_post, n_pre, generator=gen))
+    pre, ref, st, run = _spiking_case(rule, pop, B, n_pre, steps, dt, W0, dtype=torch.float32)
+    out = run(pre, W0, rule, pop, dt)
+    assert int(ref.sum()) > 10
+    assert torch.equal(out["spikes"], ref)
+    for k in ("V", "w"):
+        r = st["pop"]["lif"][k]
+        err = float((out["state"][k] - r).abs().max() / r.abs().max())
+        assert err <= 1e-5, (k, err)
 
 
 def test_spiking_kernel_errors():
