@@ -182,3 +182,32 @@ def test_pdf_text_is_not_outlined(tmp_path, stdp):
     streams = re.findall(rb"stream\r?\n(.*?)endstream", data, re.S)
     text = b"".join(zlib.decompress(s) for s in streams if s[:1] == b"x")
     assert b"Tj" in text or b"TJ" in text
+
+
+def test_membrane_traces_of_an_engine_run(tmp_path):
+    """``auto`` draws an engine run's V (and AdEx's w) as membrane traces, one panel per
+    instance, each recorded spike a line up to the spike peak; a double-column PDF with
+    TrueType fonts; missing variables and short titles are named errors."""
+    import torch
+
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.neurons import AdExPopulation
+
+    net = Network(dt=1e-4, batch=3, dtype=torch.float64)
+    net.add(AdExPopulation.naud2008(["tonic", "adapting", "regular_bursting"], name="cell"))
+    ds = net.run(0.1, record=["cell.V", "cell.w", "cell.spikes"], progress=False)
+    fig = plot.auto(ds, titles=["tonic", "adapting", "bursting"])
+    v_axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_ylabel() == "V (mV)"]
+    assert len(v_axes) == 1  # the first column carries the labels
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in titled] == ["tonic", "adapting", "bursting"]
+    for j, ax in enumerate(titled):  # one vertical line per recorded spike
+        (lines,) = ax.collections
+        assert len(lines.get_segments()) == int(ds["cell_spikes"][j].sum()) > 0
+    assert any(ax.get_ylabel() == "w (pA)" for ax in fig.axes)
+    paths = plot.save(fig, tmp_path / "traces")
+    _pdf_checks(next(p for p in paths if p.suffix == ".pdf"), 180.0)
+    with pytest.raises(ValueError, match="titles has 1 names for 3 panels"):
+        plot.membrane_traces(ds, titles=["x"])
+    with pytest.raises(ValueError, match="no '<population>_V' variable"):
+        plot.membrane_traces(ds[["cell_spikes"]])

@@ -33,6 +33,7 @@ __all__ = [
     "capacity_curve",
     "learning_curve",
     "rule_comparison",
+    "membrane_traces",
     "auto",
 ]
 
@@ -782,6 +783,107 @@ def rule_comparison(
     return fig
 
 
+def _pop_var(ds: xr.Dataset, var: str | None, suffix: str, arg: str, fn: str) -> str | None:
+    """``var``, or the one ``<population>_<suffix>`` variable of an engine run (``None`` if
+    there is none and ``var`` was not given; an error naming ``arg`` if several)."""
+    if var is not None:
+        _get(ds, var, arg, fn)
+        return var
+    found = sorted(v for v in map(str, ds.data_vars) if v.endswith(f"_{suffix}"))
+    if len(found) > 1:
+        raise ValueError(f"{fn}: several {suffix!r} variables {found}; pass {arg}=")
+    return found[0] if found else None
+
+
+def membrane_traces(
+    ds: xr.Dataset,
+    var: str | None = None,
+    *,
+    spikes: str | None = None,
+    adaptation: str | None = None,
+    time: str = "time",
+    instance: str = "batch",
+    neuron: int = 0,
+    max_panels: int = 8,
+    titles: list[str] | None = None,
+    spike_peak: float = 0.02,
+    width: str | float = "double",
+    height_mm: float | None = None,
+) -> Figure:
+    """Membrane potential of one neuron over time, one panel per instance of a network run
+    (up to ``max_panels``, along ``instance``): ``V`` in mV against time in ms, each spike
+    drawn as a line up to ``spike_peak`` (V; the model's cut-off is not the spike's peak), and,
+    for AdEx runs, the adaptation current in pA below. ``var``, ``spikes`` and ``adaptation``
+    default to the run's ``<population>_V``, ``_spikes`` and ``_w`` variables (record them with
+    ``net.run(record=["pop.V", "pop.spikes", "pop.w"])``); ``titles`` name the panels (e.g. the
+    firing patterns of :meth:`synaptic_fwp.neurons.AdExPopulation.naud2008`), else the swept
+    parameters label them."""
+    fn = "membrane_traces"
+    ds = _check_ds(ds, fn)
+    var = _pop_var(ds, var, "V", "var", fn)
+    if var is None:
+        raise ValueError(f"{fn}: no '<population>_V' variable in the Dataset; record 'pop.V' or "
+                         f"pass var= (it has {sorted(map(str, ds.data_vars))})")
+    spikes = _pop_var(ds, spikes, "spikes", "spikes", fn)
+    adaptation = _pop_var(ds, adaptation, "w", "adaptation", fn)
+    for n, x, lo in (("max_panels", max_panels, 1), ("neuron", neuron, 0)):
+        if isinstance(x, bool) or not isinstance(x, int) or x < lo:
+            raise ValueError(f"{fn}: {n} must be an int >= {lo}, got {x!r}")
+    da = ds[var]
+    if time not in da.dims:
+        raise ValueError(f"{fn}: {var!r} has no {time!r} dim (dims {list(da.dims)})")
+    n_inst = ds.sizes[instance] if instance in da.dims else 1
+    n = min(n_inst, max_panels)
+    if titles is not None and len(titles) < n:
+        raise ValueError(f"{fn}: titles has {len(titles)} names for {n} panels")
+    t, in_ms = _ms(ds[time])
+
+    def trace(name: str, i: int) -> np.ndarray:
+        x = ds[name]
+        if instance in x.dims:
+            x = x.isel({instance: i})
+        if "neuron" in x.dims:
+            x = x.isel(neuron=neuron)
+        return np.asarray(_reduce_to(x, (time,), None, fn).values, dtype=float)
+
+    def label(i: int) -> str:
+        if titles is not None:
+            return str(titles[i])
+        swept = [c for c in ds.coords if ds[c].dims == (instance,) and c != instance
+                 and c != "seed"]
+        return ", ".join(f"{c} {_fmt(ds[c].values[i])}" for c in swept[:2]) or f"instance {i}"
+
+    rows = 2 if adaptation is not None else 1
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    with style():
+        fig, axes = new_figure(width, height_mm or min(250.0, 32.0 * rows * nrows),
+                               nrows=rows * nrows, ncols=ncols, sharex=True)
+        for i in range(nrows * ncols):
+            r, c = divmod(i, ncols)
+            ax_v = axes[r * rows, c]
+            if i >= n:
+                for k in range(rows):
+                    axes[r * rows + k, c].set_visible(False)
+                continue
+            v = trace(var, i) * 1e3
+            ax_v.plot(t, v, color=color(0), lw=0.6)
+            if spikes is not None:
+                ts = t[trace(spikes, i) > 0]
+                ax_v.vlines(ts, np.interp(ts, t, v), spike_peak * 1e3, color=color(0), lw=0.6)
+            ax_v.set_title(label(i), fontsize=7)
+            if c == 0:
+                ax_v.set_ylabel("V (mV)")
+            if adaptation is not None:
+                ax_w = axes[r * rows + 1, c]
+                ax_w.plot(t, trace(adaptation, i) * 1e12, color=color(1), lw=0.6)
+                if c == 0:
+                    ax_w.set_ylabel("w (pA)")
+            bottom = axes[r * rows + rows - 1, c]
+            bottom.set_xlabel(_label(ds[time], scale_to_ms=in_ms))
+    return fig
+
+
 FIGURES: dict[str, Callable[..., Figure]] = {
     "stdp_window": stdp_window,
     "fit_result": fit_result,
@@ -793,6 +895,7 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "capacity_curve": capacity_curve,
     "learning_curve": learning_curve,
     "rule_comparison": rule_comparison,
+    "membrane_traces": membrane_traces,
 }
 """Figure types by name (the ``synaptic-fwp plot --kind`` choices)."""
 
@@ -803,7 +906,7 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
     ``freq`` -> frequency curve, else with a ``dt_pair`` dim -> STDP window; ``aic`` over
     ``rule`` -> rule comparison; weights (``W`` or an engine run's ``<projection>_W``, dims
     ``post``, ``pre``) over ``time`` -> weight trajectories, else -> weight matrix; ``ramp`` ->
-    place field)."""
+    place field; an engine run's ``<population>_V`` over ``time`` -> membrane traces)."""
     ds = _check_ds(ds, "auto")
     kind = ds.attrs.get("figure")
     if kind is not None:
@@ -833,6 +936,8 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
         return capacity_curve(ds, **kwargs)
     if "loss" in dv:
         return learning_curve(ds, **kwargs)
+    if any(v.endswith("_V") and "time" in ds[v].dims for v in dv):  # an engine run's V
+        return membrane_traces(ds, **kwargs)
     raise ValueError(
         f"auto: cannot tell which figure fits a Dataset with variables {sorted(dv)}; "
         f"pass a kind, one of {sorted(FIGURES)}"
