@@ -16,3 +16,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
     assert (tmp_path / "triplet_fit.pdf").stat().st_size > 0
     assert (tmp_path / "triplet_fit.png").stat().st_size > 0
+    assert (tmp_path / "firing_patterns.pdf").stat().st_size > 0
