@@ -207,6 +207,13 @@ def test_membrane_traces_of_an_engine_run(tmp_path):
     assert any(ax.get_ylabel() == "w (pA)" for ax in fig.axes)
     paths = plot.save(fig, tmp_path / "traces")
     _pdf_checks(next(p for p in paths if p.suffix == ".pdf"), 180.0)
+    # an experiment file's run: instances along its sweep dim, labelled by its values
+    swept = ds.rename({"batch": "drive"}).assign_coords(drive=[0.1, 0.2, 0.3])
+    fig = plot.auto(swept)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == [
+        "drive 0.1", "drive 0.2", "drive 0.3"]
+    with pytest.raises(ValueError, match="instance='replica' is not a dim"):
+        plot.membrane_traces(ds, instance="replica")
     with pytest.raises(ValueError, match="titles has 1 names for 3 panels"):
         plot.membrane_traces(ds, titles=["x"])
     with pytest.raises(ValueError, match="no '<population>_V' variable"):

@@ -802,7 +802,7 @@ def membrane_traces(
     spikes: str | None = None,
     adaptation: str | None = None,
     time: str = "time",
-    instance: str = "batch",
+    instance: str | None = None,
     neuron: int = 0,
     max_panels: int = 8,
     titles: list[str] | None = None,
@@ -811,7 +811,9 @@ def membrane_traces(
     height_mm: float | None = None,
 ) -> Figure:
     """Membrane potential of one neuron over time, one panel per instance of a network run
-    (up to ``max_panels``, along ``instance``): ``V`` in mV against time in ms, each spike
+    (up to ``max_panels``, along ``instance``: by default ``V``'s first dim other than ``time``
+    and ``neuron``, e.g. ``batch`` or an experiment file's first sweep; other dims are taken at
+    index 0): ``V`` in mV against time in ms, each spike
     drawn as a line up to ``spike_peak`` (V; the model's cut-off is not the spike's peak), and,
     for AdEx runs, the adaptation current in pA below. ``var``, ``spikes`` and ``adaptation``
     default to the run's ``<population>_V``, ``_spikes`` and ``_w`` variables (record them with
@@ -832,6 +834,11 @@ def membrane_traces(
     da = ds[var]
     if time not in da.dims:
         raise ValueError(f"{fn}: {var!r} has no {time!r} dim (dims {list(da.dims)})")
+    if instance is None:
+        instance = next((d for d in map(str, da.dims) if d not in (time, "neuron")), "batch")
+    elif instance not in da.dims:
+        raise ValueError(f"{fn}: instance={instance!r} is not a dim of {var!r} "
+                         f"({list(da.dims)})")
     n_inst = ds.sizes[instance] if instance in da.dims else 1
     n = min(n_inst, max_panels)
     if titles is not None and len(titles) < n:
@@ -849,6 +856,8 @@ def membrane_traces(
     def label(i: int) -> str:
         if titles is not None:
             return str(titles[i])
+        if instance in ds.coords and instance != "batch":  # a sweep dim: its values
+            return f"{instance} {_fmt(ds[instance].values[i])}"
         swept = [c for c in ds.coords if ds[c].dims == (instance,) and c != instance
                  and c != "seed"]
         return ", ".join(f"{c} {_fmt(ds[c].values[i])}" for c in swept[:2]) or f"instance {i}"
