@@ -167,9 +167,10 @@ def lif_stdp_kernel(
             num = pb + spike_g * d_t - wad + ga * e_a
             z = tl.minimum((spike_g - g_tot) * pc, Z_MAX)
             u = tl.exp(z)
-            small = tl.abs(z) < 1e-6
-            lg = tl.where(small, 1.0, tl.log(u))
-            phi1 = tl.where(small, 1.0 + 0.5 * z, (u - 1.0) / tl.where(lg == 0.0, 1.0, lg))
+            lg = tl.log(u)
+            # Kahan: (u - 1)/log u; where u underflows, (u - 1)/z (no cancellation there)
+            lg = tl.where((u > 0.0) & (lg != 0.0), lg, z)
+            phi1 = tl.where(tl.abs(z) < 1e-6, 1.0 + 0.5 * z, (u - 1.0) / lg)
             V = V + (num - g_tot * V) * pc * phi1
             wad = _lerp(w_inf, wad, dec_w)
         elif FIXED:

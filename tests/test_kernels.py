@@ -336,6 +336,24 @@ def test_spiking_kernel_adex_float32():
         assert err <= 1e-5, (k, err)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")  # log(0)
+def test_spiking_kernel_adex_huge_conductances(dtype):
+    """AdEx under conductances so large that dt g / C is in the hundreds: exp(z) underflows, and
+    the kernel's phi1 must still equal the engine's expm1(z)/z (-1/z there): same spikes."""
+    from synaptic_fwp.neurons import AdExPopulation
+    from synaptic_fwp.plasticity import PairSTDP
+
+    w_max = 1e-3
+    rule = PairSTDP(A_plus=0.0, A_minus=0.0, bounds="hard", w_max=w_max)
+    pop = AdExPopulation(2, name="lif")
+    W0 = torch.full((1, 2, 4), w_max, dtype=dtype)
+    pre, ref, _, run = _spiking_case(rule, pop, 1, 4, 100, 1e-4, W0, rate=500.0, dtype=dtype)
+    out = run(pre, W0, rule, pop, 1e-4)
+    assert int(ref.sum()) > 50
+    assert torch.equal(out["spikes"], ref)
+
+
 def test_spiking_kernel_errors():
     from synaptic_fwp.kernels.spiking import run_lif_stdp
 
