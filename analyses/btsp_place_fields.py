@@ -7,8 +7,11 @@ What it measures (model :class:`synaptic_fwp.models.btsp_ca1.CA3CA1`; targets ar
 ``target_*`` rows of the shipped ``milstein2021_btsp_params.csv``):
 
 1. **One-shot formation**: ramp after 1 and after 3 induction laps from a silent cell (all
-   weights 1); peak (V), peak shift from the plateau (m; target -12.5 cm), width between the 15 %
-   crossings (m; target 160 cm), rise/decay asymmetry (target 2.2), peak (target 8 mV, 3 laps).
+   weights 1); peak (V), peak shift from the plateau (m), width between the 15 % crossings (m)
+   and rise/decay asymmetry around the plateau, each beside the same feature of the authors'
+   target ramp (:func:`~synaptic_fwp.protocols.btsp.target_ramp`: 8 mV peak, -12.5 cm shift, and
+   160 cm / 2.2 as its *whole* extent and extent ratio, which at 15 % of the peak measure about
+   103 cm and 2.7; the table's 160 cm is not a 15 % width).
 2. **Plasticity kernel**: weight change of each input against the time its field centre passes
    relative to the plateau onset (s), after one lap: its extent before/after the plateau at 15 %
    and at 50 % of the peak, width (s) and asymmetry (before/after).
@@ -27,6 +30,7 @@ import xarray as xr
 from synaptic_fwp.models.btsp_ca1 import CA3CA1
 
 from synaptic_fwp.plasticity.btsp import read_milstein_table
+from synaptic_fwp.protocols.btsp import ramp_features, target_ramp
 
 from ._study import main, new_figure
 
@@ -140,8 +144,24 @@ def run(quick: bool = False, out: str | None = None, dt: float | None = None) ->
         sweep["sweep_peak_shift"][i] = ds3.peak_shift.values[:, 1].reshape(TE.shape)
 
     tg = _targets()
+    # the authors' target ramp, measured like the model's (their fits compare the two this way)
+    tramp = target_ramp(
+        x,
+        A,
+        L,
+        peak_val=tg["target_peak_val_1"],
+        peak_shift=tg["target_peak_shift"],
+        width=tg["target_ramp_width"],
+        asymmetry=tg["target_asymmetry"],
+    )
+    tfeat = ramp_features(tramp, x, A, L)
     ds = xr.Dataset(
         {
+            "target_ramp": (
+                ("position",),
+                tramp,
+                {"units": "V", "long_name": "Milstein et al. 2021 target ramp (induction 1)"},
+            ),
             "ramp": (
                 ("rule", "lap", "position"),
                 ramp,
@@ -264,6 +284,10 @@ def run(quick: bool = False, out: str | None = None, dt: float | None = None) ->
             "n_induction_laps": n_laps,
             "primer_eta_per_s": float(models["primer"].rule.eta),
             **{f"{k}_SI": v for k, v in tg.items()},
+            # the target ramp's features measured as the model's are (15 % crossings)
+            "target_ramp_width_15pct_m": tfeat["width"],
+            "target_asymmetry_15pct": tfeat["asymmetry"],
+            "target_ramp_peak_shift_m": tfeat["peak_shift"],
             "source": (
                 "Milstein et al. 2021 eLife 10:e73046 (rule, parameters, targets); "
                 "Irie & Gershman Primer Sec. 4.2"
@@ -300,7 +324,9 @@ def summary(ds: xr.Dataset) -> str:
     a = ds.attrs
     lines.append(
         f"targets: shift {100 * a['target_peak_shift_SI']:.1f} cm, "
-        f"width {100 * a['target_ramp_width_SI']:.0f} cm, asym {a['target_asymmetry_SI']:.2f}, "
+        f"width {100 * a['target_ramp_width_15pct_m']:.0f} cm and "
+        f"asym {a['target_asymmetry_15pct']:.2f} at 15 % (whole extent "
+        f"{100 * a['target_ramp_width_SI']:.0f} cm, ratio {a['target_asymmetry_SI']:.2f}), "
         f"peak {1e3 * a['target_peak_val_1_SI']:.1f} mV, "
         f"shift expt pot {1e3 * a['target_pot_delta_peak_val_2_SI']:.2f} mV / "
         f"dep {1e3 * a['target_dep_delta_peak_val_2_SI']:.2f} mV"
@@ -323,8 +349,8 @@ def figure(ds: xr.Dataset):
                 color=colors[str(r)],
                 label=f"{r}, lap {lap}",
             )
+    ax.plot(xcm, 1e3 * ds.target_ramp, ":", color="k", label="target (3 laps)")
     ax.axvline(100 * A, color="k", lw=0.8)
-    ax.axvline(100 * (A + ds.attrs["target_peak_shift_SI"]), color="grey", ls=":", lw=0.8)
     ax.set(xlabel="position (cm)", ylabel="ramp (mV)", title="one-shot field (plateau: black)")
     ax.legend(fontsize=6, frameon=False)
     ax = axes[0, 1]

@@ -13,5 +13,9 @@ def test_btsp_place_fields_quick(tmp_path):
     assert float(mil.kernel_asymmetry) > 1  # the kernel reaches further back than forward
     assert float(mil.translocation_depression.min()) < -1e-3  # old field depressed (> 1 mV)
     assert float(ds.sel(rule="primer").translocation_depression.min()) >= 0  # adds only
+    # the target ramp is measured like the model's: its 15 % width is not the table's 160 cm
+    assert ds.attrs["target_ramp_width_SI"] == 1.6
+    assert 1.0 < ds.attrs["target_ramp_width_15pct_m"] < 1.06
+    assert float(ds.target_ramp.max()) == ds.attrs["target_peak_val_1_SI"]
     paths = write_outputs(ds, study.figure(ds), tmp_path, study.NAME)
     assert all(p.stat().st_size > 0 for p in paths)

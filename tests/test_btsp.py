@@ -16,7 +16,13 @@ from synaptic_fwp.plasticity.btsp import (
     instructive_signal,
     scaled_sigmoid,
 )
-from synaptic_fwp.protocols.btsp import TrackConfig, btsp_induction, place_rates, ramp_features
+from synaptic_fwp.protocols.btsp import (
+    TrackConfig,
+    btsp_induction,
+    place_rates,
+    ramp_features,
+    target_ramp,
+)
 
 DT = 0.02  # coarse but enough for the claims checked here
 
@@ -124,6 +130,38 @@ def test_ramp_features_on_known_shape():
     half = 0.2 * math.sqrt(-math.log(0.15))
     assert f["width"] == pytest.approx(2 * half, abs=0.01)
     assert f["asymmetry"] == pytest.approx((half + 0.1) / (half - 0.1), rel=0.05)
+
+
+def test_target_ramp_whole_extent_and_15pct_features():
+    # on a track long enough that the wrapped copies do not overlap, the half Gaussians end
+    # (at exp(-4.5) of the peak) width apart, with extents asymmetry : 1 around the plateau,
+    # and ramp_features finds their 15 % crossings at sigma sqrt(ln(1/0.15)) from the peak
+    L, A, W, a, sh = 20.0, 10.0, 1.6, 2.2, -0.125
+    x = np.linspace(0.0, L, 40001)[:-1]
+    r = target_ramp(x, A, L, peak_val=8e-3, peak_shift=sh, width=W, asymmetry=a)
+    assert r.max() == pytest.approx(8e-3) and r.min() == pytest.approx(0.0, abs=1e-12)
+    assert x[np.argmax(r)] == pytest.approx(A + sh, abs=1e-3)
+    w_l, w_r = a / (1 + a) * W + sh, W / (1 + a) - sh
+    edge = math.exp(-4.5) * 8e-3  # the curve's value at each end of its whole extent
+    assert np.interp(A + sh - w_l, x, r) == pytest.approx(edge, rel=1e-3)
+    assert np.interp(A + sh + w_r, x, r) == pytest.approx(edge, rel=1e-3)
+    assert (A - (A + sh - w_l)) / ((A + sh + w_r) - A) == pytest.approx(a)
+    f = ramp_features(r, x, A, L)
+    k = 2 / (3 * math.sqrt(2)) * math.sqrt(math.log(1 / 0.15))  # 15 % half width / half width
+    assert f["width"] == pytest.approx(k * W, abs=2e-3)
+    assert f["asymmetry"] == pytest.approx((k * w_l - sh) / (k * w_r + sh), rel=5e-3)
+    # on Milstein's 187 cm track, the published targets measure about 103 cm and 2.7 at 15 %
+    cfg = TrackConfig()
+    x = (np.arange(100) + 0.5) * cfg.track_length / 100
+    r = target_ramp(x, 0.935, cfg.track_length, peak_val=8e-3, peak_shift=sh, width=W,
+                    asymmetry=a)
+    f = ramp_features(r, x, 0.935, cfg.track_length)
+    assert f["width"] == pytest.approx(1.03, abs=0.01)
+    assert f["asymmetry"] == pytest.approx(2.70, abs=0.03)
+    with pytest.raises(ValueError, match="peak_shift"):
+        target_ramp(x, 0.9, 1.87, peak_val=1.0, peak_shift=-1.2, width=1.6, asymmetry=2.2)
+    with pytest.raises(ValueError, match="width"):
+        target_ramp(x, 0.9, 1.87, peak_val=1.0, peak_shift=0.0, width=-1.0, asymmetry=2.2)
 
 
 def test_bad_inputs_raise_before_work():

@@ -9,6 +9,7 @@ _WHERE = {
     "pairing": ".pairing",
     "frequency_stimulation": ".frequency",
     "btsp_induction": ".btsp",
+    "target_ramp": ".btsp",
 }
 
 __all__ = sorted(_WHERE)

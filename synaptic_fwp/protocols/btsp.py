@@ -40,6 +40,7 @@ __all__ = [
     "input_centers",
     "ramp_scale",
     "ramp_features",
+    "target_ramp",
 ]
 
 
@@ -183,6 +184,67 @@ def ramp_features(
     pa = pa if 0 <= pa <= L else pa % L
     out["asymmetry"] = float(pb / pa) if pa > 0 else float("inf")
     return out
+
+
+def target_ramp(
+    x: np.ndarray,
+    plateau_x: float,
+    L: float,
+    *,
+    peak_val: float,
+    peak_shift: float,
+    width: float,
+    asymmetry: float,
+    min_val: float = 0.0,
+) -> np.ndarray:
+    """The synthetic target ramp of Milstein et al. 2021's model fits, at positions ``x`` (m).
+
+    The authors describe an induced place field by four numbers and fit their model to the ramp
+    these define (``get_target_synthetic_ramp`` in their published code): two half Gaussians
+    meeting at the peak ``plateau_x + peak_shift``, of half widths ``w_l`` (before the peak) and
+    ``w_r`` (after), each with ``sigma = 2 w / (3 sqrt 2)`` (so a half width ends where the
+    Gaussian is down to ``exp(-4.5)``, 1.1 % of its peak), with
+
+        w_l = asymmetry / (1 + asymmetry) * width + peak_shift
+        w_r = width / (1 + asymmetry) - peak_shift
+
+    i.e. ``w_l + w_r = width`` and ``(w_l - peak_shift) / (w_r + peak_shift) = asymmetry``:
+    ``width`` is the field's whole extent and ``asymmetry`` the ratio of its extents before and
+    after the plateau. The curve is wrapped around the circular track (the copies one track
+    length away are added), shifted so that its minimum is ``min_val`` and scaled to peak at
+    ``peak_val``.
+
+    Because ``width`` and ``asymmetry`` describe the whole extent, they are not what
+    :func:`ramp_features` measures at 15 % of the peak. Compare a model with the target by
+    measuring both the same way, ``ramp_features(target_ramp(...), ...)``, as the authors do:
+    for their population targets (160 cm, asymmetry 2.2, shift -12.5 cm, on the 187 cm
+    track) the 15 % width is about 103 cm (``0.65 width`` without wrapping) and the 15 %
+    asymmetry about 2.7.
+
+    All lengths in m, values in V (any unit works if used consistently); returns an array of
+    ``x``'s shape.
+    """
+    check_positive("L", float(L))
+    check_positive("width", float(width))
+    check_positive("asymmetry", float(asymmetry))
+    if not peak_val > min_val:
+        raise ValueError(f"peak_val must exceed min_val ({min_val}), got {peak_val}")
+    w_l = asymmetry / (1 + asymmetry) * width + peak_shift
+    w_r = width / (1 + asymmetry) - peak_shift
+    if w_l <= 0 or w_r <= 0:
+        raise ValueError(
+            f"peak_shift {peak_shift} leaves a half width <= 0 (before the peak {w_l}, after "
+            f"{w_r}); |peak_shift| must be smaller than both width shares"
+        )
+    x = np.asarray(x, dtype=float)
+    peak_x = plateau_x + peak_shift
+    out = np.zeros_like(x)
+    for n in (-1, 0, 1):  # the field and its copies one track length away
+        d = x + n * L - peak_x
+        sigma = np.where(d <= 0, w_l, w_r) * (2.0 / (3.0 * math.sqrt(2.0)))
+        out += np.exp(-((d / sigma) ** 2))
+    out -= out.min()
+    return min_val + (peak_val - min_val) * out / out.max()
 
 
 _FEATURES = {
