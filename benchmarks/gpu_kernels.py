@@ -174,15 +174,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<12}{mode:<10}{pas:<9}{c.limiter():<9}{bound / t_tri_s:>8.3g}"
                   f"{t_rec_s / t_tri_s:>9.3g}{t_chk_s / t_tri_s:>9.3g}{err:>10.1e}")
     if not a.rules or "stdp" in a.rules:
-        for neuron in ("lif", "adex"):
+        for neuron in ("lif", "adex", "lif_gaba"):
             spiking(dev, timeit, a.interpret, neuron)
 
 
 def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret: bool,
             neuron: str = "lif") -> None:
-    """The fused spiking projection (Poisson -> LIF or AdEx with triplet STDP) against the
-    engine's torch path on the same device: speed-up, spikes equal, fraction of the roofline
-    bound."""
+    """The fused spiking projection (Poisson -> LIF or AdEx with triplet STDP; ``lif_gaba``:
+    plus a static GABA input of ``n_pre / 4`` Poisson sources, Song, Miller & Abbott 2000's
+    feed-forward inhibition) against the engine's torch path on the same device: speed-up,
+    spikes equal, fraction of the roofline bound."""
     import torch
     from synaptic_fwp.kernels.roofline import spiking_cost
     from synaptic_fwp.kernels.spiking import run_lif_stdp
@@ -198,6 +199,8 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     rule = TripletSTDP.from_table("visual_cortex", "all_to_all", bounds="hard", w_max=w_max)
     gen = torch.Generator().manual_seed(0)
     W0 = (0.5 * w_max * torch.rand(B, n_post, n_pre, generator=gen)).to(dev, dtype)
+    n_i = n_pre // 4 if neuron == "lif_gaba" else 0
+    Wi = (1e-9 * torch.rand(n_post, max(n_i, 1), generator=gen)).to(dev, dtype)
 
     def build():
         net = Network(dt=dt, batch=B, seed=1, device=dev, dtype=dtype)
@@ -208,15 +211,25 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
             pop = LIFPopulation(n_post, ampa_drive=60e-3, name="lif")
         lif = net.add(pop)
         net.connect(inp, lif, W0, rule, name="S")
+        if n_i:
+            inh = net.add(PoissonInput(n_i, rate=10.0, name="inh"))
+            net.connect(inh, lif, Wi, name="I", target="gaba")
         return net, inp, lif
 
     net, inp, lif = build()
     ev = inp.events(inp.init_state(), 0, steps)
     pre = torch.zeros(B, steps, n_pre, dtype=torch.bool, device=dev)
     pre[ev.b.to(dev), ev.step.to(dev), ev.i.to(dev)] = True
+    gaba = None
+    if n_i:
+        inh = net.inputs["inh"]
+        ev = inh.events(inh.init_state(), 0, steps)
+        pre_i = torch.zeros(B, steps, n_i, dtype=torch.bool, device=dev)
+        pre_i[ev.b.to(dev), ev.step.to(dev), ev.i.to(dev)] = True
+        gaba = (pre_i, Wi)
     ds = net.run(steps * dt, record=["lif.spikes"], progress=False)
     ref = torch.from_numpy(ds["lif_spikes"].values).bool().to(dev)
-    out = run_lif_stdp(pre, W0, rule, lif, dt)
+    out = run_lif_stdp(pre, W0, rule, lif, dt, gaba=gaba)
     same = bool(torch.equal(out["spikes"], ref))
 
     def eng():
@@ -224,9 +237,9 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
         n2.run(steps * dt, progress=False)
 
     t_eng = timeit(eng)
-    t_ker = timeit(lambda: run_lif_stdp(pre, W0, rule, lif, dt))
+    t_ker = timeit(lambda: run_lif_stdp(pre, W0, rule, lif, dt, gaba=gaba))
     scale = 1e-3 if dev == "cuda" else 1.0
-    bound = spiking_cost(n_pre, n_post).bound(B * steps)
+    bound = spiking_cost(n_pre, n_post, n_gaba=n_i).bound(B * steps)
     print(f"\nspiking projection ({neuron}) B={B} n_pre={n_pre} n_post={n_post} steps={steps} "
           "float32: "
           f"bound fraction {bound / (t_ker * scale):.3g}, x engine {t_eng / t_ker:.3g}, "

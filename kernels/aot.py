@@ -48,16 +48,18 @@ def variants(full: bool = False) -> list[tuple[str, str, dict, dict]]:
             continue
         flags = dict(SIDE=side, WRITE=0, STRIDE=16, SAVE_CK=True, IEEE=False, BT=16, BK=64, BV=32)
         out.append((f"chunk_vector {flags}", "chunk_vector_fwd_kernel", flags, bf))
-    pt = {"pre_ptr": "*u8", "spk_ptr": "*u8", "ref_ptr": "*i64"}
+    pt = {"pre_ptr": "*u8", "prei_ptr": "*u8", "spk_ptr": "*u8", "ref_ptr": "*i64"}
     pt.update({n: "*fp64" for n in ("lif_ptr", "rule_ptr", "w_ptr", "v_ptr", "ga_ptr", "o1_ptr",
-                                    "o2_ptr", "r1_ptr", "r2_ptr", "wad_ptr")})
-    lif = [(1, 1, 0, 1, 0, 0), (0, 0, 1, 2, 1, 0), (0, 1, 0, 0, 1, 0), (0, 0, 0, 1, 1, 1),
-           (1, 1, 0, 0, 0, 1)]  # the last two: AdEx neurons
-    for i, (fx, hr, ne, bo, tr, ad) in enumerate(lif):
+                                    "o2_ptr", "r1_ptr", "r2_ptr", "wad_ptr", "wi_ptr", "gg_ptr")})
+    # (FIXED, HAS_REF, NEAREST, BOUNDS, TRIPLET, ADEX, GABA); the last three: AdEx neurons; the
+    # two the test suite compiles (1, 3) carry the GABA input
+    lif = [(1, 1, 0, 1, 0, 0, 0), (0, 0, 1, 2, 1, 0, 1), (0, 1, 0, 0, 1, 0, 0),
+           (0, 0, 0, 1, 1, 1, 1), (1, 1, 0, 0, 0, 1, 0), (1, 0, 0, 1, 0, 0, 1)]
+    for i, (fx, hr, ne, bo, tr, ad, gb) in enumerate(lif):
         if not full and i not in (1, 3):
             continue
         flags = dict(FIXED=fx, HAS_REF=hr, NEAREST=ne, BOUNDS=bo, TRIPLET=tr, BP=16, BN=256,
-                     ADEX=ad, Z_MAX=30.0)
+                     ADEX=ad, Z_MAX=30.0, GABA=gb, BNI=64 if gb else 1)
         out.append((f"lif_stdp {flags}", "lif_stdp_kernel", flags, pt))
     return out
 

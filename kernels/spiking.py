@@ -1,4 +1,5 @@
-r"""Fused spiking projection: pre spikes in, LIF post update, traces, STDP weight update.
+r"""Fused spiking projection: pre spikes in, LIF post update, traces, STDP weight update; and
+optionally a static inhibitory (GABA) projection onto the same neurons.
 
 One launch runs ``T`` steps of a feed-forward projection ``pre -> post`` for every instance;
 each program owns one instance and a block of ``BP`` postsynaptic neurons and keeps their weight
@@ -8,8 +9,10 @@ step are read (``n_pre`` bytes) and the postsynaptic spikes written (``BP`` byte
 
 Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
 
-1. LIF (:class:`synaptic_fwp.neurons.LIFPopulation`, AMPA only), exact exponential integrator
-   with the conductance held over the step::
+1. LIF (:class:`synaptic_fwp.neurons.LIFPopulation`), exact exponential integrator with the
+   conductances held over the step (AMPA; with ``GABA`` also ``g_G``, which adds ``g_G`` to
+   ``g_tot`` and ``g_G E_G`` to the numerator, the fixed-drive neuron then taking this form with
+   ``g_A E_A`` replaced by ``g_A drive`` and ``g_A`` left out of ``g_tot``)::
 
        V <- lerp(V_inf, V, exp(-dt g_tot / C)),  g_tot = g_L + g_A,
        V_inf = (g_L E_L + I_ext + g_A E_A) / g_tot          (conductance-based AMPA), or
@@ -23,7 +26,8 @@ Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
    the adaptation ``w`` towards ``a (V - E_L)``, and ``w <- w + b`` at a spike;
 
 2. the rule's traces decay by their exact per-step factors ``exp(-dt / tau)``;
-3. transmission with the weights before this step's plasticity: ``g_A += W s_pre``;
+3. transmission with the weights before this step's plasticity: ``g_A += W s_pre`` (and
+   ``g_G += W_G s_G`` from the inhibitory inputs, whose weights are static);
 4. ``on_pre`` (depression ``o1 (A2- + A3- r2)`` at each presynaptic spike, then the pre traces
    jump), then ``on_post`` (potentiation ``r1 (A2+ + A3+ o2)`` at each postsynaptic spike, then
    the post traces jump), with the rule's bounds (none, hard clip, soft).
@@ -85,14 +89,17 @@ def lif_stdp_kernel(
     pre_ptr, lif_ptr, rule_ptr,
     w_ptr, v_ptr, ga_ptr, ref_ptr, o1_ptr, o2_ptr, r1_ptr, r2_ptr, spk_ptr,
     rv_ptr, rg_ptr, rw_ptr, ro1_ptr, ro2_ptr, rr1_ptr, rr2_ptr, wad_ptr, rwad_ptr,
-    T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W,
+    prei_ptr, wi_ptr, gg_ptr, rgg_ptr,
+    T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W, NPREI,
     FIXED: tl.constexpr, HAS_REF: tl.constexpr, NEAREST: tl.constexpr, BOUNDS: tl.constexpr,
     TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, ADEX: tl.constexpr = False,
-    Z_MAX: tl.constexpr = 30.0,
+    Z_MAX: tl.constexpr = 30.0, GABA: tl.constexpr = False, BNI: tl.constexpr = 1,
 ):
-    """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 16) per-instance
+    """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 24) per-instance
     constants [V_th, V_reset, n_ref, dec_ampa, a, b, c, E_ampa] with (a, b, c) = (V_rest,
-    drive/g_L, exp(-dt g_L/C)) when FIXED else (g_L, g_L E_L + I_ext, dt/C); for ``ADEX``
+    drive/g_L, exp(-dt g_L/C)) when FIXED without GABA, else (g_L, g_L E_L + I_ext, dt/C) (and
+    with FIXED and GABA, slot 7 the AMPA drive); with ``GABA`` also [16: dec_gaba, 17: E_gaba];
+    for ``ADEX
     [V_th, V_reset, n_ref, dec_ampa, g_L, g_L E_L + I_ext, dt/C, E_ampa (or the drive when
     FIXED), E_L, V_T, Delta_T, x_max, a, b, exp(-dt/tau_w), 0] (``x_max = (V_th - V_T) /
     Delta_T``, the exponent's cap); ``wad``: the adaptation current (B, n_post), recorded in
@@ -102,7 +109,11 @@ def lif_stdp_kernel(
     copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8.
     Records (runtime switch ``REC_EVERY > 0``): after steps ``REC_FIRST + k REC_EVERY`` (k < NREC)
     the state is stored as record ``k``: V, g_A, o1, o2 (B, NREC, n_post), r1, r2 (B, NREC,
-    n_pre; by the first post block) and, if ``REC_W``, W (B, NREC, n_post, n_pre)."""
+    n_pre; by the first post block) and, if ``REC_W``, W (B, NREC, n_post, n_pre).
+    ``GABA``: a static inhibitory projection as well: its spikes ``prei`` (B, T, NPREI) uint8,
+    weights ``wi`` (B, n_post, NPREI) kept on-chip (``BNI`` >= NPREI), conductance ``gg`` (B,
+    n_post; recorded in ``rgg`` like V); ``g_G`` joins ``g_tot`` with reversal ``E_gaba``, decays
+    with ``dec_gaba`` after the spike test and receives ``W_i s_i`` with the AMPA transmission."""
     i_b = tl.program_id(0).to(tl.int64)
     i_p = tl.program_id(1)
     NP = tl.num_programs(1)
@@ -126,7 +137,7 @@ def lif_stdp_kernel(
     if TRIPLET:
         o2 = tl.load(o2_ptr + poff, mask=mp, other=0.0)
         r2 = tl.load(r2_ptr + toff, mask=mn, other=0.0)
-    L = lif_ptr + i_b * 16
+    L = lif_ptr + i_b * 24
     v_th = tl.load(L)
     v_reset = tl.load(L + 1)
     n_ref = tl.load(L + 2).to(tl.int64)
@@ -136,6 +147,15 @@ def lif_stdp_kernel(
     pc = tl.load(L + 6)
     e_a = tl.load(L + 7)
     wad = V * 0.0
+    gg = V * 0.0
+    if GABA:
+        oni = tl.arange(0, BNI)
+        mni = oni < NPREI
+        Wi = tl.load(wi_ptr + i_b * NPOST * NPREI + op[:, None] * NPREI + oni[None, :],
+                     mask=mp[:, None] & mni[None, :], other=0.0)
+        gg = tl.load(gg_ptr + poff, mask=mp, other=0.0)
+        dec_g = tl.load(L + 16)
+        e_g = tl.load(L + 17)
     if ADEX:
         e_l = tl.load(L + 8)
         v_t = tl.load(L + 9)
@@ -165,6 +185,9 @@ def lif_stdp_kernel(
             else:
                 g_tot = pa + ga
             num = pb + spike_g * d_t - wad + ga * e_a
+            if GABA:
+                g_tot = g_tot + gg
+                num = num + gg * e_g
             z = tl.minimum((spike_g - g_tot) * pc, Z_MAX)
             u = tl.exp(z)
             lg = tl.log(u)
@@ -173,11 +196,17 @@ def lif_stdp_kernel(
             phi1 = tl.where(tl.abs(z) < 1e-6, 1.0 + 0.5 * z, (u - 1.0) / lg)
             V = V + (num - g_tot * V) * pc * phi1
             wad = _lerp(w_inf, wad, dec_w)
-        elif FIXED:
+        elif FIXED and not GABA:
             V = _lerp(pa + ga * pb, V, pc)
-        else:
-            g_tot = pa + ga
+        else:  # pa, pb, pc = g_L, g_L E_L + I_ext, dt/C; e_a the reversal or (FIXED) the drive
+            if FIXED:
+                g_tot = pa + ga * 0.0
+            else:
+                g_tot = pa + ga
             num = pb + ga * e_a
+            if GABA:
+                g_tot = g_tot + gg
+                num = num + gg * e_g
             V = _lerp(num / g_tot, V, tl.exp(-g_tot * pc))
         if HAS_REF:
             V = tl.where(ref > 0, v_reset, V)
@@ -187,6 +216,8 @@ def lif_stdp_kernel(
         if HAS_REF:
             ref = tl.where(spk, n_ref, ref)
         ga = ga * dec_a
+        if GABA:
+            gg = gg * dec_g
         if ADEX:
             wad = tl.where(spk, wad + b_w, wad)
         tl.store(spk_ptr + (i_b * T + t) * NPOST + op, spk.to(tl.uint8), mask=mp)
@@ -199,6 +230,9 @@ def lif_stdp_kernel(
         # 3. transmission with the weights before this step's plasticity
         s = tl.load(pre_ptr + (i_b * T + t) * NPRE + on, mask=mn, other=0).to(W.dtype)
         ga += tl.sum(W * s[None, :], 1)
+        if GABA:
+            si = tl.load(prei_ptr + (i_b * T + t) * NPREI + oni, mask=mni, other=0).to(W.dtype)
+            gg += tl.sum(Wi * si[None, :], 1)
         # 4. on_pre, then on_post
         if TRIPLET:
             amp_m = a2m + a3m * r2
@@ -226,6 +260,8 @@ def lif_stdp_kernel(
                     tl.store(rg_ptr + ri * NPOST + op, ga, mask=mp)
                     if ADEX:
                         tl.store(rwad_ptr + ri * NPOST + op, wad, mask=mp)
+                    if GABA:
+                        tl.store(rgg_ptr + ri * NPOST + op, gg, mask=mp)
                     tl.store(ro1_ptr + ri * NPOST + op, o1, mask=mp)
                     tl.store(rr1_ptr + ri * NPRE + on, r1, mask=mn0)
                     if TRIPLET:
@@ -240,6 +276,8 @@ def lif_stdp_kernel(
     tl.store(ref_ptr + poff, ref, mask=mp)
     if ADEX:
         tl.store(wad_ptr + poff, wad, mask=mp)
+    if GABA:
+        tl.store(gg_ptr + poff, gg, mask=mp)
     tl.store(o1_ptr + poff, o1, mask=mp)
     tl.store(r1_ptr + toff, r1, mask=mn)
     if TRIPLET:
@@ -258,6 +296,7 @@ def run_lif_stdp(
     record_every: int = 0,
     record_first: int = 0,
     record_W: bool = False,
+    gaba: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run a plastic feed-forward projection onto a LIF population for ``T`` steps, one launch.
 
@@ -278,11 +317,15 @@ def run_lif_stdp(
     record_every, record_first : if ``record_every > 0``, the state after steps
         ``record_first, record_first + record_every, ...`` (< T) is recorded in the same launch.
     record_W : also record the weights (``n_post x n_pre`` per record).
+    gaba : optional static inhibitory projection ``(spikes, W_gaba)``: its presynaptic spikes
+        ``(B, T, n_gaba)`` and weights ``(B, n_post, n_gaba)`` or ``(n_post, n_gaba)``
+        (siemens; conductance-based, reversal ``post.E_gaba``, decay ``post.tau_gaba``), as a
+        ``connect(..., target="gaba")`` projection without a rule in the engine.
 
     Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``,
-    AdEx's ``w``, and the rule's traces under their own names); with ``record_every > 0`` also
-    ``records`` (``V``, ``g_ampa``, AdEx's ``w``, the rule's traces and, with ``record_W``,
-    ``W``; each with a record axis after the batch axis).
+    AdEx's ``w``, ``g_gaba`` with ``gaba``, and the rule's traces under their own names); with
+    ``record_every > 0`` also ``records`` (``V``, ``g_ampa``, AdEx's ``w``, ``g_gaba``, the
+    rule's traces and, with ``record_W``, ``W``; each with a record axis after the batch axis).
     """
     import copy
 
@@ -320,6 +363,25 @@ def run_lif_stdp(
     if dev.type != "cuda" and not INTERPRETED:
         raise ValueError(f"the fused spiking kernel needs CUDA tensors (got {dev}); on the CPU "
                          "set TRITON_INTERPRET=1 before the first Triton import")
+    if gaba is not None:
+        if not isinstance(gaba, tuple) or len(gaba) != 2:
+            raise TypeError(f"gaba must be a (spikes, W_gaba) tuple, got {type(gaba).__name__}")
+        pre_i, W_i = gaba
+        if not isinstance(pre_i, torch.Tensor) or pre_i.ndim != 3 or pre_i.shape[:2] != (B, T):
+            raise ValueError("gaba spikes must be a (B, T, n_gaba) tensor with B, T = "
+                             f"{B}, {T}, got {getattr(pre_i, 'shape', type(pre_i).__name__)}")
+        n_i = pre_i.shape[2]
+        if not isinstance(W_i, torch.Tensor) or W_i.dtype != W.dtype:
+            raise TypeError(f"gaba W must be a {W.dtype} tensor (as W), got "
+                            f"{getattr(W_i, 'dtype', type(W_i).__name__)}")
+        if W_i.ndim == 2:
+            W_i = W_i.expand(B, *W_i.shape)
+        if W_i.shape != (B, n_post, n_i):
+            raise ValueError(f"gaba W has shape {tuple(W_i.shape)}; expected (B, n_post, "
+                             f"n_gaba) = {(B, n_post, n_i)}")
+        if pre_i.device != dev or W_i.device != dev:
+            raise ValueError(f"gaba tensors must be on {dev} (as W), got {pre_i.device} and "
+                             f"{W_i.device}")
     if rule.bounds != "none" and bool(((W < rule.w_min) | (W > rule.w_max)).any()):
         raise ValueError(f"W must lie within the rule's bounds [{rule.w_min}, {rule.w_max}] "
                          f"(bounds={rule.bounds!r})")
@@ -332,11 +394,13 @@ def run_lif_stdp(
     if adex:
         cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["ampa_drive"] if fixed else p["E_ampa"],
                  p["E_L"], p["V_T"], p["Delta_T"], p["x_max"], p["a"], p["b"], p["dec_w"]]
-    elif fixed:
+    elif fixed and gaba is None:  # the fixed-drive LIF's constant membrane factor
         cols += [p["V_rest"], p["drive_over_gL"], p["fac_m"], p["E_ampa"]]
-    else:
-        cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["E_ampa"]]
+    else:  # with GABA the conductance varies: g_tot = g_L + g_G (the engine's general step)
+        cols += [p["g_L"], p["gLEL"], p["dt_over_C"], p["ampa_drive"] if fixed else p["E_ampa"]]
     cols += [torch.zeros((B, 1), dtype=dtype, device=dev)] * (16 - len(cols))
+    cols += [p["dec_gaba"], p["E_gaba"]]
+    cols += [torch.zeros((B, 1), dtype=dtype, device=dev)] * (24 - len(cols))
     lif = torch.cat([c.reshape(B, 1).to(dtype) for c in cols], 1).contiguous()
     W_run = W.detach().clone().contiguous()
     trip = isinstance(rule, TripletSTDP)
@@ -344,7 +408,8 @@ def run_lif_stdp(
         s0 = pop.init_state()
         tr = rule.init_state(W_run)
     else:
-        s0 = {k: state[k] for k in ("V", "g_ampa", "ref", *(("w",) if adex else ()))}
+        s0 = {k: state[k] for k in ("V", "g_ampa", "ref", *(("w",) if adex else ()),
+                                    *(("g_gaba",) if gaba is not None else ()))}
         tr = {k: state[k] for k in rule.state_shapes}
     ones = {k: torch.ones((), dtype=dtype, device=dev) for k in rule.state_shapes}
     fac = {k: float(v) for k, v in rule.decay(ones, float(dt)).items()}
@@ -363,7 +428,8 @@ def run_lif_stdp(
     nrec = 0 if record_every == 0 or record_first >= T else (
         (T - 1 - record_first) // record_every + 1)
     bn = triton.next_power_of_2(n_pre)
-    bp = block_post or max(1, min(triton.next_power_of_2(n_post), max(1, 4096 // bn)))
+    bni = triton.next_power_of_2(n_i) if gaba is not None else 0  # W_gaba's block, on-chip too
+    bp = block_post or max(1, min(triton.next_power_of_2(n_post), max(1, 4096 // (bn + bni))))
     npb = triton.cdiv(n_post, bp)
 
     def post_t(name: str | None) -> torch.Tensor:
@@ -385,6 +451,15 @@ def run_lif_stdp(
     r1, r2 = pre_t(names["r1"]), pre_t(names["r2"])
     spk = torch.empty((B, T, n_post), dtype=torch.uint8, device=dev)
     pre_u8 = (pre_spikes != 0).to(torch.uint8).contiguous()
+    dummy = torch.zeros(1, dtype=dtype, device=dev)  # never read or written
+    if gaba is not None:
+        prei_u8 = (pre_i != 0).to(torch.uint8).contiguous()
+        Wi_run = W_i.detach().to(dtype).contiguous()
+        gg = s0["g_gaba"].to(dtype).contiguous().clone()
+        n_gaba = n_i
+    else:
+        prei_u8, Wi_run, gg, n_gaba = torch.zeros(1, dtype=torch.uint8, device=dev), dummy, \
+            dummy, 0
 
     def rec_t(*shape: int, on: bool = True) -> torch.Tensor:
         if nrec == 0 or not on:
@@ -393,19 +468,22 @@ def run_lif_stdp(
 
     recs = {"V": rec_t(n_post), "g_ampa": rec_t(n_post), "o1": rec_t(n_post),
             "o2": rec_t(n_post, on=trip), "r1": rec_t(n_pre), "r2": rec_t(n_pre, on=trip),
-            "W": rec_t(n_post, n_pre, on=record_W), "w": rec_t(n_post, on=adex)}
+            "W": rec_t(n_post, n_pre, on=record_W), "w": rec_t(n_post, on=adex),
+            "g_gaba": rec_t(n_post, on=gaba is not None)}
     lif_stdp_kernel[(B, npb)](
         pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk,
         recs["V"], recs["g_ampa"], recs["W"], recs["o1"], recs["o2"], recs["r1"], recs["r2"],
-        wad, recs["w"],
-        T, n_post, n_pre, record_first, record_every if nrec else 0, nrec, int(record_W),
+        wad, recs["w"], prei_u8, Wi_run, gg, recs["g_gaba"],
+        T, n_post, n_pre, record_first, record_every if nrec else 0, nrec, int(record_W), n_gaba,
         FIXED=fixed, HAS_REF=bool((p["n_ref"] > 0).any()), NEAREST=rule.pairing == "nearest",
         BOUNDS={"none": 0, "hard": 1, "soft": 2}[rule.bounds], TRIPLET=trip, BP=bp, BN=bn,
-        ADEX=adex, Z_MAX=_Z_MAX,
+        ADEX=adex, Z_MAX=_Z_MAX, GABA=gaba is not None, BNI=max(bni, 1),
     )
     out_state = {"V": V, "g_ampa": ga, "ref": ref}
     if adex:
         out_state["w"] = wad
+    if gaba is not None:
+        out_state["g_gaba"] = gg
     for n, k in names.items():
         if k is not None:
             out_state[k] = (r1 if n == "r1" else r2)[:, 0] if n.startswith("r") else (
@@ -415,6 +493,9 @@ def run_lif_stdp(
         rec = {"V": recs["V"], "g_ampa": recs["g_ampa"]}
         if adex:
             rec["w"] = recs["w"] if nrec else torch.zeros((B, 0, n_post), dtype=dtype, device=dev)
+        if gaba is not None:
+            rec["g_gaba"] = (recs["g_gaba"] if nrec
+                             else torch.zeros((B, 0, n_post), dtype=dtype, device=dev))
         for n, k in names.items():
             if k is not None:
                 rec[k] = recs[n] if nrec else torch.zeros((B, 0, n_pre if n[0] == "r" else n_post),

@@ -32,8 +32,9 @@ whole network is linear and known in advance, so windows of up to 200 steps are 
 and per-step Python work disappears; it equals the step path up to rounding (tested).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
-of spikes onto one AMPA-only LIF or AdEx population through one pair/triplet STDP or static
-projection (scalar rule parameters, no delay) with the fused kernel
+of spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
+projection (scalar rule parameters, no delay), plus at most one static GABA projection from an
+input (feed-forward inhibition, as in Song, Miller & Abbott 2000), with the fused kernel
 :func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
 of time, records stored by the kernel, state written back so records, streaming and checkpoints
 are unchanged; it equals the step path spike for spike
@@ -399,11 +400,12 @@ class Network:
         (the window path where it applies and the recording interval allows windows of at
         least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
         ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
-        see :class:`_TritonPath`: one input of spikes onto one AMPA-only LIF or AdEx population
-        through one pair/triplet STDP or static projection with scalar rule parameters and no
-        delay; on CUDA tensors, or on the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be
-        ``"auto"``) or ``"auto"`` (Triton on CUDA tensors for networks it runs when Triton is
-        installed and ``method="auto"``, the torch paths otherwise). Records, Dataset,
+        see :class:`_TritonPath`: one input of spikes onto one LIF or AdEx population through one
+        pair/triplet STDP or static AMPA projection with scalar rule parameters and no delay,
+        plus at most one static GABA projection from an input; on CUDA tensors, or on the CPU
+        under ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"``
+        (Triton on CUDA tensors for networks it runs when Triton is installed and
+        ``method="auto"``, the torch paths otherwise). Records, Dataset,
         streaming and checkpoints are the same for every backend; the Triton path equals the
         step path spike for spike (float64, tested) up to the last bit of the conductances.
         """
@@ -1073,10 +1075,10 @@ class _WindowPath:
 _TRITON_LAUNCH_BYTES = 2**28
 
 _TRITON_RUNS = (
-    "The Triton backend runs: spiking inputs onto exactly one LIF population with AMPA synapses "
-    "only, through exactly one projection (static, or PairSTDP/TripletSTDP with scalar "
-    "parameters, weights within the rule's bounds) with no delay, no NMDA weight U, no "
-    "rate-rule traces; any records"
+    "The Triton backend runs: spiking inputs onto exactly one LIF or AdEx population, through "
+    "exactly one AMPA projection (static, or PairSTDP/TripletSTDP with scalar parameters, "
+    "weights within the rule's bounds) and at most one static GABA projection, with no delay, "
+    "no NMDA, no rate-rule traces; any records"
 )
 
 
@@ -1090,20 +1092,26 @@ def _triton_ok(net: Network) -> str | None:
     if type(pop) not in (LIFPopulation, AdExPopulation):  # the neurons the kernel integrates
         return (f"population {pop.name!r} is a {type(pop).__name__} (needs a LIFPopulation or "
                 "AdExPopulation)")
-    if pop.uses["nmda"] or pop.uses["gaba"]:
-        return f"population {pop.name!r} receives NMDA or GABA input (needs AMPA only)"
+    if pop.uses["nmda"]:
+        return f"population {pop.name!r} receives NMDA input (needs AMPA and GABA only)"
     for n, i in net.inputs.items():
         if i.kind != "spikes":
             return f"input {n!r} gives rates (needs spiking inputs)"
-    if len(net.projections) != 1:
-        return f"the network has {len(net.projections)} projections (needs exactly one)"
-    n, p = next(iter(net.projections.items()))
-    if p.pre not in net.inputs.values() or p.post is not pop:
-        return f"projection {n!r} is not from an input onto {pop.name!r}"
-    if p.target != "ampa" or p.U0 is not None or p.delay_steps or p.tau_pre is not None \
-            or p.tau_post is not None:
-        return (f"projection {n!r} has a delay, an NMDA weight U, rate-rule traces or a "
-                "non-AMPA target")
+    ampa = [n for n, p in net.projections.items() if p.target == "ampa"]
+    gaba = [n for n, p in net.projections.items() if p.target == "gaba"]
+    if len(ampa) != 1 or len(gaba) > 1 or len(ampa) + len(gaba) != len(net.projections):
+        return (f"the network has projections {sorted(net.projections)} (needs exactly one "
+                "AMPA projection, and at most one GABA projection)")
+    for n in ampa + gaba:
+        p = net.projections[n]
+        if p.pre not in net.inputs.values() or p.post is not pop:
+            return f"projection {n!r} is not from an input onto {pop.name!r}"
+        if p.U0 is not None or p.delay_steps or p.tau_pre is not None \
+                or p.tau_post is not None:
+            return f"projection {n!r} has a delay, an NMDA weight U or rate-rule traces"
+    if gaba and net.projections[gaba[0]].kind != "static":
+        return f"GABA projection {gaba[0]!r} is plastic (the kernel's inhibition is static)"
+    n, p = ampa[0], net.projections[ampa[0]]
     if p.kind == "spiking":
         if not isinstance(p.rule, (PairSTDP, TripletSTDP)):
             return f"projection {n!r} has rule {type(p.rule).__name__} (needs PairSTDP/TripletSTDP)"
@@ -1154,7 +1162,9 @@ class _TritonPath:
     recorded). Its final state is written back into the network's state, so records,
     checkpoints and resuming are those of the torch paths. A static projection runs as pair
     STDP with zero amplitudes (``W + 0 - 0``
-    leaves ``W`` exactly unchanged).
+    leaves ``W`` exactly unchanged). A static GABA projection from a second input (or the same
+    one) goes to the kernel as its ``gaba`` argument: its spikes, laid out as the AMPA input's,
+    and its weights.
     """
 
     def __init__(self, net: Network) -> None:
@@ -1164,10 +1174,15 @@ class _TritonPath:
         self.net = net
         self.run = run_lif_stdp
         self.pop = next(iter(net.populations.values()))
+        by_target = {p.target: n for n, p in net.projections.items()}
+        # the static GABA projection, if any: its spikes and weights go to the kernel as well
+        self.gaba = by_target.get("gaba")
         # the neuron state the kernel advances (and records): AdEx adds its adaptation w
         self.neuron_keys = ("V", "g_ampa", "ref") + (
-            ("w",) if isinstance(self.pop, AdExPopulation) else ())
-        self.name, self.proj = next(iter(net.projections.items()))
+            ("w",) if isinstance(self.pop, AdExPopulation) else ()) + (
+            ("g_gaba",) if self.gaba is not None else ())
+        self.name = by_target["ampa"]
+        self.proj = net.projections[self.name]
         self.static = self.proj.kind == "static"
         self.rule = PairSTDP(A_plus=0.0, A_minus=0.0) if self.static else self.proj.rule
 
@@ -1190,13 +1205,16 @@ class _TritonPath:
         B = net.batch
         ev = {n: i.events(st["inp"][n], s0, T) for n, i in net.inputs.items()}
         pre_name = self.proj.pre.name  # type: ignore[attr-defined]
+        gaba_pre = (self.net.projections[self.gaba].pre.name  # type: ignore[attr-defined]
+                    if self.gaba is not None else None)
+        n_in = self.proj.n_pre + (self.net.projections[self.gaba].n_pre if self.gaba else 0)
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
         state_rec = any(var != "spikes" for _, _, var in items) and bool(rec_steps)
         rec_W = any(kind == "proj" and var == "W" for kind, _, var in items)
         ps, s = st["pop"][pop.name], st["proj"][self.name]
         # launches of at most _TRITON_LAUNCH_BYTES of dense input spikes (one per chunk unless
         # batch x steps x n_pre is very large)
-        L = max(1, min(T, _TRITON_LAUNCH_BYTES // (B * self.proj.n_pre)))
+        L = max(1, min(T, _TRITON_LAUNCH_BYTES // (B * n_in)))
         spike_keys = [(kind, obj) for kind, obj, var in items if var == "spikes"]
         carry = {k: 0 for k in spike_keys}  # spikes since the last record, from earlier launches
         pieces: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
@@ -1210,9 +1228,12 @@ class _TritonPath:
                 tr = {k: s[f"rule.{k}"] for k in self.rule.state_shapes}
             state = {k: ps[k] for k in self.neuron_keys} | tr
             do_rec = state_rec and bool(rs)
+            gaba = None
+            if self.gaba is not None:
+                gaba = (self._dense(ev[gaba_pre], a, b), st["proj"][self.gaba]["W"])
             out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
                            record_every=every_steps if do_rec else 0,
-                           record_first=rs[0] if do_rec else 0, record_W=rec_W)
+                           record_first=rs[0] if do_rec else 0, record_W=rec_W, gaba=gaba)
             s["W"].copy_(out["W"])
             for k in self.neuron_keys:
                 ps[k].copy_(out["state"][k])
@@ -1225,7 +1246,8 @@ class _TritonPath:
                 if kind == "pop":
                     x = out["spikes"]
                 else:
-                    x = pre if obj == pre_name else self._dense(ev[obj], a, b)
+                    x = (pre if obj == pre_name else gaba[0] if gaba and obj == gaba_pre
+                         else self._dense(ev[obj], a, b))
                 cs = torch.nn.functional.pad(x.to(torch.int32).cumsum(1, dtype=torch.int32),
                                              (0, 0, 1, 0))
                 if rs:
@@ -1242,9 +1264,13 @@ class _TritonPath:
             for kind, obj, var in items:
                 if var == "spikes":
                     continue
-                if kind == "pop" and var not in ("V", "g_ampa", "w"):  # the kernel's records
-                    # g_nmda, g_gaba: not driven on this path, constant
+                if kind == "pop" and (var == "ref" or var not in self.neuron_keys):  # not
+                    # among the kernel's records: g_nmda (and g_gaba without inhibition),
+                    # constant on this path
                     v = ps[var].unsqueeze(1).expand(-1, len(rs), -1)
+                elif kind == "proj" and obj == self.gaba:  # static: its state does not change
+                    x = st["proj"][obj][var]
+                    v = x.unsqueeze(1).expand(x.shape[0], len(rs), *x.shape[1:])
                 else:
                     v = rec[var]
                 pieces[f"{obj}_{var}"].append(v)

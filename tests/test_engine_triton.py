@@ -53,12 +53,20 @@ def _net(case: str) -> Network:
         rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_min=0.0,
                         w_max=w_max)
         lif = AdExPopulation(N_POST, V_init=-55e-3, t_ref=5e-4, name="lif")
+    elif case == "adex_pair_drive_gaba":  # plus static inhibition from a second input
+        w_max = 10e-9
+        rule = PairSTDP(A_plus=0.05, A_minus=0.06, bounds="soft", w_max=w_max)
+        lif = AdExPopulation(N_POST, ampa_drive=70e-3, V_init=-55e-3, name="lif")
     else:  # static
         w_max, rule = 6e-9, None
         lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=2e-3, name="lif")
     net.add(lif)
     W0 = w_max * (0.3 + 0.4 * torch.rand(B, N_POST, N_PRE, generator=gen, dtype=torch.float64))
     net.connect(inp, lif, W0, rule, name="S")
+    if case.endswith("gaba"):
+        inh = net.add(PoissonInput(4, rate=300.0, name="inh"))
+        net.connect(inh, lif, 1e-9 * torch.rand(N_POST, 4, generator=gen, dtype=torch.float64),
+                    name="I", target="gaba")
     return net
 
 
@@ -72,7 +80,7 @@ def _assert_same(a, b, rel_v: float = 1e-12) -> None:
     for v in a.data_vars:
         assert a[v].dims == b[v].dims and a[v].attrs == b[v].attrs, v
         x, y = a[v].values, b[v].values
-        if v in ("lif_V", "lif_g_ampa", "lif_w"):
+        if v in ("lif_V", "lif_g_ampa", "lif_w", "lif_g_gaba"):
             err = np.abs(x - y).max() / np.abs(y).max()
             assert err <= rel_v, (v, err)
         else:
@@ -80,7 +88,7 @@ def _assert_same(a, b, rel_v: float = 1e-12) -> None:
 
 
 @pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
-                                  "adex_pair_conductance_hard", "static"])
+                                  "adex_pair_conductance_hard", "adex_pair_drive_gaba", "static"])
 def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     """Records every 1 ms (stored by the kernel; spike counts only for the static case, the
     kernel's no-record launch), chunks of 50 steps: spikes, input spikes, weights and traces
@@ -94,6 +102,8 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
         rec += ["lif.V", "lif.g_ampa", "S.W", "S.r1" if case.startswith("triplet") else "S.x"]
     if case.startswith("adex"):
         rec += ["lif.w"]
+    if case.endswith("gaba"):
+        rec += ["lif.g_gaba", "I.W", "inh.spikes"]
     kw = dict(record=rec, every=1e-3, progress=False, chunk=50)
     tri_net, ref_net = _net(case), _net(case)
     tri = tri_net.run(0.01, backend="triton", **kw)
@@ -105,7 +115,8 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     assert torch.equal(st_t["proj"]["S"]["W"], st_r["proj"]["S"]["W"])
     dW = float((st_r["proj"]["S"]["W"] - W0).abs().max())
     assert (dW == 0) if case == "static" else (dW > 0), dW
-    for k in ("V", "g_ampa", *(("w",) if case.startswith("adex") else ())):
+    for k in ("V", "g_ampa", *(("w",) if case.startswith("adex") else ()),
+              *(("g_gaba",) if case.endswith("gaba") else ())):
         a, b = st_t["pop"]["lif"][k], st_r["pop"]["lif"][k]
         assert float((a - b).abs().max() / b.abs().max()) <= 1e-12, k
 
@@ -183,8 +194,15 @@ def test_errors_before_any_work(monkeypatch):
     two = _net("static")
     other = two.add(PoissonInput(3, rate=5.0, name="other"))
     two.connect(other, two.populations["lif"], 1e-9, name="D")
-    with pytest.raises(ValueError, match="2 projections.*The Triton backend runs: spiking"):
+    with pytest.raises(ValueError, match=r"projections \['D', 'S'\] \(needs exactly one AMPA "
+                       r"projection.*The Triton backend runs: spiking"):
         two.run(1e-3, backend="triton", progress=False)
+    # a plastic GABA projection (the kernel's inhibition is static), an NMDA input
+    pg = _net("static")
+    other = pg.add(PoissonInput(3, rate=5.0, name="other"))
+    pg.connect(other, pg.populations["lif"], 1e-9, PairSTDP(), name="G", target="gaba")
+    with pytest.raises(ValueError, match="GABA projection 'G' is plastic"):
+        pg.run(1e-3, backend="triton", progress=False)
     rate = _net("static")
     rate.add(RateInput(3, rate=5.0, name="drive"))
     with pytest.raises(ValueError, match="input 'drive' gives rates"):
