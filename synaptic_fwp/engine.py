@@ -1210,7 +1210,7 @@ class _TritonPath:
         n_in = self.proj.n_pre + (self.net.projections[self.gaba].n_pre if self.gaba else 0)
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
         state_rec = any(var != "spikes" for _, _, var in items) and bool(rec_steps)
-        rec_W = any(kind == "proj" and var == "W" for kind, _, var in items)
+        rec_W = any(kind == "proj" and obj == self.name and var == "W" for kind, obj, var in items)
         ps, s = st["pop"][pop.name], st["proj"][self.name]
         # launches of at most _TRITON_LAUNCH_BYTES of dense input spikes (one per chunk unless
         # batch x steps x n_pre is very large)
