@@ -26,10 +26,11 @@ spike transmission and ``on_pre`` act only on the synapses of the spiking inputs
 called on the gathered synapses, so nothing ``n_post x n_pre`` is touched on a step unless a
 postsynaptic neuron spikes, and then only for the instances where it did); traces decay by
 exact per-step factors computed once from the rule itself. Feed-forward networks (spiking
-inputs onto one AMPA-only LIF population through static or trace-rule projections) take the
-event-window path (:class:`_WindowPath`, ``run(method="auto")``): between postsynaptic spikes the
-whole network is linear and known in advance, so windows of up to 200 steps are solved at once
-and per-step Python work disappears; it equals the step path up to rounding (tested).
+inputs onto one LIF population with AMPA and GABA synapses through static or trace-rule
+projections) take the event-window path (:class:`_WindowPath`, ``run(method="auto")``):
+between postsynaptic spikes the whole network is linear and known in advance, so windows of up
+to 200 steps are solved at once and per-step Python work disappears; it equals the step path up
+to rounding (tested).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
 of spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
@@ -395,19 +396,19 @@ class Network:
         uninterrupted run; ``chunk``: steps per chunk (default about 2000, a multiple of the
         recording interval); ``on_chunk(step)``: called after each chunk is written;
         ``method``: ``"step"`` (every ``dt``, any network), ``"window"`` (the event-window path of
-        :class:`_WindowPath`: feed-forward spiking inputs onto one AMPA-only LIF population with
-        static or trace-rule projections; equal to the step path up to rounding) or ``"auto"``
-        (the window path where it applies and the recording interval allows windows of at
+        :class:`_WindowPath`: feed-forward spiking inputs onto one LIF population (AMPA and GABA
+        synapses) with static or trace-rule projections; equal to the step path up to rounding) or
+        ``"auto"`` (the window path where it applies and the recording interval allows windows of at
         least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
         ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
         see :class:`_TritonPath`: one input of spikes onto one LIF or AdEx population through one
-        pair/triplet STDP or static AMPA projection with scalar rule parameters and no delay,
-        plus at most one static GABA projection from an input; on CUDA tensors, or on the CPU
-        under ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"``
-        (Triton on CUDA tensors for networks it runs when Triton is installed and
-        ``method="auto"``, the torch paths otherwise). Records, Dataset,
-        streaming and checkpoints are the same for every backend; the Triton path equals the
-        step path spike for spike (float64, tested) up to the last bit of the conductances.
+        pair/triplet STDP or static AMPA projection with scalar rule parameters and no delay, plus
+        at most one static GABA projection from an input; on CUDA tensors, or on the CPU under
+        ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"`` (Triton on CUDA
+        tensors for networks it runs when Triton is installed and ``method="auto"``, the torch paths
+        otherwise). Records, Dataset, streaming and checkpoints are the same for every backend; the
+        Triton path equals the step path spike for spike (float64, tested) up to the last bit of the
+        conductances.
         """
         if method not in ("auto", "step", "window"):
             raise ValueError(f"method must be one of ['auto', 'step', 'window'], got {method!r}")
@@ -734,17 +735,17 @@ def _window_ok(net: Network, items: list) -> str | None:
     if len(net.populations) != 1:
         return "needs exactly one population"
     pop = next(iter(net.populations.values()))
-    if type(pop) is not LIFPopulation or pop.uses["nmda"] or pop.uses["gaba"]:
-        return "needs a LIF population with AMPA synapses only"
+    if type(pop) is not LIFPopulation or pop.uses["nmda"]:
+        return "needs a LIF population with AMPA (and GABA) synapses only"
     for i in net.inputs.values():
         if i.kind != "spikes":
             return "needs spiking inputs only"
     for p in net.projections.values():
         if p.pre not in net.inputs.values() or p.post is not pop:
             return "needs feed-forward projections from inputs"
-        if p.target != "ampa" or p.U0 is not None or p.delay_steps or p.tau_pre is not None \
-                or p.tau_post is not None:
-            return "needs plain AMPA projections (no U, delay or rate-rule traces)"
+        if p.target not in ("ampa", "gaba") or p.U0 is not None or p.delay_steps \
+                or p.tau_pre is not None or p.tau_post is not None:
+            return "needs plain AMPA or GABA projections (no U, delay or rate-rule traces)"
         if p.kind == "rate":
             return "rate rules step every dt"
         if p.kind == "spiking" and (not p.compact or p.has_syn):
@@ -756,15 +757,15 @@ def _window_ok(net: Network, items: list) -> str | None:
 
 
 class _WindowPath:
-    """Advance a feed-forward network (spiking inputs -> one AMPA-only LIF population, static
-    or trace-rule projections) by windows of ``K`` steps.
+    """Advance a feed-forward network (spiking inputs -> one LIF population with AMPA and
+    optionally GABA synapses, static or trace-rule projections) by windows of ``K`` steps.
 
     Between postsynaptic spikes everything is known in advance: the input spikes (drawn per
     chunk), the weights at each presynaptic spike (the rule's ``on_pre``, applied to the spiking
     synapses in order of occurrence, on traces decayed lazily by the rule's own ``decay`` with
-    per-synapse intervals, as Brian2's event-driven variables), hence the conductance, which is
-    a linear recurrence, and the membrane potential, which is linear in ``V`` with the
-    conductance held over each step (the same exponential integrator as the step path). Both
+    per-synapse intervals, as Brian2's event-driven variables), hence the conductances (AMPA and
+    GABA, each a linear recurrence), and the membrane potential, which is linear in ``V`` with
+    the conductances held over each step (the same exponential integrator as the step path). All
     recurrences are solved for the whole window at once in float64 (cumulative sums of the
     scaled increments), the first threshold crossing of each instance is found, and each
     instance commits up to its own spike; instances that spiked apply ``on_post`` and continue
@@ -785,8 +786,9 @@ class _WindowPath:
         pp = self.pop._p
         self.c64 = {k: pp[k].to(torch.float64) for k in (
             "dec_ampa", "V_th", "V_reset", "V_rest", "drive_over_gL", "fac_m", "g_L", "gLEL",
-            "E_ampa", "dt_over_C") if k in pp}
-        if "fac_m" in self.c64:
+            "E_ampa", "dt_over_C", "ampa_drive", "dec_gaba", "E_gaba") if k in pp}
+        self.gaba = bool(self.pop.uses["gaba"])
+        if "fac_m" in self.c64 and not self.gaba:
             self.c64["loga_fixed"] = torch.log(self.c64["fac_m"]).unsqueeze(0).expand(
                 K, net.batch, self.pop.n)
         for n, p in self.projs:
@@ -869,11 +871,17 @@ class _WindowPath:
         done = torch.zeros(B, dtype=torch.bool)
         Kt = torch.full((B,), K, dtype=torch.int64)
         ar = torch.arange(K).reshape(K, 1)
+        if self.gaba:
+            dg = c64["dec_gaba"]
+            Dgj = dg.unsqueeze(0) ** jj
         while True:
             # ---- tentative on_pre for all uncommitted events, in order of occurrence
-            inc = torch.zeros(K, B, P, dtype=f64)
+            incs = {"ampa": torch.zeros(K, B, P, dtype=f64)}
+            if self.gaba:
+                incs["gaba"] = torch.zeros(K, B, P, dtype=f64)
             for info in proj:
                 pr, s = info["p"], info["s"]
+                inc = incs[pr.target]  # the conductance this projection drives
                 if info["step"].numel() == 0:
                     info["Wpost"] = None
                     continue
@@ -930,19 +938,26 @@ class _WindowPath:
                     tlt.index_copy_(0, fe, se)
                 inc.index_put_((step, b), Wpre.to(f64), accumulate=True)
                 info.update(Wpost=Wpost, xpost=xpost, sels=sels)
-            # ---- conductance and membrane potential over the window, from each cursor
-            G0 = ps["g_ampa"].to(f64)  # g used at step c
+            # ---- conductances and membrane potential over the window, from each cursor
             cc = c.reshape(1, B, 1)
-            Dc = d.unsqueeze(0) ** cc.to(f64)  # (1, B, 1)
-            scaled = inc / (Dj * d.unsqueeze(0))  # inc_m d^-(m+1)
-            H = torch.cumsum(scaled, 0) - scaled  # exclusive: sum_{m<j}
-            G = Dj * (G0.unsqueeze(0) / Dc + H)  # (K, B, P), valid for j >= c
-            if fixed:
+            inc = incs["ampa"]
+            G = self._conductance(ps["g_ampa"], inc, d, Dj, cc)  # (K, B, P), valid for j >= c
+            if self.gaba:
+                Gg = self._conductance(ps["g_gaba"], incs["gaba"], dg, Dgj, cc)
+            if fixed and not self.gaba:
                 Vinf = c64["V_rest"].unsqueeze(0) + G * c64["drive_over_gL"]
                 loga = c64["loga_fixed"]
-            else:
-                gt = c64["g_L"].unsqueeze(0) + G
-                Vinf = (c64["gLEL"].unsqueeze(0) + G * c64["E_ampa"]) / gt
+            else:  # the step path's g_tot and numerator, term by term
+                if fixed:
+                    gt = c64["g_L"].unsqueeze(0).expand_as(G)
+                    num = c64["gLEL"].unsqueeze(0) + G * c64["ampa_drive"]
+                else:
+                    gt = c64["g_L"].unsqueeze(0) + G
+                    num = c64["gLEL"].unsqueeze(0) + G * c64["E_ampa"]
+                if self.gaba:
+                    gt = gt + Gg
+                    num = num + Gg * c64["E_gaba"]
+                Vinf = num / gt
                 loga = -gt * c64["dt_over_C"].unsqueeze(0)
             ref0 = ps["ref"]  # (B, P) refractory steps left at step c
             j0 = cc + ref0.unsqueeze(0)  # first free step, (1, B, P)
@@ -999,6 +1014,11 @@ class _WindowPath:
             ps["V"].copy_(torch.where(upd, Vnew.to(ps["V"].dtype), ps["V"]))
             gnew = Gsb * d + incsb
             ps["g_ampa"].copy_(torch.where(upd, gnew.to(ps["g_ampa"].dtype), ps["g_ampa"]))
+            if self.gaba:
+                at_sb = sbe.expand(1, B, P)
+                gnew = (torch.gather(Gg, 0, at_sb)[0] * dg
+                        + torch.gather(incs["gaba"], 0, at_sb)[0])
+                ps["g_gaba"].copy_(torch.where(upd, gnew.to(ps["g_gaba"].dtype), ps["g_gaba"]))
             steps_taken = (sb - c + 1).unsqueeze(-1)
             refn = torch.where(spk, nref.expand(B, P), (ref0 - steps_taken).clamp(min=0))
             ps["ref"].copy_(torch.where(upd, refn, ref0))
@@ -1028,6 +1048,17 @@ class _WindowPath:
             lagy = ((K - 1) - info["tl_post"]).reshape(-1)
             for k in info["post_k"]:
                 s[f"rule.{k}"].view(-1).mul_(tab[k].index_select(0, lagy))
+
+    @staticmethod
+    def _conductance(g0: torch.Tensor, inc: torch.Tensor, d: torch.Tensor, Dj: torch.Tensor,
+                     cc: torch.Tensor) -> torch.Tensor:
+        """The conductance used at each step ``j >= c`` of the window, ``(K, B, P)`` float64:
+        ``g_j = d^(j-c) g_c + sum_{c<=m<j} d^(j-1-m) inc_m`` (decay after the neuron update,
+        then the step's transmission ``inc_m``), from ``g0 = g_c`` and ``Dj = d^j``."""
+        Dc = d.unsqueeze(0) ** cc.to(torch.float64)  # (1, B, 1)
+        scaled = inc / (Dj * d.unsqueeze(0))  # inc_m d^-(m+1)
+        H = torch.cumsum(scaled, 0) - scaled  # exclusive: sum_{m<j}
+        return Dj * (g0.to(torch.float64).unsqueeze(0) / Dc + H)
 
     @staticmethod
     def _idxW(b: torch.Tensor, i: torch.Tensor, P: int, n_pre: int) -> torch.Tensor:

@@ -100,6 +100,44 @@ def test_event_window_path_equals_the_step_path():
         np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
 
 
+@pytest.mark.parametrize("drive", [None, 60e-3])
+def test_event_window_path_with_gaba_equals_the_step_path(drive):
+    """Feed-forward inhibition (a second Poisson input onto GABA synapses, static; plus a
+    plastic GABA projection from the excitatory input) with plastic AMPA input, conductance-based
+    or fixed-drive AMPA: the window path (which solves both conductances and V in closed form
+    between post spikes) gives the step path's spikes, and its weights, V and conductances up to
+    rounding, in float64; the inhibition lowers the spike count."""
+    def net(inhibit: bool) -> Network:
+        rate, V_th, tau_a, W0 = _params(6)
+        n = Network(dt=1e-4, batch=6, seed=3, dtype=torch.float64)
+        inp = n.add(PoissonInput(20, rate=rate, name="inp"))
+        out = n.add(LIFPopulation(1, **{**LIF, "V_th": V_th}, t_ref=1e-3, tau_ampa=tau_a,
+                                  ampa_drive=drive, name="out"))
+        w = 4e-9 if drive is None else 4e-9 * 70e-3 / drive
+        n.connect(inp, out, W0 * w / 4e-9, PairSTDP.song2000(w_max=5e-9 * w / 4e-9), name="S")
+        if inhibit:
+            inh = n.add(PoissonInput(8, rate=300.0, name="inh"))
+            g = torch.Generator().manual_seed(5)
+            n.connect(inh, out, 2e-9 * torch.rand(6, 1, 8, generator=g, dtype=torch.float64),
+                      name="I", target="gaba")
+            n.connect(inp, out, 0.5e-9, PairSTDP.song2000(w_max=1e-9), name="SI",
+                      target="gaba")
+        return n
+
+    rec = ["S.W", "SI.W", "out.V", "out.spikes", "out.g_ampa", "out.g_gaba"]
+    kw = dict(record=rec, every=0.004, progress=False)
+    a = net(True).run(0.06, method="step", **kw)
+    b = net(True).run(0.06, method="window", **kw)
+    assert int(a["out_spikes"].sum()) > 20
+    assert float(a["out_g_gaba"].max()) > 0
+    free = net(False).run(0.06, record=["out.spikes"], every=0.004, progress=False)
+    assert int(free["out_spikes"].sum()) > int(a["out_spikes"].sum())
+    np.testing.assert_array_equal(a["out_spikes"].values, b["out_spikes"].values)
+    for v in ("S_W", "SI_W", "out_V", "out_g_ampa", "out_g_gaba"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+
+
 @pytest.mark.parametrize("method", ["step", "window"])
 def test_pair_stdp_in_the_engine_matches_the_closed_form(method):
     """Pre spike at t_pre; a driver input makes the post neuron fire one step after t_drive.
