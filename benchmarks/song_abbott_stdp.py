@@ -6,7 +6,11 @@ neuron (``dv/dt = (ge (Ee - vr) + El - v)/taum``, ``dge/dt = -ge/taue``, thresho
 -60 mV, rest -74 mV, taum 10 ms, taue 5 ms) with all-to-all pair STDP (tau 20 ms,
 ``dApre = 0.01 gmax``, ``dApost = -1.05 dApre``, hard bounds ``[0, gmax]``, ``w`` initially
 uniform in ``[0, gmax]``). ``batch`` independent copies are simulated for ``duration`` seconds at
-``dt = 0.1 ms``:
+``dt = 0.1 ms``. With ``--inhibition G`` the neuron also receives Song, Miller & Abbott's
+inhibitory inputs: 200 Poisson inputs at 10 Hz onto static GABA synapses of weight ``G`` (in
+units of the leak conductance), reversal -70 mV, decay 5 ms (``+ gi (Ei - v)`` in ``dv/dt``,
+``dgi/dt = -gi/taui``; Brian2 then integrates with ``exponential_euler``, the conductances held
+over the step as in the engine, since ``exact`` needs linear equations):
 
 * synaptic_fwp: one :class:`synaptic_fwp.engine.Network` with ``batch`` instances, float32, with
   1 and with 2 torch threads. The neuron is :class:`LIFPopulation` with ``ampa_drive = Ee - vr``
@@ -47,10 +51,11 @@ TAUM, TAUPRE, TAUE = 10e-3, 20e-3, 5e-3
 EE, VT, VR, EL = 0.0, -54e-3, -60e-3, -74e-3
 F, GMAX, N_IN = 15.0, 0.01, 1000
 DT = 1e-4
+EI, TAUI, F_IN, N_INH = -70e-3, 5e-3, 10.0, 200  # Song, Miller & Abbott 2000's inhibition
 
 
 def run_ours(batch: int, duration: float, threads: int, seed: int = 0,
-             method: str = "auto") -> dict:
+             method: str = "auto", inhibition: float = 0.0) -> dict:
     import torch
 
     from synaptic_fwp.engine import Network
@@ -67,11 +72,14 @@ def run_ours(batch: int, duration: float, threads: int, seed: int = 0,
         inp = net.add(PoissonInput(N_IN, rate=F, name="inp"))
         lif = net.add(LIFPopulation(1, C=TAUM * g_L, g_L=g_L, E_L=EL, V_th=VT, V_reset=VR,
                                     t_ref=0.0, tau_ampa=TAUE, ampa_drive=EE - VR, V_init=0.0,
-                                    name="out"))
+                                    E_gaba=EI, tau_gaba=TAUI, name="out"))
         gmax = GMAX * g_L
         gen = torch.Generator().manual_seed(seed)
         W0 = torch.rand(batch, 1, N_IN, generator=gen) * gmax
         net.connect(inp, lif, W0, PairSTDP.song2000(w_max=gmax), name="S")
+        if inhibition:
+            inh = net.add(PoissonInput(N_INH, rate=F_IN, name="inh"))
+            net.connect(inh, lif, inhibition * g_L, name="I", target="gaba")
         t0, c0 = time.perf_counter(), time.process_time()
         ds = net.run(duration, record=["S.W", "out.spikes"], every=duration, progress=False,
                      method=method)
@@ -89,6 +97,7 @@ import json, sys, time
 import numpy as np
 from brian2 import *
 target, batch, duration, outdir = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+g_in = float(sys.argv[5])
 NIN = 1000
 if target == "cpp_standalone":
     set_device("cpp_standalone", directory=outdir, build_on_run=False)
@@ -101,8 +110,18 @@ El = -74*mV; taue = 5*ms; F = 15*Hz; gmax = .01
 dApre = .01; dApost = -dApre * taupre / taupost * 1.05; dApost *= gmax; dApre *= gmax
 eqs = """dv/dt = (ge * (Ee-vr) + El - v) / taum : volt
 dge/dt = -ge / taue : 1"""
+if g_in > 0:  # Song, Miller & Abbott 2000's inhibitory inputs (conductance-based)
+    Ei = -70*mV; taui = 5*ms
+    eqs = """dv/dt = (ge * (Ee-vr) + gi * (Ei - v) + El - v) / taum : volt
+dge/dt = -ge / taue : 1
+dgi/dt = -gi / taui : 1"""
 inp = PoissonGroup(NIN * batch, rates=F)
-neu = NeuronGroup(batch, eqs, threshold="v>vt", reset="v = vr", method="exact")
+neu = NeuronGroup(batch, eqs, threshold="v>vt", reset="v = vr",
+                  method="exponential_euler" if g_in > 0 else "exact")
+if g_in > 0:
+    inh = PoissonGroup(200 * batch, rates=10*Hz)
+    SI = Synapses(inh, neu, on_pre="gi += g_in")
+    SI.connect(j="i // 200")
 S = Synapses(inp, neu, """w : 1
 dApre/dt = -Apre / taupre : 1 (event-driven)
 dApost/dt = -Apost / taupost : 1 (event-driven)""", on_pre="""ge += w
@@ -138,13 +157,14 @@ print("RESULT" + json.dumps(res))
 '''
 
 
-def run_brian2(target: str, batch: int, duration: float) -> dict:
+def run_brian2(target: str, batch: int, duration: float, inhibition: float = 0.0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "child.py")
         with open(script, "w") as f:
             f.write(BRIAN2_CHILD)
         p = subprocess.run([sys.executable, script, target, str(batch), str(duration),
-                            os.path.join(d, "standalone")], capture_output=True, text=True)
+                            os.path.join(d, "standalone"), repr(inhibition)],
+                           capture_output=True, text=True)
         for line in p.stdout.splitlines():
             if line.startswith("RESULT"):
                 return json.loads(line[6:])
@@ -173,16 +193,20 @@ def main() -> None:
     ap.add_argument("--no-brian2", action="store_true", help="only time synaptic_fwp")
     ap.add_argument("--json", default=None, help="write the results to this file")
     ap.add_argument("--threads", default="1,2", help="torch thread counts to time (comma list)")
+    ap.add_argument("--inhibition", type=float, default=0.0,
+                    help="weight (in units of g_L) of 200 inhibitory inputs at 10 Hz onto GABA "
+                         "synapses (Song, Miller & Abbott 2000); 0: none, as Brian2's example")
     args = ap.parse_args()
     batch, duration = (4, 1.0) if args.quick else (args.batch, args.duration)
     net_s = batch * duration
+    inh = args.inhibition
     print(f"Song-Abbott STDP: {batch} networks x {duration} s, dt = 0.1 ms, {N_IN} inputs at "
-          f"{F} Hz each")
-    res: dict = {"batch": batch, "duration_s": duration}
-    run_ours(2, 0.01, 1)  # warm-up: imports and first calls are not simulation time
+          f"{F} Hz each" + (f", {N_INH} inhibitory at {F_IN} Hz (weight {inh} g_L)" if inh else ""))
+    res: dict = {"batch": batch, "duration_s": duration, "inhibition": inh}
+    run_ours(2, 0.01, 1, inhibition=inh)  # warm-up: imports and first calls are not simulation
     ours = {}
     for th in [int(x) for x in args.threads.split(",")]:
-        r = run_ours(batch, duration, th)
+        r = run_ours(batch, duration, th, inhibition=inh)
         ours[th] = r
         print(f"  synaptic_fwp  {th} thread(s): sim {r['sim_s']:8.2f} s wall, "
               f"{r['cpu_s']:8.2f} s CPU   {net_s / r['sim_s']:8.3f} network-s/s   "
@@ -193,7 +217,7 @@ def main() -> None:
         return
     b2 = {}
     for target in ("cython", "cpp_standalone"):
-        r = run_brian2(target, batch, duration)
+        r = run_brian2(target, batch, duration, inh)
         b2[target] = r
         print(f"  Brian2 {target:14s}: sim {r['sim_s']:8.2f} s wall, {r['cpu_s']:8.2f} s CPU   "
               f"{net_s / r['sim_s']:8.3f} network-s/s   (compile {r['compile_s']:.1f} s, "
