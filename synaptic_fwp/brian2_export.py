@@ -23,6 +23,10 @@ listing them):
     then the trace jump; Brian2 runs the ``pre`` pathway before ``post`` in a time step, which
     is synaptic_fwp's order for coincident spikes).
 
+``InhibitorySTDP`` (Vogels et al. 2011, Science 334:1569)
+    Event-driven traces ``x`` (pre), ``y`` (post), both ``tau``; ``on_pre: w += eta*y -
+    eta*alpha`` (bounded) then ``x`` jumps; ``on_post: w += eta*x`` then ``y`` jumps.
+
 ``TripletSTDP`` (Pfister & Gerstner 2006, J Neurosci 26:9673, Eqs. 2-4)
     Four event-driven traces ``r1, r2`` (pre; ``tau_plus``, ``tau_x``) and ``o1, o2`` (post;
     ``tau_minus``, ``tau_y``); ``on_pre: w -= o1*(A2_minus + A3_minus*r2)`` then ``r1, r2``
@@ -121,7 +125,8 @@ __all__ = [
     "btsp_to_brian2",
 ]
 
-SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "GraupnerBrunel", "ShouvalCalcium")
+SUPPORTED_RULES = ("PairSTDP", "TripletSTDP", "InhibitorySTDP", "GraupnerBrunel",
+                   "ShouvalCalcium")
 _TARGETS = ("numpy", "cython")
 
 
@@ -205,11 +210,10 @@ def _bounded(w: str, dw_plus: str | None, dw_minus: str | None, rule: object) ->
     """Brian2 statement for :func:`synaptic_fwp.plasticity.base.apply_bounds`."""
     lo, hi = float(rule.w_min), float(rule.w_max)
     if rule.bounds == "soft":
-        expr = (
-            f"{w} + ({dw_plus})*({hi!r} - {w})" if dw_plus else f"{w} - ({dw_minus})*({w} - {lo!r})"
-        )
+        expr = w + (f" + ({dw_plus})*({hi!r} - {w})" if dw_plus else "") + (
+            f" - ({dw_minus})*({w} - {lo!r})" if dw_minus else "")
         return f"{w} = clip({expr}, {lo!r}, {hi!r})"
-    expr = f"{w} + ({dw_plus})" if dw_plus else f"{w} - ({dw_minus})"
+    expr = w + (f" + ({dw_plus})" if dw_plus else "") + (f" - ({dw_minus})" if dw_minus else "")
     if rule.bounds == "hard":
         return f"{w} = clip({expr}, {lo!r}, {hi!r})"
     return f"{w} = {expr}"
@@ -258,6 +262,30 @@ A_minus : 1 (constant)
         params,
         rule_name=rule.name,
         notes=f"Song, Miller & Abbott 2000; exact {form} traces",
+    )
+
+
+def _inhibitory_stdp(rule: Any, form: str) -> Brian2Synapse:
+    tr, decay = _traces({"x": "tau", "y": "tau"}, form)
+    model = f"""
+w : 1
+{tr}
+tau : second (constant)
+eta : 1 (constant)
+alpha : 1 (constant)
+"""
+    on_pre = decay + "\n".join([_bounded("w", "eta*y", "eta*alpha", rule),
+                                _jump("x", rule.pairing)])
+    on_post = decay + "\n".join([_bounded("w", "eta*x", None, rule), _jump("y", rule.pairing)])
+    params = {n: ("second" if n == "tau" else "1", _values(rule, n))
+              for n in ("tau", "eta", "alpha")}
+    return Brian2Synapse(
+        model,
+        on_pre,
+        on_post,
+        params,
+        rule_name=rule.name,
+        notes=f"Vogels et al. 2011 inhibitory STDP (alpha = 2 rho0 tau); exact {form} traces",
     )
 
 
@@ -487,12 +515,14 @@ def synapse_model(
     triplet traces) or ``"explicit"`` (the same exact decay written out in ``on_pre`` /
     ``on_post``: ``x = x*exp(-(t - t_last)/tau)``; nothing to solve).
     """
-    from .plasticity import GraupnerBrunel, PairSTDP, ShouvalCalcium, TripletSTDP
+    from .plasticity import GraupnerBrunel, InhibitorySTDP, PairSTDP, ShouvalCalcium, TripletSTDP
 
     if traces not in _TRACES:
         raise ValueError(f"traces must be one of {list(_TRACES)}, got {traces!r}")
     if isinstance(rule, PairSTDP):
         out = _pair_stdp(rule, traces)
+    elif isinstance(rule, InhibitorySTDP):
+        out = _inhibitory_stdp(rule, traces)
     elif isinstance(rule, TripletSTDP):
         out = _triplet_stdp(rule, traces)
     elif isinstance(rule, GraupnerBrunel):
@@ -870,7 +900,7 @@ def _at(name: str, v: object, b: int, batch: int) -> float:
 _NET_SUPPORTED = (
     "inputs: SpikeTimesInput; populations: LIFPopulation or AdExPopulation (conductance-based "
     "AMPA or a fixed driving force ampa_drive; NMDA with its Mg2+ block; GABA); projections: "
-    f"static or a spiking rule ({', '.join(SUPPORTED_RULES[:2])}) with target 'ampa' or 'gaba', "
+    f"static or a spiking rule ({', '.join(SUPPORTED_RULES[:3])}) with target 'ampa' or 'gaba', "
     "static NMDA weights U0 allowed, no value/sign"
 )
 
@@ -961,7 +991,7 @@ def network_to_brian2(
     from .engine import Network
     from .inputs import SpikeTimesInput
     from .neurons import AdExPopulation, LIFPopulation
-    from .plasticity import PairSTDP, TripletSTDP
+    from .plasticity import InhibitorySTDP, PairSTDP, TripletSTDP
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a synaptic_fwp.engine.Network, got {type(net).__name__}")
@@ -992,7 +1022,7 @@ def network_to_brian2(
             p.target in ("ampa", "gaba")
             and p.value is None
             and p.sign is None
-            and (p.rule is None or isinstance(p.rule, (PairSTDP, TripletSTDP)))
+            and (p.rule is None or isinstance(p.rule, (PairSTDP, TripletSTDP, InhibitorySTDP)))
         )
         if not ok:
             raise TypeError(

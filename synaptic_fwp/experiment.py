@@ -98,6 +98,7 @@ SECTIONS: dict[str, str] = {
 RULES: dict[str, dict[str, Any]] = {
     "pair_stdp": {"class": "PairSTDP", "presets": ("song2000",)},
     "triplet_stdp": {"class": "TripletSTDP", "table": "from_table"},
+    "inhibitory_stdp": {"class": "InhibitorySTDP"},
     "graupner_brunel": {"class": "GraupnerBrunel", "table": "from_table"},
     "shouval": {"class": "ShouvalCalcium", "table": "from_table"},
 }
@@ -275,7 +276,8 @@ def _convert_param(ctx: _Ctx, path: tuple[str, ...], key: str, v: object, defaul
     if v == "none" and key.startswith("tau"):
         return None
     try:
-        return quantity(v, expect="time" if _TIME_NAMES.match(key) else None, key=key)
+        expect = "time" if _TIME_NAMES.match(key) else _kind(key) if key == "rho0" else None
+        return quantity(v, expect=expect, key=key)
     except (TypeError, ValueError) as e:
         raise ctx.error(path, str(e)) from None
 
@@ -968,7 +970,7 @@ PRESETS: dict[str, tuple[str, str, str]] = {"adex": ("pattern", "naud2008", "NAU
 
 _KIND_OF = [
     (re.compile(r"^(tau.*|t_ref|duration|times|rate_dt|delay|dt|every)$"), "time"),
-    (re.compile(r"^(rate|peak_rate|baseline|r_max|r_init|max_rate)$"), "frequency"),
+    (re.compile(r"^(rate|peak_rate|baseline|r_max|r_init|max_rate|rho0)$"), "frequency"),
     (re.compile(r"^(E_.*|V_.*|ampa_drive|Delta_T)$"), "voltage"),
     (re.compile(r"^C$"), "capacitance"),
     (re.compile(r"^g_L$"), "conductance"),

@@ -51,6 +51,19 @@ def test_pair_stdp_matches_brian2(rule, traces):
         assert ours["w_final"].values.max() == pytest.approx(1.02)  # the bound is reached
 
 
+@pytest.mark.parametrize("traces", ["event-driven", "explicit"])
+def test_inhibitory_stdp_matches_brian2(traces):
+    """Vogels et al. 2011's rule (a pre-spike depression and a symmetric window; hard bound at 0
+    that binds, upper bound inf) exported to Brian2 gives the same final weights."""
+    from synaptic_fwp.plasticity import InhibitorySTDP
+
+    rule = InhibitorySTDP(eta=0.05, rho0=40.0)
+    ours = pairing(rule, dtype=torch.float64, w0=0.05, **STDP_PROTOCOL)
+    theirs = brian2_pairing(rule, sim_dt=1e-3, traces=traces, w0=0.05, **STDP_PROTOCOL)
+    _check(ours["w_final"].values, theirs["w_final"].values)
+    assert ours["w_final"].values.min() == 0.0  # the lower bound is reached
+
+
 # Brian2 solves the four coupled (event-driven) triplet traces with sympy at build time
 # (seconds); the other cases use the same exact decay written out (traces="explicit").
 @pytest.mark.parametrize(
@@ -151,14 +164,16 @@ def test_unsupported_and_bad_input_raise_before_any_work():
 def test_engine_network_spike_for_spike(case):
     """An engine network (8 spike-time inputs -> 2 LIF or AdEx neurons, plastic AMPA projection
     with a 1 ms delay; in the nmda-gaba cases also static NMDA weights U0 on it, with the Mg2+
-    block, and 4 more inputs onto GABA synapses) and its Brian2 export fire the same spikes in
-    the same steps and end with the same weights (float64 engine, step path)."""
+    block, and 4 more inputs onto GABA synapses, plastic by Vogels et al.'s inhibitory STDP in
+    the conductance case) and its Brian2 export fire the same spikes in the same steps and end
+    with the same weights (float64 engine, step path)."""
     import dataclasses
 
     from synaptic_fwp.brian2_export import network_to_brian2
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import SpikeTimesInput
     from synaptic_fwp.neurons import AdExPopulation, LIFPopulation
+    from synaptic_fwp.plasticity import InhibitorySTDP
 
     dt, T, n_in, n_out = 2.5e-4, 0.25, 8, 2
     rng = np.random.default_rng(0)
@@ -195,11 +210,15 @@ def test_engine_network_spike_for_spike(case):
         inh = net.add(SpikeTimesInput(
             4, times=np.concatenate([t_inh + 2.5e-3 * j for j in range(4)]),
             indices=np.repeat(np.arange(4), t_inh.size), name="inh"))
-        net.connect(inh, out, torch.full((n_out, 4), 3e-9, dtype=torch.float64), target="gaba",
-                    name="I")
+        # plastic in the conductance case: Vogels et al. 2011's inhibitory STDP (siemens)
+        irule = (InhibitorySTDP(eta=2e-10, rho0=10.0, w_max=6e-9)
+                 if case == "conductance-pair" else None)
+        net.connect(inh, out, torch.full((n_out, 4), 3e-9, dtype=torch.float64), irule,
+                    target="gaba", name="I")
         assert out.uses["nmda"] and out.uses["gaba"]
     ex = network_to_brian2(net, traces=traces)  # built before the engine run changes nothing
-    ds = net.run(T, record=["S.W", "out.spikes"], progress=False, method="step")
+    rec = ["S.W", "out.spikes"] + (["I.W"] if nmda_gaba else [])
+    ds = net.run(T, record=rec, progress=False, method="step")
     ex.run(T)
     # the engine stamps the record of step n at (n + 1) dt; Brian2 reports t_n = n dt
     spk = ds["out_spikes"].values[0]  # (time, post)
@@ -211,6 +230,11 @@ def test_engine_network_spike_for_spike(case):
     W_e = ds["S_W"].values[0, -1]
     np.testing.assert_allclose(ex.weights("S"), W_e, rtol=RTOL, atol=0)
     assert np.abs(W_e - W0.numpy()).max() > 1e-11  # the weights did move (by > 0.3%)
+    if nmda_gaba:
+        W_i = ds["I_W"].values[0, -1]
+        np.testing.assert_allclose(ex.weights("I"), W_i, rtol=RTOL, atol=0)
+        if case == "conductance-pair":
+            assert np.abs(W_i - 3e-9).max() > 1e-11  # inhibitory STDP moved them
 
 
 def test_unsupported_network_objects_raise():

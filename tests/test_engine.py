@@ -20,7 +20,7 @@ from synaptic_fwp.inputs import (
     SpikeTimesInput,
 )
 from synaptic_fwp.neurons import LIFPopulation, RatePopulation
-from synaptic_fwp.plasticity import PairSTDP
+from synaptic_fwp.plasticity import InhibitorySTDP, PairSTDP
 from synaptic_fwp.sequence.recurrent import scan_recurrent
 
 LIF = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3)
@@ -102,8 +102,9 @@ def test_event_window_path_equals_the_step_path():
 
 @pytest.mark.parametrize("drive", [None, 60e-3])
 def test_event_window_path_with_gaba_equals_the_step_path(drive):
-    """Feed-forward inhibition (a second Poisson input onto GABA synapses, static; plus a
-    plastic GABA projection from the excitatory input) with plastic AMPA input, conductance-based
+    """Feed-forward inhibition (a second Poisson input onto GABA synapses, static; plus a GABA
+    projection from the excitatory input with Vogels et al.'s inhibitory STDP) with plastic AMPA
+    input, conductance-based
     or fixed-drive AMPA: the window path (which solves both conductances and V in closed form
     between post spikes) gives the step path's spikes, and its weights, V and conductances up to
     rounding, in float64; the inhibition lowers the spike count."""
@@ -120,7 +121,7 @@ def test_event_window_path_with_gaba_equals_the_step_path(drive):
             g = torch.Generator().manual_seed(5)
             n.connect(inh, out, 2e-9 * torch.rand(6, 1, 8, generator=g, dtype=torch.float64),
                       name="I", target="gaba")
-            n.connect(inp, out, 0.5e-9, PairSTDP.song2000(w_max=1e-9), name="SI",
+            n.connect(inp, out, 0.5e-9, InhibitorySTDP(eta=5e-11, rho0=10.0), name="SI",
                       target="gaba")
         return n
 

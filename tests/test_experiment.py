@@ -290,6 +290,65 @@ def test_network_experiment_runs_reproducibly(tmp_path):
     xr.testing.assert_identical(again["S_W"], back["S_W"])
 
 
+EI_NET = """\
+[experiment]
+name = "ei"
+seed = 1
+
+[network]
+dt = "1 ms"
+duration = "300 ms"
+batch = 2
+
+[inputs.src]
+type = "poisson"
+n = 12
+rate = "200 Hz"
+
+[inputs.inh]
+type = "poisson"
+n = 6
+rate = "40 Hz"
+
+[populations.out]
+type = "lif"
+n = 2
+
+[projections.S]
+pre = "src"
+post = "out"
+W0 = "1 nS"
+
+[projections.I]
+pre = "inh"
+post = "out"
+W0 = "0.5 nS"
+target = "gaba"
+rule = { name = "inhibitory_stdp", eta = "0.05 nS", tau = "20 ms" }
+
+[sweep]
+"projections.I.rule.rho0" = ["1 Hz", "100 Hz"]
+
+[record]
+variables = ["I.W", "out.spikes"]
+every = "100 ms"
+"""
+
+
+def test_network_experiment_with_inhibitory_stdp():
+    """An E/I file: a GABA projection with Vogels et al.'s rule (``rho0`` in Hz, swept; ``eta``
+    in nS); the sweep becomes a dimension; a low target rate ends with much stronger inhibition
+    than a high one; a unit of the wrong kind is refused, naming the key."""
+    ds = E.loads(EI_NET, "ei.toml").run(progress=False, write=False)
+    np.testing.assert_allclose(ds["I_rule_rho0"].values, [1.0, 100.0])
+    assert int(ds["out_spikes"].sum()) > 0
+    W = ds["I_W"].isel(time=-1).mean(("replica", "post", "pre")).values
+    assert W[0] > 2 * W[1] and W[0] > 2 * 0.5e-9  # (the neurons fire ~130 Hz at the start)
+    assert ds["I_rule_rho0"].attrs["units"] == "Hz"
+    with pytest.raises(ValueError, match="rho0.*is a time, but rho0 is a frequency"):
+        E.loads(EI_NET.replace('"100 Hz"]', '"100 ms"]'), "ei.toml")
+
+
 NET_BAD = [
     ('dt = "1 ms"', 'dt = "1 Hz"', ["[network.dt]", "is a frequency, but dt is a time"]),
     ('duration = "40 ms"', "", ["[network]", "missing key 'duration'"]),

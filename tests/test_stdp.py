@@ -228,3 +228,76 @@ def test_triplet_errors():
         triplet_bcm_rate(TripletSTDP(pairing="nearest"), 1.0, 1.0)
     with pytest.raises(ValueError, match="delay"):
         pairing_closed_form(TripletSTDP(), 0.03, 50.0)
+
+
+# ----------------------------------------------------------------------------- inhibitory STDP
+def _brute_vogels(pre, post, tau, eta, alpha):
+    """Vogels et al. 2011 from the spike lists: each pre spike adds eta (y(t-0) - alpha), each
+    post spike eta x(t+0) (coincident spikes: pre first, Brian2's order)."""
+    return (sum(eta * (_trace(post, t, tau, False) - alpha) for t in pre)
+            + sum(eta * _trace(pre, t, tau, False, inclusive=True) for t in post))
+
+
+def test_inhibitory_stdp_matches_its_definition():
+    """Random trains through the event-driven protocol machinery equal the sum over spikes, and
+    the window is symmetric: a pair at +-d changes W by eta (exp(-d/tau) - alpha) either way."""
+    from synaptic_fwp.plasticity import InhibitorySTDP
+
+    rule = InhibitorySTDP(tau=20e-3, eta=1e-3, rho0=5.0, bounds="none")
+    assert rule.alpha == pytest.approx(2 * 5.0 * 20e-3)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        pre = np.sort(rng.choice(np.arange(1, 400), 12, replace=False)) * 1e-3
+        post = np.sort(rng.choice(np.arange(1, 400), 9, replace=False)) * 1e-3
+        W, _ = run_events(rule, torch.zeros(1, 1, 1, dtype=F64), *merge_events([pre], [post]))
+        want = _brute_vogels(list(pre), list(post), 20e-3, 1e-3, rule.alpha)
+        assert W.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
+    ds = pairing(rule, dt=[-0.01, 0.01, -0.03, 0.03], freq=[1.0], n_pairs=1, dtype=F64)
+    d = np.abs(np.asarray([-0.01, 0.01, -0.03, 0.03]))
+    np.testing.assert_allclose(ds.dw.values.reshape(-1), 1e-3 * (np.exp(-d / 20e-3) - rule.alpha),
+                               rtol=1e-12)
+
+
+def test_inhibitory_stdp_sets_the_postsynaptic_rate():
+    """Vogels et al. 2011's result: a LIF neuron driven by 200 excitatory Poisson inputs (static)
+    and 50 inhibitory ones whose weights follow the rule settles at the target rate rho0
+    (mean drift eta rho_pre (2 tau rho_post - alpha) = 0 at rho_post = rho0), from ~30 Hz
+    without inhibition; a higher target gives a higher rate and weaker inhibition."""
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.inputs import PoissonInput
+    from synaptic_fwp.neurons import LIFPopulation
+    from synaptic_fwp.plasticity import InhibitorySTDP
+
+    rates, w_inh = {}, {}
+    for rho0 in (5.0, 20.0):
+        net = Network(dt=1e-4, batch=2, seed=1, dtype=F64)
+        exc = net.add(PoissonInput(200, rate=10.0, name="exc"))
+        inh = net.add(PoissonInput(50, rate=10.0, name="inh"))
+        pop = net.add(LIFPopulation(1, t_ref=2e-3, tau_ampa=5e-3, tau_gaba=10e-3, name="out"))
+        net.connect(exc, pop, 1.0e-9, name="E")
+        net.connect(inh, pop, 0.0, InhibitorySTDP(eta=5e-10, rho0=rho0), name="I",
+                    target="gaba")
+        ds = net.run(8.0, record=["out.spikes", "I.W"], every=1.0, progress=False)
+        counts = ds.out_spikes.values[:, :, 0]  # spikes per second, (batch, time)
+        assert counts[:, 0].min() > 25  # before the inhibition has grown
+        rates[rho0] = counts[:, 3:].mean()
+        w_inh[rho0] = float(ds.I_W.values[:, -1].mean())
+        assert rates[rho0] == pytest.approx(rho0, rel=0.3), (rho0, counts)
+    assert rates[5.0] < rates[20.0] and w_inh[5.0] > w_inh[20.0] > 0
+
+
+def test_inhibitory_stdp_errors():
+    from synaptic_fwp.plasticity import InhibitorySTDP
+
+    with pytest.raises(ValueError, match="tau"):
+        InhibitorySTDP(tau=0.0)
+    with pytest.raises(ValueError, match="rho0"):
+        InhibitorySTDP(rho0=-1.0)
+    with pytest.raises(ValueError, match="finite w_max"):
+        InhibitorySTDP(bounds="soft")
+    W = torch.zeros(1, 2, 3, dtype=F64)
+    rule = InhibitorySTDP(eta=1.0)
+    st = rule.init_state(W)
+    W2, _ = rule.on_pre(W, st, torch.ones(1, 3, dtype=F64))  # y = 0: depression, held at 0
+    assert torch.equal(W2, W)
+    assert isinstance(rule, SpikingRule)

@@ -68,6 +68,8 @@ Rules
   2000; Bi & Poo 1998; van Rossum et al. 2000 for soft bounds).
 - :class:`TripletSTDP` (``stdp.py``): Pfister & Gerstner 2006, all published sets, and
   :func:`triplet_bcm_rate` its rate-based (BCM) form.
+- :class:`InhibitorySTDP` (``stdp.py``): Vogels et al. 2011's inhibitory STDP, which sets the
+  postsynaptic rate to a target (E/I balance).
 - :class:`GraupnerBrunel` (``calcium.py``): bistable calcium synapse of Graupner & Brunel 2012.
 - :class:`ShouvalCalcium` (``calcium.py``): calcium control of Shouval, Bear & Cooper 2002.
 """
@@ -81,6 +83,7 @@ from .base import SpikingRule  # noqa: F401  (re-exported)
 _WHERE = {
     "PairSTDP": ".stdp",
     "TripletSTDP": ".stdp",
+    "InhibitorySTDP": ".stdp",
     "triplet_bcm_rate": ".stdp",
     "GraupnerBrunel": ".calcium",
     "ShouvalCalcium": ".calcium",

@@ -1,4 +1,5 @@
-r"""Spike-timing-dependent plasticity with traces: pair STDP and triplet STDP.
+r"""Spike-timing-dependent plasticity with traces: pair STDP, triplet STDP, and the inhibitory
+STDP of Vogels et al. 2011.
 
 Pair STDP (Song, Miller & Abbott 2000, Nat Neurosci 3:919; Bi & Poo 1998; the trace form of
 Brian2's ``examples/synapses/STDP.py``)::
@@ -12,6 +13,17 @@ Triplet STDP (Pfister & Gerstner 2006, J Neurosci 26:9673, Eqs. 2-4): pre traces
 
     on_pre :  W <- W - o1 * (A2_minus + A3_minus * r2(t-0)) ;  r1, r2 jump
     on_post:  W <- W + r1 * (A2_plus  + A3_plus  * o2(t-0)) ;  o1, o2 jump
+
+Inhibitory STDP (Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011, Science 334:1569): on an
+inhibitory synapse, a symmetric Hebbian window plus a constant depression at each presynaptic
+spike, with pre trace ``x`` and post trace ``y`` (both ``tau``)::
+
+    on_pre :  W <- W + eta (y - alpha) ;  x <- x + 1        alpha = 2 rho0 tau
+    on_post:  W <- W + eta x           ;  y <- y + 1
+
+For independent Poisson trains the mean drift is ``dW/dt = eta rho_pre (2 tau rho_post -
+alpha)``: inhibition grows while the postsynaptic rate exceeds the target ``rho0`` and shrinks
+below it, so the rule sets the neuron's rate to ``rho0`` and balances excitation with inhibition.
 
 All-to-all interactions: a trace jumps by 1 at each spike. Nearest-spike interactions
 (Pfister & Gerstner's "nearest spike" model): a trace is *reset to 1* at each spike, so it
@@ -40,7 +52,8 @@ import torch
 from .._validation import check_choice
 from .base import Param, apply_bounds, check_bounds, check_param, expand
 
-__all__ = ["PairSTDP", "TripletSTDP", "triplet_bcm_rate", "pairing_closed_form", "PAIRINGS"]
+__all__ = ["PairSTDP", "TripletSTDP", "InhibitorySTDP", "triplet_bcm_rate",
+           "pairing_closed_form", "PAIRINGS"]
 
 PAIRINGS = ("all_to_all", "nearest")
 _FLUSH = {torch.float64: (-400.0, 1e-120), torch.float32: (-40.0, 1e-19)}
@@ -196,6 +209,69 @@ class PairSTDP(_TraceRuleMixin):
 
     def on_post(self, W, state, post):
         pot = expand(self.A_plus, 2, W) * post.unsqueeze(-1) * state["x"].unsqueeze(-2)
+        W = apply_bounds(W, pot, 0.0, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "y": _jump(state["y"], post, self.pairing)}
+
+
+@dataclass(frozen=True, eq=False)
+class InhibitorySTDP(_TraceRuleMixin):
+    """Inhibitory STDP of Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011 (module docstring):
+    ``on_pre: W += eta (y - alpha)``, ``on_post: W += eta x``, ``alpha = 2 rho0 tau``.
+
+    Parameters (SI): ``tau`` (s; 20 ms), ``eta`` (the learning rate, in units of the weight, e.g.
+    siemens; Vogels et al.: 1e-4 in units of their inhibitory conductance), ``rho0`` (Hz; the
+    target postsynaptic rate, 5 Hz in the paper). Bounds: ``"hard"`` in ``[w_min, w_max]``
+    (default ``[0, inf)``: inhibitory weights stay non-negative, as in the paper) or ``"none"``;
+    ``"soft"`` needs a finite ``w_max``. All-to-all or nearest-spike traces.
+    """
+
+    tau: Param = 20e-3
+    eta: Param = 1e-4
+    rho0: Param = 5.0
+    pairing: str = "all_to_all"
+    bounds: str = "hard"
+    w_min: float = 0.0
+    w_max: float = math.inf
+    name: str = "inhibitory_stdp"
+    source: str = "Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011, Science 334:1569"
+
+    def __post_init__(self) -> None:
+        check_param("tau", self.tau, positive=True)
+        check_param("eta", self.eta, nonneg=True)
+        check_param("rho0", self.rho0, nonneg=True)
+        check_choice("pairing", self.pairing, PAIRINGS)
+        check_bounds(self.bounds, self.w_min, self.w_max)
+        if self.bounds == "soft" and not math.isfinite(self.w_max):
+            raise ValueError(f"bounds='soft' needs a finite w_max, got w_max={self.w_max}")
+
+    @property
+    def alpha(self) -> Param:
+        """The depression per presynaptic spike in trace units, ``2 rho0 tau``."""
+        return 2.0 * self.rho0 * self.tau
+
+    @property
+    def state_shapes(self) -> dict[str, str]:
+        return {"x": "pre", "y": "post"}
+
+    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": W.new_zeros(W.shape[:-2] + W.shape[-1:]),
+                "y": W.new_zeros(W.shape[:-1])}
+
+    @property
+    def taus(self) -> dict[str, Param]:
+        """Time constant of each trace (s): the traces decay as ``exp(-dt / tau)``."""
+        return {"x": self.tau, "y": self.tau}
+
+    def on_pre(self, W, state, pre):
+        eta = expand(self.eta, 2, W)
+        m = pre.unsqueeze(-2)
+        pot = eta * state["y"].unsqueeze(-1) * m
+        dep = eta * expand(self.alpha, 2, W) * m
+        W = apply_bounds(W, pot, dep, self.bounds, self.w_min, self.w_max)
+        return W, {**state, "x": _jump(state["x"], pre, self.pairing)}
+
+    def on_post(self, W, state, post):
+        pot = expand(self.eta, 2, W) * post.unsqueeze(-1) * state["x"].unsqueeze(-2)
         W = apply_bounds(W, pot, 0.0, self.bounds, self.w_min, self.w_max)
         return W, {**state, "y": _jump(state["y"], post, self.pairing)}
 
