@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<12}{mode:<10}{pas:<9}{c.limiter():<9}{bound / t_tri_s:>8.3g}"
                   f"{t_rec_s / t_tri_s:>9.3g}{t_chk_s / t_tri_s:>9.3g}{err:>10.1e}")
     if not a.rules or "stdp" in a.rules:
-        for neuron in ("lif", "adex", "lif_gaba"):
+        for neuron in ("lif", "adex", "lif_gaba", "lif_istdp"):
             spiking(dev, timeit, a.interpret, neuron)
 
 
@@ -182,8 +182,9 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
             neuron: str = "lif") -> None:
     """The fused spiking projection (Poisson -> LIF or AdEx with triplet STDP; ``lif_gaba``:
     plus a static GABA input of ``n_pre / 4`` Poisson sources, Song, Miller & Abbott 2000's
-    feed-forward inhibition) against the engine's torch path on the same device: speed-up,
-    spikes equal, fraction of the roofline bound."""
+    feed-forward inhibition; ``lif_istdp``: the same inhibition plastic by Vogels et al. 2011's
+    inhibitory STDP) against the engine's torch path on the same device: speed-up, spikes equal,
+    fraction of the roofline bound."""
     import torch
     from synaptic_fwp.kernels.roofline import spiking_cost
     from synaptic_fwp.kernels.spiking import run_lif_stdp
@@ -191,7 +192,7 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import PoissonInput
     from synaptic_fwp.neurons import AdExPopulation, LIFPopulation
-    from synaptic_fwp.plasticity import TripletSTDP
+    from synaptic_fwp.plasticity import InhibitorySTDP, TripletSTDP
 
     B, n_pre, n_post, steps = (1, 8, 4, 20) if interpret else (1024, 256, 64, 2000)
     dt, w_max = 1e-4, 4e-9
@@ -199,7 +200,8 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     rule = TripletSTDP.from_table("visual_cortex", "all_to_all", bounds="hard", w_max=w_max)
     gen = torch.Generator().manual_seed(0)
     W0 = (0.5 * w_max * torch.rand(B, n_post, n_pre, generator=gen)).to(dev, dtype)
-    n_i = n_pre // 4 if neuron == "lif_gaba" else 0
+    n_i = n_pre // 4 if neuron in ("lif_gaba", "lif_istdp") else 0
+    rule_i = InhibitorySTDP(eta=1e-11) if neuron == "lif_istdp" else None
     Wi = (1e-9 * torch.rand(n_post, max(n_i, 1), generator=gen)).to(dev, dtype)
 
     def build():
@@ -213,7 +215,7 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
         net.connect(inp, lif, W0, rule, name="S")
         if n_i:
             inh = net.add(PoissonInput(n_i, rate=10.0, name="inh"))
-            net.connect(inh, lif, Wi, name="I", target="gaba")
+            net.connect(inh, lif, Wi, rule_i, name="I", target="gaba")
         return net, inp, lif
 
     net, inp, lif = build()
@@ -226,7 +228,7 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
         ev = inh.events(inh.init_state(), 0, steps)
         pre_i = torch.zeros(B, steps, n_i, dtype=torch.bool, device=dev)
         pre_i[ev.b.to(dev), ev.step.to(dev), ev.i.to(dev)] = True
-        gaba = (pre_i, Wi)
+        gaba = (pre_i, Wi, rule_i)
     ds = net.run(steps * dt, record=["lif.spikes"], progress=False)
     ref = torch.from_numpy(ds["lif_spikes"].values).bool().to(dev)
     out = run_lif_stdp(pre, W0, rule, lif, dt, gaba=gaba)
@@ -239,7 +241,8 @@ def spiking(dev: str, timeit: Callable[[Callable[[], object]], float], interpret
     t_eng = timeit(eng)
     t_ker = timeit(lambda: run_lif_stdp(pre, W0, rule, lif, dt, gaba=gaba))
     scale = 1e-3 if dev == "cuda" else 1.0
-    bound = spiking_cost(n_pre, n_post, n_gaba=n_i).bound(B * steps)
+    bound = spiking_cost(n_pre, n_post, n_gaba=n_i, gaba_plastic=rule_i is not None).bound(
+        B * steps)
     print(f"\nspiking projection ({neuron}) B={B} n_pre={n_pre} n_post={n_post} steps={steps} "
           "float32: "
           f"bound fraction {bound / (t_ker * scale):.3g}, x engine {t_eng / t_ker:.3g}, "

@@ -50,16 +50,19 @@ def variants(full: bool = False) -> list[tuple[str, str, dict, dict]]:
         out.append((f"chunk_vector {flags}", "chunk_vector_fwd_kernel", flags, bf))
     pt = {"pre_ptr": "*u8", "prei_ptr": "*u8", "spk_ptr": "*u8", "ref_ptr": "*i64"}
     pt.update({n: "*fp64" for n in ("lif_ptr", "rule_ptr", "w_ptr", "v_ptr", "ga_ptr", "o1_ptr",
-                                    "o2_ptr", "r1_ptr", "r2_ptr", "wad_ptr", "wi_ptr", "gg_ptr")})
-    # (FIXED, HAS_REF, NEAREST, BOUNDS, TRIPLET, ADEX, GABA); the last three: AdEx neurons; the
-    # two the test suite compiles (1, 3) carry the GABA input
-    lif = [(1, 1, 0, 1, 0, 0, 0), (0, 0, 1, 2, 1, 0, 1), (0, 1, 0, 0, 1, 0, 0),
-           (0, 0, 0, 1, 1, 1, 1), (1, 1, 0, 0, 0, 1, 0), (1, 0, 0, 1, 0, 0, 1)]
+                                    "o2_ptr", "r1_ptr", "r2_ptr", "wad_ptr", "wi_ptr", "gg_ptr",
+                                    "rulei_ptr", "xi_ptr", "yi_ptr")})
+    # (FIXED, HAS_REF, NEAREST, BOUNDS, TRIPLET, ADEX, GABA: 0 none / 1 static / 2 inhibitory
+    # STDP); AdEx neurons in 3 and 4; the two the test suite compiles (1, 3) carry GABA input,
+    # plastic in 1
+    lif = [(1, 1, 0, 1, 0, 0, 0), (0, 0, 1, 2, 1, 0, 2), (0, 1, 0, 0, 1, 0, 0),
+           (0, 0, 0, 1, 1, 1, 1), (1, 1, 0, 0, 0, 1, 0), (1, 0, 0, 1, 0, 0, 2)]
     for i, (fx, hr, ne, bo, tr, ad, gb) in enumerate(lif):
         if not full and i not in (1, 3):
             continue
         flags = dict(FIXED=fx, HAS_REF=hr, NEAREST=ne, BOUNDS=bo, TRIPLET=tr, BP=16, BN=256,
-                     ADEX=ad, Z_MAX=30.0, GABA=gb, BNI=64 if gb else 1)
+                     ADEX=ad, Z_MAX=30.0, GABA=gb > 0, BNI=64 if gb else 1, GABA_RULE=gb == 2,
+                     NEAREST_I=i == 1, BOUNDS_I=1 if i == 1 else 0)
         out.append((f"lif_stdp {flags}", "lif_stdp_kernel", flags, pt))
     return out
 

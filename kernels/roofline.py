@@ -93,13 +93,16 @@ def kernel_cost(
     return Cost(bytes=byt, flops=2 * step + adj, unit="fp32_cuda_core_flops")
 
 
-def spiking_cost(n_pre: int, n_post: int, fp64: bool = False, n_gaba: int = 0) -> Cost:
+def spiking_cost(n_pre: int, n_post: int, fp64: bool = False, n_gaba: int = 0,
+                 gaba_plastic: bool = False) -> Cost:
     """The fused spiking projection per step and instance: spikes in and out (1 byte each),
     about ``10 n_post n_pre`` flops (transmission ``2``, ``on_pre`` and ``on_post`` ``4`` each)
-    on CUDA cores (fp64 at half the fp32 rate); a static GABA input of ``n_gaba`` sources adds
-    its spikes (``n_gaba`` bytes) and its transmission (``2 n_post n_gaba`` flops)."""
+    on CUDA cores (fp64 at half the fp32 rate); a GABA input of ``n_gaba`` sources adds its
+    spikes (``n_gaba`` bytes) and its transmission (``2 n_post n_gaba`` flops), and with
+    inhibitory STDP (``gaba_plastic``) its dense ``on_pre`` and ``on_post`` (``8 n_post
+    n_gaba``)."""
     unit = "fp32_cuda_core_flops"
-    fl = 10.0 * n_post * n_pre + 2.0 * n_post * n_gaba
+    fl = 10.0 * n_post * n_pre + (10.0 if gaba_plastic else 2.0) * n_post * n_gaba
     return Cost(bytes=float(n_pre + n_gaba + n_post), flops=fl * (2.0 if fp64 else 1.0),
                 unit=unit)
 

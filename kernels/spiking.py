@@ -90,16 +90,19 @@ def lif_stdp_kernel(
     w_ptr, v_ptr, ga_ptr, ref_ptr, o1_ptr, o2_ptr, r1_ptr, r2_ptr, spk_ptr,
     rv_ptr, rg_ptr, rw_ptr, ro1_ptr, ro2_ptr, rr1_ptr, rr2_ptr, wad_ptr, rwad_ptr,
     prei_ptr, wi_ptr, gg_ptr, rgg_ptr,
-    T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W, NPREI,
+    rulei_ptr, xi_ptr, yi_ptr, rwi_ptr, rxi_ptr, ryi_ptr,
+    T, NPOST, NPRE, REC_FIRST, REC_EVERY, NREC, REC_W, NPREI, REC_WI,
     FIXED: tl.constexpr, HAS_REF: tl.constexpr, NEAREST: tl.constexpr, BOUNDS: tl.constexpr,
     TRIPLET: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, ADEX: tl.constexpr = False,
     Z_MAX: tl.constexpr = 30.0, GABA: tl.constexpr = False, BNI: tl.constexpr = 1,
+    GABA_RULE: tl.constexpr = False, NEAREST_I: tl.constexpr = False,
+    BOUNDS_I: tl.constexpr = 0,
 ):
     """Grid ``(B, cdiv(n_post, BP))``. ``pre``: (B, T, n_pre) uint8; ``lif``: (B, 24) per-instance
     constants [V_th, V_reset, n_ref, dec_ampa, a, b, c, E_ampa] with (a, b, c) = (V_rest,
     drive/g_L, exp(-dt g_L/C)) when FIXED without GABA, else (g_L, g_L E_L + I_ext, dt/C) (and
     with FIXED and GABA, slot 7 the AMPA drive); with ``GABA`` also [16: dec_gaba, 17: E_gaba];
-    for ``ADEX
+    for ``ADEX``
     [V_th, V_reset, n_ref, dec_ampa, g_L, g_L E_L + I_ext, dt/C, E_ampa (or the drive when
     FIXED), E_L, V_T, Delta_T, x_max, a, b, exp(-dt/tau_w), 0] (``x_max = (V_th - V_T) /
     Delta_T``, the exponent's cap); ``wad``: the adaptation current (B, n_post), recorded in
@@ -113,7 +116,11 @@ def lif_stdp_kernel(
     ``GABA``: a static inhibitory projection as well: its spikes ``prei`` (B, T, NPREI) uint8,
     weights ``wi`` (B, n_post, NPREI) kept on-chip (``BNI`` >= NPREI), conductance ``gg`` (B,
     n_post; recorded in ``rgg`` like V); ``g_G`` joins ``g_tot`` with reversal ``E_gaba``, decays
-    with ``dec_gaba`` after the spike test and receives ``W_i s_i`` with the AMPA transmission."""
+    with ``dec_gaba`` after the spike test and receives ``W_i s_i`` with the AMPA transmission.
+    ``GABA_RULE``: ``W_i`` follows Vogels et al. 2011's inhibitory STDP (``rulei``: [eta,
+    eta alpha, exp(-dt/tau), w_min, w_max]) with pre traces ``xi`` (B, NP, NPREI) and post
+    traces ``yi`` (B, n_post), in the AMPA rule's order; records ``rwi`` (if ``REC_WI``),
+    ``rxi``, ``ryi`` like W, r1 and o1."""
     i_b = tl.program_id(0).to(tl.int64)
     i_p = tl.program_id(1)
     NP = tl.num_programs(1)
@@ -156,6 +163,17 @@ def lif_stdp_kernel(
         gg = tl.load(gg_ptr + poff, mask=mp, other=0.0)
         dec_g = tl.load(L + 16)
         e_g = tl.load(L + 17)
+        mwi = mp[:, None] & mni[None, :]
+        mni0 = mni & ((oni * 0 + i_p) == 0)
+        if GABA_RULE:
+            tioff = (i_b * NP + i_p) * NPREI + oni
+            xi = tl.load(xi_ptr + tioff, mask=mni, other=0.0)
+            yi = tl.load(yi_ptr + poff, mask=mp, other=0.0)
+            eta_i = tl.load(rulei_ptr)
+            eta_alpha = tl.load(rulei_ptr + 1)
+            f_i = tl.load(rulei_ptr + 2)
+            wi_min = tl.load(rulei_ptr + 3)
+            wi_max = tl.load(rulei_ptr + 4)
     if ADEX:
         e_l = tl.load(L + 8)
         v_t = tl.load(L + 9)
@@ -233,6 +251,16 @@ def lif_stdp_kernel(
         if GABA:
             si = tl.load(prei_ptr + (i_b * T + t) * NPREI + oni, mask=mni, other=0).to(W.dtype)
             gg += tl.sum(Wi * si[None, :], 1)
+            if GABA_RULE:  # Vogels et al. 2011: traces decay, on_pre, then on_post
+                xi = xi * f_i
+                yi = yi * f_i
+                Wi = _bounds(Wi, (eta_i * yi)[:, None] * si[None, :], eta_alpha * si[None, :],
+                             wi_min, wi_max, BOUNDS_I)
+                xi = _jump(xi, si, NEAREST_I)
+                pi = spk.to(W.dtype)
+                Wi = _bounds(Wi, (eta_i * pi)[:, None] * xi[None, :], 0.0, wi_min, wi_max,
+                             BOUNDS_I)
+                yi = _jump(yi, pi, NEAREST_I)
         # 4. on_pre, then on_post
         if TRIPLET:
             amp_m = a2m + a3m * r2
@@ -262,6 +290,12 @@ def lif_stdp_kernel(
                         tl.store(rwad_ptr + ri * NPOST + op, wad, mask=mp)
                     if GABA:
                         tl.store(rgg_ptr + ri * NPOST + op, gg, mask=mp)
+                        if GABA_RULE:
+                            tl.store(rxi_ptr + ri * NPREI + oni, xi, mask=mni0)
+                            tl.store(ryi_ptr + ri * NPOST + op, yi, mask=mp)
+                            if REC_WI != 0:
+                                tl.store(rwi_ptr + (ri * NPOST + op[:, None]) * NPREI
+                                         + oni[None, :], Wi, mask=mwi)
                     tl.store(ro1_ptr + ri * NPOST + op, o1, mask=mp)
                     tl.store(rr1_ptr + ri * NPRE + on, r1, mask=mn0)
                     if TRIPLET:
@@ -278,6 +312,11 @@ def lif_stdp_kernel(
         tl.store(wad_ptr + poff, wad, mask=mp)
     if GABA:
         tl.store(gg_ptr + poff, gg, mask=mp)
+        if GABA_RULE:
+            tl.store(wi_ptr + i_b * NPOST * NPREI + op[:, None] * NPREI + oni[None, :], Wi,
+                     mask=mwi)
+            tl.store(xi_ptr + tioff, xi, mask=mni)
+            tl.store(yi_ptr + poff, yi, mask=mp)
     tl.store(o1_ptr + poff, o1, mask=mp)
     tl.store(r1_ptr + toff, r1, mask=mn)
     if TRIPLET:
@@ -296,7 +335,8 @@ def run_lif_stdp(
     record_every: int = 0,
     record_first: int = 0,
     record_W: bool = False,
-    gaba: tuple[torch.Tensor, torch.Tensor] | None = None,
+    gaba: tuple | None = None,
+    record_W_gaba: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run a plastic feed-forward projection onto a LIF population for ``T`` steps, one launch.
 
@@ -317,20 +357,26 @@ def run_lif_stdp(
     record_every, record_first : if ``record_every > 0``, the state after steps
         ``record_first, record_first + record_every, ...`` (< T) is recorded in the same launch.
     record_W : also record the weights (``n_post x n_pre`` per record).
-    gaba : optional static inhibitory projection ``(spikes, W_gaba)``: its presynaptic spikes
-        ``(B, T, n_gaba)`` and weights ``(B, n_post, n_gaba)`` or ``(n_post, n_gaba)``
-        (siemens; conductance-based, reversal ``post.E_gaba``, decay ``post.tau_gaba``), as a
-        ``connect(..., target="gaba")`` projection without a rule in the engine.
+    gaba : optional inhibitory projection ``(spikes, W_gaba)`` or ``(spikes, W_gaba, rule)``:
+        its presynaptic spikes ``(B, T, n_gaba)``, weights ``(B, n_post, n_gaba)`` or
+        ``(n_post, n_gaba)`` (siemens; conductance-based, reversal ``post.E_gaba``, decay
+        ``post.tau_gaba``; not modified) and ``rule``: ``None`` (static) or an
+        :class:`~synaptic_fwp.plasticity.InhibitorySTDP` with scalar parameters, as a
+        ``connect(..., target="gaba")`` projection in the engine. Its traces continue from
+        ``state["gaba_x"]``, ``state["gaba_y"]`` when given.
+    record_W_gaba : also record the inhibitory weights (with a rule).
 
-    Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``state`` (``V``, ``g_ampa``, ``ref``,
-    AdEx's ``w``, ``g_gaba`` with ``gaba``, and the rule's traces under their own names); with
-    ``record_every > 0`` also ``records`` (``V``, ``g_ampa``, AdEx's ``w``, ``g_gaba``, the
-    rule's traces and, with ``record_W``, ``W``; each with a record axis after the batch axis).
+    Returns a dict: ``spikes`` (B, T, n_post) bool; ``W``; ``W_gaba`` (with ``gaba``); ``state``
+    (``V``, ``g_ampa``, ``ref``, AdEx's ``w``, ``g_gaba`` with ``gaba``, the rule's traces under
+    their own names and the inhibitory rule's as ``gaba_x``, ``gaba_y``); with ``record_every >
+    0`` also ``records`` (``V``, ``g_ampa``, AdEx's ``w``, ``g_gaba``, the traces and, with
+    ``record_W`` / ``record_W_gaba``, ``W`` / ``W_gaba``; each with a record axis after the
+    batch axis).
     """
     import copy
 
     from synaptic_fwp.neurons import _Z_MAX, AdExPopulation, LIFPopulation
-    from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
+    from synaptic_fwp.plasticity import InhibitorySTDP, PairSTDP, TripletSTDP
 
     from .launch import INTERPRETED
 
@@ -363,10 +409,20 @@ def run_lif_stdp(
     if dev.type != "cuda" and not INTERPRETED:
         raise ValueError(f"the fused spiking kernel needs CUDA tensors (got {dev}); on the CPU "
                          "set TRITON_INTERPRET=1 before the first Triton import")
+    rule_i = None
     if gaba is not None:
-        if not isinstance(gaba, tuple) or len(gaba) != 2:
-            raise TypeError(f"gaba must be a (spikes, W_gaba) tuple, got {type(gaba).__name__}")
-        pre_i, W_i = gaba
+        if not isinstance(gaba, tuple) or len(gaba) not in (2, 3):
+            raise TypeError("gaba must be a (spikes, W_gaba) or (spikes, W_gaba, rule) tuple, "
+                            f"got {type(gaba).__name__}")
+        pre_i, W_i = gaba[:2]
+        rule_i = gaba[2] if len(gaba) == 3 else None
+        if rule_i is not None:
+            if not isinstance(rule_i, InhibitorySTDP):
+                raise TypeError("the gaba rule must be None or an InhibitorySTDP, got "
+                                f"{type(rule_i).__name__}")
+            if rule_i.batch_shape() != ():
+                raise ValueError("the fused kernel takes an InhibitorySTDP with scalar "
+                                 f"parameters; got batch shape {rule_i.batch_shape()}")
         if not isinstance(pre_i, torch.Tensor) or pre_i.ndim != 3 or pre_i.shape[:2] != (B, T):
             raise ValueError("gaba spikes must be a (B, T, n_gaba) tensor with B, T = "
                              f"{B}, {T}, got {getattr(pre_i, 'shape', type(pre_i).__name__)}")
@@ -382,6 +438,10 @@ def run_lif_stdp(
         if pre_i.device != dev or W_i.device != dev:
             raise ValueError(f"gaba tensors must be on {dev} (as W), got {pre_i.device} and "
                              f"{W_i.device}")
+        if rule_i is not None and rule_i.bounds != "none" and bool(
+                ((W_i < rule_i.w_min) | (W_i > rule_i.w_max)).any()):
+            raise ValueError(f"gaba W must lie within its rule's bounds [{rule_i.w_min}, "
+                             f"{rule_i.w_max}] (bounds={rule_i.bounds!r})")
     if rule.bounds != "none" and bool(((W < rule.w_min) | (W > rule.w_max)).any()):
         raise ValueError(f"W must lie within the rule's bounds [{rule.w_min}, {rule.w_max}] "
                          f"(bounds={rule.bounds!r})")
@@ -452,11 +512,23 @@ def run_lif_stdp(
     spk = torch.empty((B, T, n_post), dtype=torch.uint8, device=dev)
     pre_u8 = (pre_spikes != 0).to(torch.uint8).contiguous()
     dummy = torch.zeros(1, dtype=dtype, device=dev)  # never read or written
+    xi = yi = rulei = dummy
     if gaba is not None:
         prei_u8 = (pre_i != 0).to(torch.uint8).contiguous()
-        Wi_run = W_i.detach().to(dtype).contiguous()
+        Wi_run = W_i.detach().to(dtype).clone().contiguous()
         gg = s0["g_gaba"].to(dtype).contiguous().clone()
         n_gaba = n_i
+        if rule_i is not None:
+            if state is not None and "gaba_x" in state:
+                ti = {"x": state["gaba_x"], "y": state["gaba_y"]}
+            else:
+                ti = rule_i.init_state(Wi_run)
+            xi = ti["x"].to(dtype).reshape(B, 1, n_i).expand(B, npb, n_i).contiguous()
+            yi = ti["y"].to(dtype).expand(B, n_post).contiguous().clone()
+            one = torch.ones((), dtype=dtype, device=dev)
+            f_i = float(rule_i.decay({"x": one, "y": one}, float(dt))["x"])  # the rule's own
+            rulei = torch.tensor([float(rule_i.eta), float(rule_i.eta) * float(rule_i.alpha),
+                                  f_i, rule_i.w_min, rule_i.w_max], dtype=dtype, device=dev)
     else:
         prei_u8, Wi_run, gg, n_gaba = torch.zeros(1, dtype=torch.uint8, device=dev), dummy, \
             dummy, 0
@@ -469,26 +541,38 @@ def run_lif_stdp(
     recs = {"V": rec_t(n_post), "g_ampa": rec_t(n_post), "o1": rec_t(n_post),
             "o2": rec_t(n_post, on=trip), "r1": rec_t(n_pre), "r2": rec_t(n_pre, on=trip),
             "W": rec_t(n_post, n_pre, on=record_W), "w": rec_t(n_post, on=adex),
-            "g_gaba": rec_t(n_post, on=gaba is not None)}
+            "g_gaba": rec_t(n_post, on=gaba is not None),
+            "gaba_x": rec_t(n_gaba, on=rule_i is not None),
+            "gaba_y": rec_t(n_post, on=rule_i is not None),
+            "W_gaba": rec_t(n_post, n_gaba, on=rule_i is not None and record_W_gaba)}
     lif_stdp_kernel[(B, npb)](
         pre_u8, lif, rt, W_run, V, ga, ref, o1, o2, r1, r2, spk,
         recs["V"], recs["g_ampa"], recs["W"], recs["o1"], recs["o2"], recs["r1"], recs["r2"],
         wad, recs["w"], prei_u8, Wi_run, gg, recs["g_gaba"],
+        rulei, xi, yi, recs["W_gaba"], recs["gaba_x"], recs["gaba_y"],
         T, n_post, n_pre, record_first, record_every if nrec else 0, nrec, int(record_W), n_gaba,
+        int(record_W_gaba and rule_i is not None),
         FIXED=fixed, HAS_REF=bool((p["n_ref"] > 0).any()), NEAREST=rule.pairing == "nearest",
         BOUNDS={"none": 0, "hard": 1, "soft": 2}[rule.bounds], TRIPLET=trip, BP=bp, BN=bn,
         ADEX=adex, Z_MAX=_Z_MAX, GABA=gaba is not None, BNI=max(bni, 1),
+        GABA_RULE=rule_i is not None,
+        NEAREST_I=rule_i is not None and rule_i.pairing == "nearest",
+        BOUNDS_I={"none": 0, "hard": 1, "soft": 2}[rule_i.bounds] if rule_i is not None else 0,
     )
     out_state = {"V": V, "g_ampa": ga, "ref": ref}
     if adex:
         out_state["w"] = wad
     if gaba is not None:
         out_state["g_gaba"] = gg
+        if rule_i is not None:
+            out_state["gaba_x"], out_state["gaba_y"] = xi[:, 0], yi
     for n, k in names.items():
         if k is not None:
             out_state[k] = (r1 if n == "r1" else r2)[:, 0] if n.startswith("r") else (
                 o1 if n == "o1" else o2)
     out = {"spikes": spk.bool(), "W": W_run, "state": out_state}
+    if gaba is not None:
+        out["W_gaba"] = Wi_run
     if record_every > 0:
         rec = {"V": recs["V"], "g_ampa": recs["g_ampa"]}
         if adex:
@@ -496,6 +580,12 @@ def run_lif_stdp(
         if gaba is not None:
             rec["g_gaba"] = (recs["g_gaba"] if nrec
                              else torch.zeros((B, 0, n_post), dtype=dtype, device=dev))
+        if rule_i is not None:
+            shapes = {"gaba_x": (n_gaba,), "gaba_y": (n_post,), "W_gaba": (n_post, n_gaba)}
+            for k, sh in shapes.items():
+                if k != "W_gaba" or record_W_gaba:
+                    rec[k] = recs[k] if nrec else torch.zeros((B, 0, *sh), dtype=dtype,
+                                                              device=dev)
         for n, k in names.items():
             if k is not None:
                 rec[k] = recs[n] if nrec else torch.zeros((B, 0, n_pre if n[0] == "r" else n_post),

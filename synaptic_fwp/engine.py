@@ -34,8 +34,9 @@ to rounding (tested).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
 of spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
-projection (scalar rule parameters, no delay), plus at most one static GABA projection from an
-input (feed-forward inhibition, as in Song, Miller & Abbott 2000), with the fused kernel
+projection (scalar rule parameters, no delay), plus at most one GABA projection from an input
+(feed-forward inhibition, as in Song, Miller & Abbott 2000; static or with Vogels et al.'s
+inhibitory STDP), with the fused kernel
 :func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
 of time, records stored by the kernel, state written back so records, streaming and checkpoints
 are unchanged; it equals the step path spike for spike
@@ -403,12 +404,12 @@ class Network:
         ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
         see :class:`_TritonPath`: one input of spikes onto one LIF or AdEx population through one
         pair/triplet STDP or static AMPA projection with scalar rule parameters and no delay, plus
-        at most one static GABA projection from an input; on CUDA tensors, or on the CPU under
-        ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"`` (Triton on CUDA
-        tensors for networks it runs when Triton is installed and ``method="auto"``, the torch paths
-        otherwise). Records, Dataset, streaming and checkpoints are the same for every backend; the
-        Triton path equals the step path spike for spike (float64, tested) up to the last bit of the
-        conductances.
+        at most one GABA projection from an input (static or InhibitorySTDP); on CUDA tensors, or on
+        the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"``
+        (Triton on CUDA tensors for networks it runs when Triton is installed and ``method="auto"``,
+        the torch paths otherwise). Records, Dataset, streaming and checkpoints are the same for
+        every backend; the Triton path equals the step path spike for spike (float64, tested) up to
+        the last bit of the conductances.
         """
         if method not in ("auto", "step", "window"):
             raise ValueError(f"method must be one of ['auto', 'step', 'window'], got {method!r}")
@@ -1108,14 +1109,14 @@ _TRITON_LAUNCH_BYTES = 2**28
 _TRITON_RUNS = (
     "The Triton backend runs: spiking inputs onto exactly one LIF or AdEx population, through "
     "exactly one AMPA projection (static, or PairSTDP/TripletSTDP with scalar parameters, "
-    "weights within the rule's bounds) and at most one static GABA projection, with no delay, "
-    "no NMDA, no rate-rule traces; any records"
+    "weights within the rule's bounds) and at most one GABA projection (static or "
+    "InhibitorySTDP), with no delay, no NMDA, no rate-rule traces; any records"
 )
 
 
 def _triton_ok(net: Network) -> str | None:
     """Why the fused spiking kernel cannot run this network (``None`` if it can)."""
-    from .plasticity import PairSTDP, TripletSTDP
+    from .plasticity import InhibitorySTDP, PairSTDP, TripletSTDP
 
     if len(net.populations) != 1:
         return f"the network has {len(net.populations)} populations (needs exactly one)"
@@ -1140,22 +1141,36 @@ def _triton_ok(net: Network) -> str | None:
         if p.U0 is not None or p.delay_steps or p.tau_pre is not None \
                 or p.tau_post is not None:
             return f"projection {n!r} has a delay, an NMDA weight U or rate-rule traces"
-    if gaba and net.projections[gaba[0]].kind != "static":
-        return f"GABA projection {gaba[0]!r} is plastic (the kernel's inhibition is static)"
+    if gaba:
+        g = net.projections[gaba[0]]
+        if g.kind != "static" and not isinstance(g.rule, InhibitorySTDP):
+            return (f"GABA projection {gaba[0]!r} has rule {type(g.rule).__name__} (the kernel's "
+                    "inhibition is static or InhibitorySTDP)")
+        if g.kind != "static":
+            why = _rule_fits(net, gaba[0], g.rule)
+            if why:
+                return why
     n, p = ampa[0], net.projections[ampa[0]]
     if p.kind == "spiking":
         if not isinstance(p.rule, (PairSTDP, TripletSTDP)):
             return f"projection {n!r} has rule {type(p.rule).__name__} (needs PairSTDP/TripletSTDP)"
-        if p.rule.batch_shape() != ():
-            return f"projection {n!r} has per-instance rule parameters (needs scalars)"
-        r = p.rule
-        if r.bounds != "none":
-            W = net._state["proj"][n]["W"] if net._state is not None else p.init_state()["W"]
-            if bool(((W < r.w_min) | (W > r.w_max)).any()):
-                return (f"projection {n!r} has weights outside the rule's bounds "
-                        f"[{r.w_min}, {r.w_max}]")
-    elif p.kind != "static":
+        return _rule_fits(net, n, p.rule)
+    if p.kind != "static":
         return f"projection {n!r} has a {p.kind} rule (needs a spiking STDP rule or none)"
+    return None
+
+
+def _rule_fits(net: Network, n: str, r: object) -> str | None:
+    """Why the kernel cannot run projection ``n``'s rule ``r`` (per-instance parameters, or
+    weights outside its bounds: the kernel applies the rule densely), ``None`` if it can."""
+    if r.batch_shape() != ():  # type: ignore[attr-defined]
+        return f"projection {n!r} has per-instance rule parameters (needs scalars)"
+    if r.bounds != "none":  # type: ignore[attr-defined]
+        p = net.projections[n]
+        W = net._state["proj"][n]["W"] if net._state is not None else p.init_state()["W"]
+        if bool(((W < r.w_min) | (W > r.w_max)).any()):  # type: ignore[attr-defined]
+            return (f"projection {n!r} has weights outside the rule's bounds "
+                    f"[{r.w_min}, {r.w_max}]")  # type: ignore[attr-defined]
     return None
 
 
@@ -1193,9 +1208,10 @@ class _TritonPath:
     recorded). Its final state is written back into the network's state, so records,
     checkpoints and resuming are those of the torch paths. A static projection runs as pair
     STDP with zero amplitudes (``W + 0 - 0``
-    leaves ``W`` exactly unchanged). A static GABA projection from a second input (or the same
-    one) goes to the kernel as its ``gaba`` argument: its spikes, laid out as the AMPA input's,
-    and its weights.
+    leaves ``W`` exactly unchanged). A GABA projection from a second input (or the same one)
+    goes to the kernel as its ``gaba`` argument: its spikes, laid out as the AMPA input's, its
+    weights and its rule (none, or InhibitorySTDP with its traces, written back like the AMPA
+    rule's).
     """
 
     def __init__(self, net: Network) -> None:
@@ -1206,8 +1222,10 @@ class _TritonPath:
         self.run = run_lif_stdp
         self.pop = next(iter(net.populations.values()))
         by_target = {p.target: n for n, p in net.projections.items()}
-        # the static GABA projection, if any: its spikes and weights go to the kernel as well
+        # the GABA projection, if any: its spikes, weights and (InhibitorySTDP) rule go to the
+        # kernel as well
         self.gaba = by_target.get("gaba")
+        self.gaba_rule = net.projections[self.gaba].rule if self.gaba is not None else None
         # the neuron state the kernel advances (and records): AdEx adds its adaptation w
         self.neuron_keys = ("V", "g_ampa", "ref") + (
             ("w",) if isinstance(self.pop, AdExPopulation) else ()) + (
@@ -1242,6 +1260,8 @@ class _TritonPath:
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
         state_rec = any(var != "spikes" for _, _, var in items) and bool(rec_steps)
         rec_W = any(kind == "proj" and obj == self.name and var == "W" for kind, obj, var in items)
+        rec_Wi = self.gaba_rule is not None and any(
+            kind == "proj" and obj == self.gaba and var == "W" for kind, obj, var in items)
         ps, s = st["pop"][pop.name], st["proj"][self.name]
         # launches of at most _TRITON_LAUNCH_BYTES of dense input spikes (one per chunk unless
         # batch x steps x n_pre is very large)
@@ -1261,11 +1281,19 @@ class _TritonPath:
             do_rec = state_rec and bool(rs)
             gaba = None
             if self.gaba is not None:
-                gaba = (self._dense(ev[gaba_pre], a, b), st["proj"][self.gaba]["W"])
+                sg = st["proj"][self.gaba]
+                gaba = (self._dense(ev[gaba_pre], a, b), sg["W"], self.gaba_rule)
+                if self.gaba_rule is not None:
+                    state |= {"gaba_x": sg["rule.x"], "gaba_y": sg["rule.y"]}
             out = self.run(pre, s["W"], self.rule, pop, net.dt, state=state,
                            record_every=every_steps if do_rec else 0,
-                           record_first=rs[0] if do_rec else 0, record_W=rec_W, gaba=gaba)
+                           record_first=rs[0] if do_rec else 0, record_W=rec_W, gaba=gaba,
+                           record_W_gaba=rec_Wi)
             s["W"].copy_(out["W"])
+            if self.gaba_rule is not None:
+                sg["W"].copy_(out["W_gaba"])
+                sg["rule.x"].copy_(out["state"]["gaba_x"])
+                sg["rule.y"].copy_(out["state"]["gaba_y"])
             for k in self.neuron_keys:
                 ps[k].copy_(out["state"][k])
             if not self.static:
@@ -1299,9 +1327,12 @@ class _TritonPath:
                     # among the kernel's records: g_nmda (and g_gaba without inhibition),
                     # constant on this path
                     v = ps[var].unsqueeze(1).expand(-1, len(rs), -1)
-                elif kind == "proj" and obj == self.gaba:  # static: its state does not change
-                    x = st["proj"][obj][var]
-                    v = x.unsqueeze(1).expand(x.shape[0], len(rs), *x.shape[1:])
+                elif kind == "proj" and obj == self.gaba:
+                    if self.gaba_rule is not None:  # the kernel's records
+                        v = rec[{"W": "W_gaba", "x": "gaba_x", "y": "gaba_y"}[var]]
+                    else:  # static: its state does not change
+                        x = st["proj"][obj][var]
+                        v = x.unsqueeze(1).expand(x.shape[0], len(rs), *x.shape[1:])
                 else:
                     v = rec[var]
                 pieces[f"{obj}_{var}"].append(v)

@@ -4,7 +4,6 @@ with excitation (Vogels et al. 2011)."""
 from __future__ import annotations
 
 import numpy as np
-
 from synaptic_fwp.analyses import ei_balance as study
 from synaptic_fwp.analyses._study import write_outputs
 

@@ -20,7 +20,7 @@ from synaptic_fwp import engine
 from synaptic_fwp.engine import Network
 from synaptic_fwp.inputs import PoissonInput, RateInput
 from synaptic_fwp.neurons import AdExPopulation, LIFPopulation, RatePopulation
-from synaptic_fwp.plasticity import PairSTDP, TripletSTDP
+from synaptic_fwp.plasticity import InhibitorySTDP, PairSTDP, TripletSTDP
 
 _mods, _SKIP = import_interpreted(
     "synaptic_fwp.kernels.launch", "synaptic_fwp.kernels.spiking"
@@ -57,6 +57,10 @@ def _net(case: str) -> Network:
         w_max = 10e-9
         rule = PairSTDP(A_plus=0.05, A_minus=0.06, bounds="soft", w_max=w_max)
         lif = AdExPopulation(N_POST, ampa_drive=70e-3, V_init=-55e-3, name="lif")
+    elif case == "pair_conductance_istdp":  # plus plastic inhibition from a second input
+        w_max = 10e-9
+        rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_max=w_max)
+        lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=1e-3, name="lif")
     else:  # static
         w_max, rule = 6e-9, None
         lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=2e-3, name="lif")
@@ -67,6 +71,10 @@ def _net(case: str) -> Network:
         inh = net.add(PoissonInput(4, rate=300.0, name="inh"))
         net.connect(inh, lif, 1e-9 * torch.rand(N_POST, 4, generator=gen, dtype=torch.float64),
                     name="I", target="gaba")
+    elif case.endswith("istdp"):  # Vogels et al. 2011's inhibitory STDP on the GABA synapses
+        inh = net.add(PoissonInput(4, rate=300.0, name="inh"))
+        net.connect(inh, lif, 1e-9 * torch.rand(N_POST, 4, generator=gen, dtype=torch.float64),
+                    InhibitorySTDP(eta=1e-10, rho0=20.0), name="I", target="gaba")
     return net
 
 
@@ -88,7 +96,8 @@ def _assert_same(a, b, rel_v: float = 1e-12) -> None:
 
 
 @pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
-                                  "adex_pair_conductance_hard", "adex_pair_drive_gaba", "static"])
+                                  "adex_pair_conductance_hard", "adex_pair_drive_gaba",
+                                  "pair_conductance_istdp", "static"])
 def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     """Records every 1 ms (stored by the kernel; spike counts only for the static case, the
     kernel's no-record launch), chunks of 50 steps: spikes, input spikes, weights and traces
@@ -104,6 +113,8 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
         rec += ["lif.w"]
     if case.endswith("gaba"):
         rec += ["lif.g_gaba", "I.W", "inh.spikes"]
+    if case.endswith("istdp"):
+        rec += ["lif.g_gaba", "I.W", "I.x", "I.y"]
     kw = dict(record=rec, every=1e-3, progress=False, chunk=50)
     tri_net, ref_net = _net(case), _net(case)
     tri = tri_net.run(0.01, backend="triton", **kw)
@@ -115,8 +126,12 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     assert torch.equal(st_t["proj"]["S"]["W"], st_r["proj"]["S"]["W"])
     dW = float((st_r["proj"]["S"]["W"] - W0).abs().max())
     assert (dW == 0) if case == "static" else (dW > 0), dW
+    if case.endswith("istdp"):  # the inhibitory weights moved, identically on both paths
+        Wi0 = _net(case).projections["I"].init_state()["W"]
+        assert torch.equal(st_t["proj"]["I"]["W"], st_r["proj"]["I"]["W"])
+        assert float((st_r["proj"]["I"]["W"] - Wi0).abs().max()) > 1e-12
     for k in ("V", "g_ampa", *(("w",) if case.startswith("adex") else ()),
-              *(("g_gaba",) if case.endswith("gaba") else ())):
+              *(("g_gaba",) if case.endswith(("gaba", "istdp")) else ())):
         a, b = st_t["pop"]["lif"][k], st_r["pop"]["lif"][k]
         assert float((a - b).abs().max() / b.abs().max()) <= 1e-12, k
 
@@ -197,12 +212,20 @@ def test_errors_before_any_work(monkeypatch):
     with pytest.raises(ValueError, match=r"projections \['D', 'S'\] \(needs exactly one AMPA "
                        r"projection.*The Triton backend runs: spiking"):
         two.run(1e-3, backend="triton", progress=False)
-    # a plastic GABA projection (the kernel's inhibition is static), an NMDA input
+    # a GABA projection with a rule the kernel does not run; inhibitory STDP with per-instance
+    # parameters
     pg = _net("static")
     other = pg.add(PoissonInput(3, rate=5.0, name="other"))
     pg.connect(other, pg.populations["lif"], 1e-9, PairSTDP(), name="G", target="gaba")
-    with pytest.raises(ValueError, match="GABA projection 'G' is plastic"):
+    with pytest.raises(ValueError, match="GABA projection 'G' has rule PairSTDP"):
         pg.run(1e-3, backend="triton", progress=False)
+    pi = _net("static")
+    other = pi.add(PoissonInput(3, rate=5.0, name="other"))
+    rho = torch.tensor([5.0, 10.0], dtype=torch.float64)
+    pi.connect(other, pi.populations["lif"], 1e-9, InhibitorySTDP(rho0=rho), name="G",
+               target="gaba")
+    with pytest.raises(ValueError, match="projection 'G' has per-instance rule parameters"):
+        pi.run(1e-3, backend="triton", progress=False)
     rate = _net("static")
     rate.add(RateInput(3, rate=5.0, name="drive"))
     with pytest.raises(ValueError, match="input 'drive' gives rates"):

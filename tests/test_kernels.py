@@ -354,22 +354,29 @@ def test_spiking_kernel_adex_huge_conductances(dtype):
     assert torch.equal(out["spikes"], ref)
 
 
-@pytest.mark.parametrize("case", ["lif_conductance", "lif_fixed_drive", "adex"])
+@pytest.mark.parametrize("case", ["lif_conductance", "lif_fixed_drive", "adex",
+                                  "lif_istdp", "adex_istdp_nearest"])
 def test_spiking_kernel_with_gaba_equals_engine(case):
-    """A plastic AMPA projection and a static GABA projection from a second Poisson input
-    (Song, Miller & Abbott 2000's excitatory and inhibitory inputs), float64: the kernel's
-    ``gaba=`` path gives the engine's post spikes at every step and its final weights, V,
-    conductances (AMPA and GABA), AdEx's w and traces (1e-12 relative); the inhibition matters
-    (the same run without it spikes more)."""
+    """A plastic AMPA projection and a GABA projection from a second Poisson input (Song, Miller
+    & Abbott 2000's excitatory and inhibitory inputs), static or (``istdp``) plastic by Vogels et
+    al. 2011's rule, float64: the kernel's ``gaba=`` path gives the engine's post spikes at every
+    step and its final weights (both), V, conductances (AMPA and GABA), AdEx's w and traces
+    (1e-12 relative); the inhibition matters (the same run without it spikes more)."""
     from synaptic_fwp.kernels.spiking import run_lif_stdp
 
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import PoissonInput
     from synaptic_fwp.neurons import AdExPopulation, LIFPopulation
-    from synaptic_fwp.plasticity import PairSTDP
+    from synaptic_fwp.plasticity import InhibitorySTDP, PairSTDP
 
     B, n_pre, n_i, n_post, dt, steps = 2, 12, 6, 5, 1e-4, 150
-    w_max = 20e-9 if case == "adex" else 8e-9
+    w_max = 20e-9 if case.startswith("adex") else 8e-9
+    irule = None
+    if case.endswith("istdp"):
+        irule = InhibitorySTDP(eta=2e-10, rho0=30.0)
+    elif case.endswith("istdp_nearest"):
+        irule = InhibitorySTDP(eta=2e-10, rho0=30.0, pairing="nearest", bounds="hard",
+                               w_max=3e-9)
     rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_max=w_max)
     gen = torch.Generator().manual_seed(2)
     W0 = w_max * (0.3 + 0.4 * torch.rand(B, n_post, n_pre, generator=gen, dtype=torch.float64))
@@ -378,7 +385,7 @@ def test_spiking_kernel_with_gaba_equals_engine(case):
     def population():
         if case == "lif_fixed_drive":
             return LIFPopulation(n_post, ampa_drive=60e-3, t_ref=1e-3, V_init=-55e-3, name="lif")
-        if case == "adex":
+        if case.startswith("adex"):
             return AdExPopulation(n_post, V_init=-55e-3, t_ref=5e-4, name="lif")
         return LIFPopulation(n_post, V_init=-52e-3, t_ref=1e-3, name="lif")
 
@@ -387,7 +394,7 @@ def test_spiking_kernel_with_gaba_equals_engine(case):
     inh = net.add(PoissonInput(n_i, rate=200.0, name="inh"))
     pop = net.add(population())
     net.connect(inp, pop, W0, rule, name="S")
-    net.connect(inh, pop, Wi, None, name="I", target="gaba")
+    net.connect(inh, pop, Wi, irule, name="I", target="gaba")
     dense = {}
     for n, src in (("inp", inp), ("inh", inh)):
         ev = src.events(src.init_state(), 0, steps)
@@ -396,7 +403,7 @@ def test_spiking_kernel_with_gaba_equals_engine(case):
     ds = net.run(steps * dt, record=["lif.spikes"], progress=False)
     ref_spikes = torch.from_numpy(ds["lif_spikes"].values).bool()
     st = net.state_dict()["state"]
-    out = run_lif_stdp(dense["inp"], W0, rule, population(), dt, gaba=(dense["inh"], Wi))
+    out = run_lif_stdp(dense["inp"], W0, rule, population(), dt, gaba=(dense["inh"], Wi, irule))
     assert int(ref_spikes.sum()) > 5, "the test needs post spikes to be meaningful"
     assert float(st["pop"]["lif"]["g_gaba"].abs().max()) > 0
     assert torch.equal(out["spikes"], ref_spikes)
@@ -404,10 +411,17 @@ def test_spiking_kernel_with_gaba_equals_engine(case):
     assert int(free["spikes"].sum()) > int(out["spikes"].sum()), "inhibition must matter"
     ref = {"W": st["proj"]["S"]["W"], **{k: st["pop"]["lif"][k] for k in ("V", "g_ampa",
                                                                            "g_gaba")}}
-    if case == "adex":
+    if case.startswith("adex"):
         ref["w"] = st["pop"]["lif"]["w"]
     ref.update({k: st["proj"]["S"][f"rule.{k}"] for k in rule.state_shapes})
     got = {"W": out["W"], **out["state"]}
+    if irule is not None:
+        ref["W_gaba"] = st["proj"]["I"]["W"]
+        ref.update({f"gaba_{k}": st["proj"]["I"][f"rule.{k}"] for k in ("x", "y")})
+        got["W_gaba"] = out["W_gaba"]
+        assert float((out["W_gaba"] - Wi).abs().max()) > 1e-11, "inhibitory STDP must act"
+    else:
+        assert torch.equal(out["W_gaba"], Wi.expand(B, n_post, n_i))
     for n, r in ref.items():
         err = float((got[n] - r).abs().max() / r.abs().max().clamp_min(1e-300))
         assert err <= 1e-12, f"{case}: {n} differs from the engine by {err:.1e} (relative)"
