@@ -152,8 +152,20 @@ class _TraceRuleMixin:
         return tuple(torch.broadcast_shapes(*shapes)) if shapes else ()
 
 
+class _PrePostTraces(_TraceRuleMixin):
+    """Rules with one presynaptic trace ``x`` and one postsynaptic trace ``y``."""
+
+    @property
+    def state_shapes(self) -> dict[str, str]:
+        return {"x": "pre", "y": "post"}
+
+    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": W.new_zeros(W.shape[:-2] + W.shape[-1:]),
+                "y": W.new_zeros(W.shape[:-1])}
+
+
 @dataclass(frozen=True, eq=False)
-class PairSTDP(_TraceRuleMixin):
+class PairSTDP(_PrePostTraces):
     """Pair STDP with exponential traces, all-to-all or nearest-spike (module docstring).
 
     Parameters (SI): ``tau_plus``, ``tau_minus`` in s; ``A_plus``, ``A_minus`` >= 0 dimensionless
@@ -190,14 +202,6 @@ class PairSTDP(_TraceRuleMixin):
                    A_minus=0.0105 * w_max, bounds="hard", w_min=0.0, w_max=w_max, **kw)
 
     @property
-    def state_shapes(self) -> dict[str, str]:
-        return {"x": "pre", "y": "post"}
-
-    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"x": W.new_zeros(W.shape[:-2] + W.shape[-1:]),
-                "y": W.new_zeros(W.shape[:-1])}
-
-    @property
     def taus(self) -> dict[str, Param]:
         """Time constant of each trace (s): the traces decay as ``exp(-dt / tau)``."""
         return {"x": self.tau_plus, "y": self.tau_minus}
@@ -214,7 +218,7 @@ class PairSTDP(_TraceRuleMixin):
 
 
 @dataclass(frozen=True, eq=False)
-class InhibitorySTDP(_TraceRuleMixin):
+class InhibitorySTDP(_PrePostTraces):
     """Inhibitory STDP of Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011 (module docstring):
     ``on_pre: W += eta (y - alpha)``, ``on_post: W += eta x``, ``alpha = 2 rho0 tau``.
 
@@ -248,14 +252,6 @@ class InhibitorySTDP(_TraceRuleMixin):
     def alpha(self) -> Param:
         """The depression per presynaptic spike in trace units, ``2 rho0 tau``."""
         return 2.0 * self.rho0 * self.tau
-
-    @property
-    def state_shapes(self) -> dict[str, str]:
-        return {"x": "pre", "y": "post"}
-
-    def init_state(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"x": W.new_zeros(W.shape[:-2] + W.shape[-1:]),
-                "y": W.new_zeros(W.shape[:-1])}
 
     @property
     def taus(self) -> dict[str, Param]:
