@@ -1,5 +1,6 @@
 r"""Fused spiking projection: pre spikes in, LIF post update, traces, STDP weight update; and
-optionally a static inhibitory (GABA) projection onto the same neurons.
+optionally an inhibitory (GABA) projection onto the same neurons, static or plastic by Vogels et
+al. 2011's inhibitory STDP.
 
 One launch runs ``T`` steps of a feed-forward projection ``pre -> post`` for every instance;
 each program owns one instance and a block of ``BP`` postsynaptic neurons and keeps their weight
@@ -27,14 +28,17 @@ Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
 
 2. the rule's traces decay by their exact per-step factors ``exp(-dt / tau)``;
 3. transmission with the weights before this step's plasticity: ``g_A += W s_pre`` (and
-   ``g_G += W_G s_G`` from the inhibitory inputs, whose weights are static);
+   ``g_G += W_G s_G`` from the inhibitory inputs);
 4. ``on_pre`` (depression ``o1 (A2- + A3- r2)`` at each presynaptic spike, then the pre traces
    jump), then ``on_post`` (potentiation ``r1 (A2+ + A3+ o2)`` at each postsynaptic spike, then
-   the post traces jump), with the rule's bounds (none, hard clip, soft).
+   the post traces jump), with the rule's bounds (none, hard clip, soft); on a plastic GABA
+   projection the same steps of :class:`synaptic_fwp.plasticity.InhibitorySTDP` (``on_pre``:
+   ``W_G += eta y_G - eta alpha`` at each inhibitory spike; ``on_post``: ``W_G += eta x_G``).
 
 Rules: :class:`synaptic_fwp.plasticity.PairSTDP` (``x = r1``, ``y = o1``, no triplet terms) and
 :class:`synaptic_fwp.plasticity.TripletSTDP` (Pfister & Gerstner 2006), all-to-all or nearest
-spike, scalar parameters. The trace factors and the jumps are taken from the rule object itself
+spike, scalar parameters; on the GABA projection none or ``InhibitorySTDP`` (Vogels et al. 2011,
+Science 334:1569). The trace factors and the jumps are taken from the rule object itself
 (``rule.decay``), the neuron's factors from ``LIFPopulation.bind`` / ``AdExPopulation.bind``:
 one definition of each.
 
@@ -113,7 +117,7 @@ def lif_stdp_kernel(
     Records (runtime switch ``REC_EVERY > 0``): after steps ``REC_FIRST + k REC_EVERY`` (k < NREC)
     the state is stored as record ``k``: V, g_A, o1, o2 (B, NREC, n_post), r1, r2 (B, NREC,
     n_pre; by the first post block) and, if ``REC_W``, W (B, NREC, n_post, n_pre).
-    ``GABA``: a static inhibitory projection as well: its spikes ``prei`` (B, T, NPREI) uint8,
+    ``GABA``: an inhibitory projection as well: its spikes ``prei`` (B, T, NPREI) uint8,
     weights ``wi`` (B, n_post, NPREI) kept on-chip (``BNI`` >= NPREI), conductance ``gg`` (B,
     n_post; recorded in ``rgg`` like V); ``g_G`` joins ``g_tot`` with reversal ``E_gaba``, decays
     with ``dec_gaba`` after the spike test and receives ``W_i s_i`` with the AMPA transmission.
