@@ -86,6 +86,14 @@ def test_run_plot_rerun(tmp_path, monkeypatch, capsys):
     xr.testing.assert_identical(xr.load_dataset("again2.nc")["dw"], ds["dw"])
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "examples").glob("*.toml")))
+def test_every_example_file_checks(name, capsys):
+    """Each shipped example file passes ``run --check`` (parsed, units and names checked, the
+    experiment built; nothing run)."""
+    assert cli.main(["run", str(ROOT / "examples" / name), "--check"]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
 def test_errors_are_one_line_messages(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("bad.toml").write_text('[rule]\nname = "nope"\n[protocol]\nname = "pairing"\n')
