@@ -30,7 +30,8 @@ inputs onto one LIF population with AMPA and GABA synapses through static or tra
 projections) take the event-window path (:class:`_WindowPath`, ``run(method="auto")``):
 between postsynaptic spikes the whole network is linear and known in advance, so windows of up
 to 200 steps are solved at once and per-step Python work disappears; it equals the step path up
-to rounding (tested).
+to rounding (tested). Rule parameters may differ between instances there (a sweep of amplitudes
+or target rates), as long as the time constants are shared.
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
 of spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
@@ -56,6 +57,7 @@ seed per instance.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import zlib
@@ -749,8 +751,15 @@ def _window_ok(net: Network, items: list) -> str | None:
             return "needs plain AMPA or GABA projections (no U, delay or rate-rule traces)"
         if p.kind == "rate":
             return "rate rules step every dt"
-        if p.kind == "spiking" and (not p.compact or p.has_syn):
-            return "needs spiking rules with scalar parameters and pre/post traces only"
+        if p.kind == "spiking":
+            r = p.rule
+            if r.has_continuous_dynamics or p.has_syn:
+                return "needs spiking rules with pre/post traces only"
+            taus = getattr(r, "taus", None)
+            if not p.compact and (not dataclasses.is_dataclass(r) or taus is None or any(
+                    isinstance(t, torch.Tensor) and t.numel() > 1 for t in taus.values())):
+                return ("needs the rule's time constants to be the same for every instance "
+                        "(other parameters may differ)")
     for kind, _obj, _var in items:
         if kind == "inp":
             return "does not record input spikes"
@@ -772,7 +781,9 @@ class _WindowPath:
     instance commits up to its own spike; instances that spiked apply ``on_post`` and continue
     from the next step. Window boundaries are fixed multiples of ``K`` and every instance's
     arithmetic depends only on its own spikes, so results are batch-independent and equal for
-    any chunking; they equal the step path's up to rounding.
+    any chunking; they equal the step path's up to rounding. Per-instance rule parameters are
+    taken at each event's instance (:func:`_rule_at`); the decay tables need the time constants
+    to be shared by all instances.
     """
 
     def __init__(self, net: Network, K: int) -> None:
@@ -792,11 +803,14 @@ class _WindowPath:
         if "fac_m" in self.c64 and not self.gaba:
             self.c64["loga_fixed"] = torch.log(self.c64["fac_m"]).unsqueeze(0).expand(
                 K, net.batch, self.pop.n)
+        # the rule of a projection at given instances (per-instance parameters gathered)
+        self.rule_at: dict[str, Callable[[torch.Tensor], object]] = {}
         for n, p in self.projs:
             if p.kind == "spiking":
                 ones = {k: torch.ones(K + 1, 1, dtype=net.dtype) for k in p.rule.state_shapes}
                 dec = p.rule.decay(ones, lags)
                 self.tables[n] = {k: v.reshape(-1) for k, v in dec.items()}
+                self.rule_at[n] = _rule_at(p.rule)
 
     def run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int):  # noqa: ANN201
         net, K = self.net, self.K
@@ -921,7 +935,7 @@ class _WindowPath:
                     for k in info["post_k"]:
                         stpre[k] = s[f"rule.{k}"].index_select(0, be) * tab[k][lag_y]
                     ones = torch.ones(Er, 1, dtype=Wf.dtype)
-                    W2, st2 = rule.on_pre(We.unsqueeze(-1), stpre, ones)
+                    W2, st2 = self.rule_at[info["n"]](be).on_pre(We.unsqueeze(-1), stpre, ones)
                     for k in info["post_k"]:
                         if st2[k] is not stpre[k]:
                             raise RuntimeError(
@@ -1072,7 +1086,6 @@ class _WindowPath:
     def _on_post(self, info: dict, s: dict, bi: torch.Tensor, sb: torch.Tensor,
                  spk: torch.Tensor) -> None:
         pr = info["p"]
-        rule = pr.rule
         n_pre = pr.n_pre
         P = self.pop.n
         Eb = bi.shape[0]
@@ -1086,7 +1099,7 @@ class _WindowPath:
         st = {k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_x] for k in info["pre_k"]}
         st.update({k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_y]
                    for k in info["post_k"]})
-        W2, st2 = rule.on_post(Wr, st, spk.to(W.dtype))
+        W2, st2 = self.rule_at[info["n"]](bi).on_post(Wr, st, spk.to(W.dtype))
         W.index_copy_(0, bi, W2)
         for k in info["post_k"]:
             s[f"rule.{k}"].index_copy_(0, bi, st2[k])
@@ -1096,6 +1109,21 @@ class _WindowPath:
                 s[f"rule.{k}"].index_copy_(0, bi, st2[k])
                 tl = info["tl_pre"].view(-1, n_pre)
                 tl.index_copy_(0, bi, sb.unsqueeze(-1).expand(Eb, n_pre).contiguous())
+
+
+def _rule_at(rule: object) -> Callable[[torch.Tensor], object]:
+    """``idx -> rule`` with its per-instance (``(batch,)`` tensor) parameters taken at the
+    instances ``idx``: the window path calls the rule on gathered synapses, whose leading dim
+    is the event, not the batch. Rules with scalar parameters are returned as they are."""
+    per = {}
+    if dataclasses.is_dataclass(rule):
+        for f in dataclasses.fields(rule):
+            v = getattr(rule, f.name)
+            if isinstance(v, torch.Tensor) and v.numel() > 1:
+                per[f.name] = v.reshape(-1)
+    if not per:
+        return lambda idx: rule
+    return lambda idx: dataclasses.replace(rule, **{k: v[idx] for k, v in per.items()})
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,9 +44,11 @@ def _params(B, n_in=20):
     return rate, V_th, tau_a, W0
 
 
-@pytest.mark.parametrize("per_instance_rule", [False, True])
-def test_instance_independence_exact(per_instance_rule):
-    """A batch of parameter sets gives each instance exactly its result alone (float64)."""
+@pytest.mark.parametrize(("per_instance_rule", "method"),
+                         [(False, "window"), (True, "step"), (True, "window")])
+def test_instance_independence_exact(per_instance_rule, method):
+    """A batch of parameter sets gives each instance exactly its result alone (float64); with
+    per-instance rule amplitudes on both the step and the window path."""
     B = 64 if not per_instance_rule else 8
     rate, V_th, tau_a, W0 = _params(B)
     if per_instance_rule:
@@ -56,7 +58,6 @@ def test_instance_independence_exact(per_instance_rule):
     else:
         rule = PairSTDP.song2000(w_max=5e-9)
     rec = ["S.W", "out.V", "out.spikes", "S.x"]
-    method = "step" if per_instance_rule else "window"
     full = _stdp_net(B, 7, rate, V_th, tau_a, W0, rule).run(0.015, record=rec, every=0.005,
                                                             progress=False, method=method)
     assert int(full["out_spikes"].sum()) > B  # the neurons do spike
@@ -287,3 +288,29 @@ def test_non_finite_state_stops_with_step_variable_and_instance():
     net.connect(pop, pop, torch.full((1, 1), 1e200, dtype=torch.float64), name="rec")
     with pytest.raises(NonFiniteError, match=r"step \d+.*r\.\w+, instance 3"):
         net.run(0.05, progress=False)
+
+
+def test_event_window_path_with_per_instance_rule_parameters():
+    """A sweep of rule amplitudes (one per instance) takes the window path, which gathers each
+    event's instance's parameters: the same spikes as the step path and the same weights and
+    traces up to rounding (float64). A sweep of a time constant is refused by name there."""
+    B = 6
+    rate, V_th, tau_a, W0 = _params(B)
+    A = torch.linspace(0.5e-10, 3e-10, B, dtype=torch.float64)
+    rule = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=A, A_minus=1.05 * A,
+                    bounds="hard", w_min=0.0, w_max=5e-9)
+    rec = ["S.W", "out.spikes", "S.x", "S.y", "out.V"]
+    res = {m: _stdp_net(B, 3, rate, V_th, tau_a, W0, rule).run(
+        0.06, record=rec, every=0.004, progress=False, method=m) for m in ("step", "window")}
+    a, b = res["step"], res["window"]
+    assert int(a["out_spikes"].sum()) > 50
+    np.testing.assert_array_equal(a["out_spikes"].values, b["out_spikes"].values)
+    for v in ("S_W", "S_x", "S_y", "out_V"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+    dW = np.abs(a["S_W"].values[:, -1] - W0.numpy()).max(axis=(1, 2))
+    assert dW[-1] > dW[0] > 0  # larger amplitudes, larger changes
+    taus = torch.linspace(10e-3, 30e-3, B, dtype=torch.float64)
+    swept = PairSTDP(tau_plus=taus, A_plus=1e-10, A_minus=1e-10)
+    with pytest.raises(ValueError, match="time constants to be the same for every instance"):
+        _stdp_net(B, 3, rate, V_th, tau_a, W0, swept).run(0.01, progress=False, method="window")
