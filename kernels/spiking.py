@@ -36,11 +36,12 @@ Step ``n`` (the order of :mod:`synaptic_fwp.engine`, i.e. Brian2's schedule):
    ``W_G += eta y_G - eta alpha`` at each inhibitory spike; ``on_post``: ``W_G += eta x_G``).
 
 Rules: :class:`synaptic_fwp.plasticity.PairSTDP` (``x = r1``, ``y = o1``, no triplet terms) and
-:class:`synaptic_fwp.plasticity.TripletSTDP` (Pfister & Gerstner 2006), all-to-all or nearest
-spike, scalar parameters; on the GABA projection none or ``InhibitorySTDP`` (Vogels et al. 2011,
-Science 334:1569). The trace factors and the jumps are taken from the rule object itself
-(``rule.decay``), the neuron's factors from ``LIFPopulation.bind`` / ``AdExPopulation.bind``:
-one definition of each.
+:class:`synaptic_fwp.plasticity.TripletSTDP` (Pfister & Gerstner 2006), all-to-all or nearest spike;
+on the GABA projection none or ``InhibitorySTDP`` (Vogels et al. 2011, Science 334:1569). Rule
+parameters may differ per instance (a sweep of thousands of parameter sets in one launch): each
+program reads its instance's row of the rule tables. The trace factors and the jumps are taken from
+the rule object itself (``rule.decay``), the neuron's factors from ``LIFPopulation.bind`` /
+``AdExPopulation.bind``: one definition of each.
 
 The kernel applies the plasticity densely (zero updates where nothing spiked), which equals the
 engine's event path bit for bit for the weights as long as they lie within the rule's bounds
@@ -110,7 +111,7 @@ def lif_stdp_kernel(
     [V_th, V_reset, n_ref, dec_ampa, g_L, g_L E_L + I_ext, dt/C, E_ampa (or the drive when
     FIXED), E_L, V_T, Delta_T, x_max, a, b, exp(-dt/tau_w), 0] (``x_max = (V_th - V_T) /
     Delta_T``, the exponent's cap); ``wad``: the adaptation current (B, n_post), recorded in
-    ``rwad`` like V; ``rule``: (10,)
+    ``rwad`` like V; ``rule``: (B, 10) per-instance
     [A2+, A3+, A2-, A3-, f_r1, f_r2, f_o1, f_o2, w_min, w_max]. State tensors are updated in
     place: W (B, n_post, n_pre), V, g_A, ref, o1, o2 (B, n_post), r1, r2 (B, NP, n_pre) (one
     copy of the pre traces per post block, identical). Output spikes (B, T, n_post) uint8.
@@ -121,10 +122,10 @@ def lif_stdp_kernel(
     weights ``wi`` (B, n_post, NPREI) kept on-chip (``BNI`` >= NPREI), conductance ``gg`` (B,
     n_post; recorded in ``rgg`` like V); ``g_G`` joins ``g_tot`` with reversal ``E_gaba``, decays
     with ``dec_gaba`` after the spike test and receives ``W_i s_i`` with the AMPA transmission.
-    ``GABA_RULE``: ``W_i`` follows Vogels et al. 2011's inhibitory STDP (``rulei``: [eta,
-    eta alpha, exp(-dt/tau), w_min, w_max]) with pre traces ``xi`` (B, NP, NPREI) and post
-    traces ``yi`` (B, n_post), in the AMPA rule's order; records ``rwi`` (if ``REC_WI``),
-    ``rxi``, ``ryi`` like W, r1 and o1."""
+    ``GABA_RULE``: ``W_i`` follows Vogels et al. 2011's inhibitory STDP (``rulei``: (B, 5)
+    per-instance [eta, eta alpha, exp(-dt/tau), w_min, w_max]) with pre traces ``xi`` (B, NP,
+    NPREI) and post traces ``yi`` (B, n_post), in the AMPA rule's order; records ``rwi`` (if
+    ``REC_WI``), ``rxi``, ``ryi`` like W, r1 and o1."""
     i_b = tl.program_id(0).to(tl.int64)
     i_p = tl.program_id(1)
     NP = tl.num_programs(1)
@@ -173,11 +174,12 @@ def lif_stdp_kernel(
             tioff = (i_b * NP + i_p) * NPREI + oni
             xi = tl.load(xi_ptr + tioff, mask=mni, other=0.0)
             yi = tl.load(yi_ptr + poff, mask=mp, other=0.0)
-            eta_i = tl.load(rulei_ptr)
-            eta_alpha = tl.load(rulei_ptr + 1)
-            f_i = tl.load(rulei_ptr + 2)
-            wi_min = tl.load(rulei_ptr + 3)
-            wi_max = tl.load(rulei_ptr + 4)
+            Ri = rulei_ptr + i_b * 5  # per-instance constants of the inhibitory rule
+            eta_i = tl.load(Ri)
+            eta_alpha = tl.load(Ri + 1)
+            f_i = tl.load(Ri + 2)
+            wi_min = tl.load(Ri + 3)
+            wi_max = tl.load(Ri + 4)
     if ADEX:
         e_l = tl.load(L + 8)
         v_t = tl.load(L + 9)
@@ -187,16 +189,17 @@ def lif_stdp_kernel(
         b_w = tl.load(L + 13)
         dec_w = tl.load(L + 14)
         wad = tl.load(wad_ptr + poff, mask=mp, other=0.0)
-    a2p = tl.load(rule_ptr)
-    a3p = tl.load(rule_ptr + 1)
-    a2m = tl.load(rule_ptr + 2)
-    a3m = tl.load(rule_ptr + 3)
-    f_r1 = tl.load(rule_ptr + 4)
-    f_r2 = tl.load(rule_ptr + 5)
-    f_o1 = tl.load(rule_ptr + 6)
-    f_o2 = tl.load(rule_ptr + 7)
-    w_min = tl.load(rule_ptr + 8)
-    w_max = tl.load(rule_ptr + 9)
+    R = rule_ptr + i_b * 10  # per-instance constants of the rule (a parameter sweep)
+    a2p = tl.load(R)
+    a3p = tl.load(R + 1)
+    a2m = tl.load(R + 2)
+    a3m = tl.load(R + 3)
+    f_r1 = tl.load(R + 4)
+    f_r2 = tl.load(R + 5)
+    f_o1 = tl.load(R + 6)
+    f_o2 = tl.load(R + 7)
+    w_min = tl.load(R + 8)
+    w_max = tl.load(R + 9)
     for t in range(T):
         # 1. the neuron
         if ADEX:  # pa, pb, pc = g_L, g_L E_L + I_ext, dt/C; e_a the reversal or the drive
@@ -328,6 +331,13 @@ def lif_stdp_kernel(
         tl.store(r2_ptr + toff, r2, mask=mn)
 
 
+def _per_instance(cols: list, B: int, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
+    """A contiguous ``(B, len(cols))`` table of per-instance constants from floats and tensors
+    of ``B`` (or 1) values each."""
+    return torch.stack([torch.as_tensor(c, dtype=dtype, device=dev).reshape(-1).expand(B)
+                        for c in cols], 1).contiguous()
+
+
 def run_lif_stdp(
     pre_spikes: torch.Tensor,
     W: torch.Tensor,
@@ -350,7 +360,8 @@ def run_lif_stdp(
     W : (B, n_post, n_pre) or (n_post, n_pre) initial AMPA weights (siemens, or volts per unit
         for the fixed-driving-force neuron), float32 or float64; not modified.
     rule : :class:`~synaptic_fwp.plasticity.PairSTDP` or
-        :class:`~synaptic_fwp.plasticity.TripletSTDP` with scalar (not per-instance) parameters.
+        :class:`~synaptic_fwp.plasticity.TripletSTDP`; its parameters may be per instance
+        (tensors of ``B`` values: a parameter sweep, time constants included).
     post : :class:`~synaptic_fwp.neurons.LIFPopulation` or
         :class:`~synaptic_fwp.neurons.AdExPopulation` with ``n = n_post`` (AMPA input only);
         a copy is bound to ``(dt, B)``, the object itself is left as it is.
@@ -365,7 +376,7 @@ def run_lif_stdp(
         its presynaptic spikes ``(B, T, n_gaba)``, weights ``(B, n_post, n_gaba)`` or
         ``(n_post, n_gaba)`` (siemens; conductance-based, reversal ``post.E_gaba``, decay
         ``post.tau_gaba``; not modified) and ``rule``: ``None`` (static) or an
-        :class:`~synaptic_fwp.plasticity.InhibitorySTDP` with scalar parameters, as a
+        :class:`~synaptic_fwp.plasticity.InhibitorySTDP` (parameters scalar or per instance), as a
         ``connect(..., target="gaba")`` projection in the engine. Its traces continue from
         ``state["gaba_x"]``, ``state["gaba_y"]`` when given.
     record_W_gaba : also record the inhibitory weights (with a rule).
@@ -401,9 +412,9 @@ def run_lif_stdp(
                          f"n_post), got {post!r}")
     if not isinstance(rule, (PairSTDP, TripletSTDP)):
         raise TypeError(f"rule must be a PairSTDP or TripletSTDP, got {type(rule).__name__}")
-    if rule.batch_shape() != ():
-        raise ValueError("the fused kernel takes rules with scalar parameters; got per-instance "
-                         f"parameters of batch shape {rule.batch_shape()}")
+    if rule.batch_shape() not in ((), (1,), (B,)):
+        raise ValueError(f"the rule's per-instance parameters have batch shape "
+                         f"{rule.batch_shape()}; allowed: scalars, (1,) or ({B},)")
     dev, dtype = W.device, W.dtype
     if pre_spikes.device != dev:
         raise ValueError(f"pre_spikes is on {pre_spikes.device} but W is on {dev}")
@@ -424,9 +435,9 @@ def run_lif_stdp(
             if not isinstance(rule_i, InhibitorySTDP):
                 raise TypeError("the gaba rule must be None or an InhibitorySTDP, got "
                                 f"{type(rule_i).__name__}")
-            if rule_i.batch_shape() != ():
-                raise ValueError("the fused kernel takes an InhibitorySTDP with scalar "
-                                 f"parameters; got batch shape {rule_i.batch_shape()}")
+            if rule_i.batch_shape() not in ((), (1,), (B,)):
+                raise ValueError("the gaba rule's per-instance parameters have batch shape "
+                                 f"{rule_i.batch_shape()}; allowed: scalars, (1,) or ({B},)")
         if not isinstance(pre_i, torch.Tensor) or pre_i.ndim != 3 or pre_i.shape[:2] != (B, T):
             raise ValueError("gaba spikes must be a (B, T, n_gaba) tensor with B, T = "
                              f"{B}, {T}, got {getattr(pre_i, 'shape', type(pre_i).__name__)}")
@@ -475,8 +486,9 @@ def run_lif_stdp(
         s0 = {k: state[k] for k in ("V", "g_ampa", "ref", *(("w",) if adex else ()),
                                     *(("g_gaba",) if gaba is not None else ()))}
         tr = {k: state[k] for k in rule.state_shapes}
-    ones = {k: torch.ones((), dtype=dtype, device=dev) for k in rule.state_shapes}
-    fac = {k: float(v) for k, v in rule.decay(ones, float(dt)).items()}
+    # per-instance (B, 10) table: amplitudes, the rule's own per-step trace factors, bounds
+    ones = {k: torch.ones((B, 1), dtype=dtype, device=dev) for k in rule.state_shapes}
+    fac = dict(rule.decay(ones, float(dt)))
     if trip:
         names = {"r1": "r1", "r2": "r2", "o1": "o1", "o2": "o2"}
         amps = [rule.A2_plus, rule.A3_plus, rule.A2_minus, rule.A3_minus]
@@ -484,8 +496,7 @@ def run_lif_stdp(
         names = {"r1": "x", "r2": None, "o1": "y", "o2": None}
         amps = [rule.A_plus, 0.0, rule.A_minus, 0.0]
     f = [fac[names[n]] if names[n] else 1.0 for n in ("r1", "r2", "o1", "o2")]
-    rt = torch.tensor([float(a) for a in amps] + f + [rule.w_min, rule.w_max], dtype=dtype,
-                      device=dev)
+    rt = _per_instance([*amps, *f, rule.w_min, rule.w_max], B, dtype, dev)
     for arg, v in (("record_every", record_every), ("record_first", record_first)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"{arg} must be an int >= 0, got {v!r}")
@@ -529,10 +540,17 @@ def run_lif_stdp(
                 ti = rule_i.init_state(Wi_run)
             xi = ti["x"].to(dtype).reshape(B, 1, n_i).expand(B, npb, n_i).contiguous()
             yi = ti["y"].to(dtype).expand(B, n_post).contiguous().clone()
-            one = torch.ones((), dtype=dtype, device=dev)
-            f_i = float(rule_i.decay({"x": one, "y": one}, float(dt))["x"])  # the rule's own
-            rulei = torch.tensor([float(rule_i.eta), float(rule_i.eta) * float(rule_i.alpha),
-                                  f_i, rule_i.w_min, rule_i.w_max], dtype=dtype, device=dev)
+            one = torch.ones((B, 1), dtype=dtype, device=dev)
+            f_i = rule_i.decay({"x": one, "y": one}, float(dt))["x"]  # the rule's own factor
+            eta, alpha = rule_i.eta, rule_i.alpha
+            if isinstance(eta, torch.Tensor) or isinstance(alpha, torch.Tensor):
+                # as the rule computes it: both in W's dtype, then the product
+                eta_alpha = (torch.as_tensor(eta, dtype=dtype, device=dev)
+                             * torch.as_tensor(alpha, dtype=dtype, device=dev))
+            else:
+                eta_alpha = eta * alpha
+            rulei = _per_instance([eta, eta_alpha, f_i, rule_i.w_min, rule_i.w_max], B, dtype,
+                                  dev)
     else:
         prei_u8, Wi_run, gg, n_gaba = torch.zeros(1, dtype=torch.uint8, device=dev), dummy, \
             dummy, 0

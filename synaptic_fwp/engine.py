@@ -33,19 +33,18 @@ to 200 steps are solved at once and per-step Python work disappears; it equals t
 to rounding (tested). Rule parameters may differ between instances there (a sweep of amplitudes
 or target rates), as long as the time constants are shared.
 
-Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input
-of spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
-projection (scalar rule parameters, no delay), plus at most one GABA projection from an input
+Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input of
+spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA projection (rule
+parameters scalar or per instance, no delay), plus at most one GABA projection from an input
 (feed-forward inhibition, as in Song, Miller & Abbott 2000; static or with Vogels et al.'s
-inhibitory STDP), with the fused kernel
-:func:`synaptic_fwp.kernels.spiking.run_lif_stdp` (:class:`_TritonPath`): one launch per chunk
-of time, records stored by the kernel, state written back so records, streaming and checkpoints
-are unchanged; it equals the step path spike for spike
+inhibitory STDP), with the fused kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`
+(:class:`_TritonPath`): one launch per chunk of time, records stored by the kernel, state written
+back so records, streaming and checkpoints are unchanged; it equals the step path spike for spike
 (float64, tested under ``TRITON_INTERPRET=1``). It needs CUDA tensors, or the interpreter on the
-CPU; anything else is a ``ValueError`` before any work. ``backend="auto"`` (default) takes
-Triton only on CUDA tensors, for networks it runs, with ``method="auto"``. Devices: inputs draw
-their spikes on the CPU (counter-based streams) and the step path moves each chunk's events to
-the network's device; the event-window path runs on CPU tensors only.
+CPU; anything else is a ``ValueError`` before any work. ``backend="auto"`` (default) takes Triton
+only on CUDA tensors, for networks it runs, with ``method="auto"``. Devices: inputs draw their
+spikes on the CPU (counter-based streams) and the step path moves each chunk's events to the
+network's device; the event-window path runs on CPU tensors only.
 
 Determinism: an instance's result does not depend on the rest of the batch, on the batch size
 or on how the run is chunked or interrupted (random streams are counter-based per instance;
@@ -405,7 +404,7 @@ class Network:
         least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
         ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
         see :class:`_TritonPath`: one input of spikes onto one LIF or AdEx population through one
-        pair/triplet STDP or static AMPA projection with scalar rule parameters and no delay, plus
+        pair/triplet STDP or static AMPA projection with no delay, plus
         at most one GABA projection from an input (static or InhibitorySTDP); on CUDA tensors, or on
         the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"``
         (Triton on CUDA tensors for networks it runs when Triton is installed and ``method="auto"``,
@@ -1136,8 +1135,8 @@ _TRITON_LAUNCH_BYTES = 2**28
 
 _TRITON_RUNS = (
     "The Triton backend runs: spiking inputs onto exactly one LIF or AdEx population, through "
-    "exactly one AMPA projection (static, or PairSTDP/TripletSTDP with scalar parameters, "
-    "weights within the rule's bounds) and at most one GABA projection (static or "
+    "exactly one AMPA projection (static, or PairSTDP/TripletSTDP, weights within the rule's "
+    "bounds) and at most one GABA projection (static or "
     "InhibitorySTDP), with no delay, no NMDA, no rate-rule traces; any records"
 )
 
@@ -1189,10 +1188,8 @@ def _triton_ok(net: Network) -> str | None:
 
 
 def _rule_fits(net: Network, n: str, r: object) -> str | None:
-    """Why the kernel cannot run projection ``n``'s rule ``r`` (per-instance parameters, or
-    weights outside its bounds: the kernel applies the rule densely), ``None`` if it can."""
-    if r.batch_shape() != ():  # type: ignore[attr-defined]
-        return f"projection {n!r} has per-instance rule parameters (needs scalars)"
+    """Why the kernel cannot run projection ``n``'s rule ``r`` (weights outside its bounds: the
+    kernel applies the rule densely), ``None`` if it can. Per-instance parameters are fine."""
     if r.bounds != "none":  # type: ignore[attr-defined]
         p = net.projections[n]
         W = net._state["proj"][n]["W"] if net._state is not None else p.init_state()["W"]

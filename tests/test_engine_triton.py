@@ -57,6 +57,14 @@ def _net(case: str) -> Network:
         w_max = 10e-9
         rule = PairSTDP(A_plus=0.05, A_minus=0.06, bounds="soft", w_max=w_max)
         lif = AdExPopulation(N_POST, ampa_drive=70e-3, V_init=-55e-3, name="lif")
+    elif case == "sweep_triplet_istdp":  # per-instance parameters of both rules (a sweep)
+        w_max = 10e-9
+        base = TripletSTDP.from_table("visual_cortex", "all_to_all", bounds="hard", w_max=w_max)
+        amp = torch.tensor([0.02, 0.05], dtype=torch.float64) * w_max
+        rule = TripletSTDP(**{**base.param_dict(), "A2_plus": amp, "A3_plus": 2 * amp,
+                              "A2_minus": amp, "tau_plus": torch.tensor(
+                                  [10e-3, 25e-3], dtype=torch.float64)})
+        lif = LIFPopulation(N_POST, V_init=-52e-3, t_ref=1e-3, name="lif")
     elif case == "pair_conductance_istdp":  # plus plastic inhibition from a second input
         w_max = 10e-9
         rule = PairSTDP(A_plus=0.05 * w_max, A_minus=0.055 * w_max, bounds="hard", w_max=w_max)
@@ -73,8 +81,10 @@ def _net(case: str) -> Network:
                     name="I", target="gaba")
     elif case.endswith("istdp"):  # Vogels et al. 2011's inhibitory STDP on the GABA synapses
         inh = net.add(PoissonInput(4, rate=300.0, name="inh"))
+        rho0 = torch.tensor([5.0, 40.0], dtype=torch.float64) if case.startswith("sweep") \
+            else 20.0
         net.connect(inh, lif, 1e-9 * torch.rand(N_POST, 4, generator=gen, dtype=torch.float64),
-                    InhibitorySTDP(eta=1e-10, rho0=20.0), name="I", target="gaba")
+                    InhibitorySTDP(eta=1e-10, rho0=rho0), name="I", target="gaba")
     return net
 
 
@@ -97,7 +107,7 @@ def _assert_same(a, b, rel_v: float = 1e-12) -> None:
 
 @pytest.mark.parametrize("case", ["pair_fixed_drive_hard", "triplet_conductance_soft_nearest",
                                   "adex_pair_conductance_hard", "adex_pair_drive_gaba",
-                                  "pair_conductance_istdp", "static"])
+                                  "pair_conductance_istdp", "sweep_triplet_istdp", "static"])
 def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
     """Records every 1 ms (stored by the kernel; spike counts only for the static case, the
     kernel's no-record launch), chunks of 50 steps: spikes, input spikes, weights and traces
@@ -108,7 +118,7 @@ def test_triton_equals_torch_spike_for_spike(case, monkeypatch):
         monkeypatch.setattr(engine, "_TRITON_LAUNCH_BYTES", B * N_PRE * 7)
     rec = ["lif.spikes", "inp.spikes"]
     if case != "static":
-        rec += ["lif.V", "lif.g_ampa", "S.W", "S.r1" if case.startswith("triplet") else "S.x"]
+        rec += ["lif.V", "lif.g_ampa", "S.W", "S.r1" if "triplet" in case else "S.x"]
     if case.startswith("adex"):
         rec += ["lif.w"]
     if case.endswith("gaba"):
@@ -212,20 +222,12 @@ def test_errors_before_any_work(monkeypatch):
     with pytest.raises(ValueError, match=r"projections \['D', 'S'\] \(needs exactly one AMPA "
                        r"projection.*The Triton backend runs: spiking"):
         two.run(1e-3, backend="triton", progress=False)
-    # a GABA projection with a rule the kernel does not run; inhibitory STDP with per-instance
-    # parameters
+    # a GABA projection with a rule the kernel does not run
     pg = _net("static")
     other = pg.add(PoissonInput(3, rate=5.0, name="other"))
     pg.connect(other, pg.populations["lif"], 1e-9, PairSTDP(), name="G", target="gaba")
     with pytest.raises(ValueError, match="GABA projection 'G' has rule PairSTDP"):
         pg.run(1e-3, backend="triton", progress=False)
-    pi = _net("static")
-    other = pi.add(PoissonInput(3, rate=5.0, name="other"))
-    rho = torch.tensor([5.0, 10.0], dtype=torch.float64)
-    pi.connect(other, pi.populations["lif"], 1e-9, InhibitorySTDP(rho0=rho), name="G",
-               target="gaba")
-    with pytest.raises(ValueError, match="projection 'G' has per-instance rule parameters"):
-        pi.run(1e-3, backend="triton", progress=False)
     rate = _net("static")
     rate.add(RateInput(3, rate=5.0, name="drive"))
     with pytest.raises(ValueError, match="input 'drive' gives rates"):
@@ -237,15 +239,6 @@ def test_errors_before_any_work(monkeypatch):
     rp.connect(inp, pop, 0.1, name="S")
     with pytest.raises(ValueError, match=r"is a RatePopulation \(needs a LIFPopulation or AdEx"):
         rp.run(1e-3, backend="triton", progress=False)
-    # per-instance rule parameters
-    pi = Network(dt=DT, batch=2, dtype=torch.float64)
-    inp = pi.add(PoissonInput(3, rate=10.0, name="inp"))
-    lif = pi.add(LIFPopulation(2, name="lif"))
-    A = torch.tensor([1e-11, 2e-11], dtype=torch.float64)
-    pi.connect(inp, lif, 1e-9, PairSTDP(A_plus=A, A_minus=A, w_max=5e-9, bounds="hard"),
-               name="S")
-    with pytest.raises(ValueError, match="per-instance rule parameters"):
-        pi.run(1e-3, backend="triton", progress=False)
     # weights outside the rule's bounds
     ob = Network(dt=DT, batch=1, dtype=torch.float64)
     inp = ob.add(PoissonInput(3, rate=10.0, name="inp"))

@@ -442,6 +442,9 @@ def test_spiking_kernel_errors():
         run_lif_stdp(pre, W * 4, PairSTDP(bounds="hard", w_max=1.0), lif, 1e-4)
     with pytest.raises(ValueError, match="LIFPopulation or AdExPopulation with n=2"):
         run_lif_stdp(pre, W, PairSTDP(), LIFPopulation(3, name="lif"), 1e-4)
+    three = torch.tensor([1e-3, 2e-3, 3e-3], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"batch shape \(3,\); allowed: scalars, \(1,\) or \(1,\)"):
+        run_lif_stdp(pre, W, PairSTDP(A_plus=three), lif, 1e-4)
     with pytest.raises(TypeError, match="gaba must be a"):
         run_lif_stdp(pre, W, PairSTDP(), lif, 1e-4, gaba=pre)
     with pytest.raises(ValueError, match="gaba W has shape"):
