@@ -218,3 +218,36 @@ def test_membrane_traces_of_an_engine_run(tmp_path):
         plot.membrane_traces(ds, titles=["x"])
     with pytest.raises(ValueError, match="no '<population>_V' variable"):
         plot.membrane_traces(ds[["cell_spikes"]])
+
+
+def test_firing_rates_of_a_swept_run():
+    """Spike counts per recording interval become rates (Hz) over each interval's own length
+    (from the run's t_start), averaged over neurons and replicas: one line per sweep value,
+    labelled with its value and units; missing spikes and a wrong hue are named errors."""
+    counts = np.array([  # (rho0, replica, time, post)
+        [[[1, 3], [2, 2], [4, 0]], [[3, 1], [2, 2], [0, 4]]],
+        [[[5, 5], [6, 6], [9, 9]], [[5, 5], [6, 6], [11, 11]]],
+    ])
+    ds = xr.Dataset(
+        {"cell_spikes": (("rho0", "replica", "time", "post"), counts,
+                         {"units": "1", "long_name": "cell: spike count"})},
+        coords={"rho0": ("rho0", [5.0, 20.0], {"units": "Hz"}), "replica": [0, 1],
+                "time": ("time", [0.5, 1.0, 2.0], {"units": "s", "long_name": "time"}),
+                "post": [0, 1]},
+        attrs={"t_start": 0.0},
+    )
+    fig = plot.firing_rates(ds)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines] == ["rho0 5 Hz", "rho0 20 Hz"]
+    intervals = np.array([0.5, 0.5, 1.0])
+    for ln, c in zip(lines, counts, strict=True):
+        np.testing.assert_allclose(ln.get_ydata(), c.mean(axis=(0, 2)) / intervals)
+    assert ax.get_ylabel() == "firing rate (Hz)" and ax.get_xlabel() == "time (s)"
+    assert "firing_rates" in plot.FIGURES
+    by_replica = plot.firing_rates(ds, hue="replica").axes[0].get_lines()
+    assert [ln.get_label() for ln in by_replica] == ["replica 0", "replica 1"]
+    with pytest.raises(ValueError, match="hue='post' is not a dim"):
+        plot.firing_rates(ds, hue="post")
+    with pytest.raises(ValueError, match="no '<population>_spikes' variable"):
+        plot.firing_rates(ds.rename({"cell_spikes": "counts"}))

@@ -893,6 +893,64 @@ def membrane_traces(
     return fig
 
 
+@_with_labels
+def firing_rates(
+    ds: xr.Dataset,
+    var: str | None = None,
+    *,
+    time: str = "time",
+    hue: str | None = None,
+    ax: Axes | None = None,
+    width: str | float = "single",
+    height_mm: float | None = None,
+) -> Figure:
+    """Firing rate of a network run's population over time, in Hz: its spike counts per
+    recording interval (``var``: by default the run's ``<population>_spikes``; record
+    ``pop.spikes``) divided by each interval's length (from the ``time`` coords and the run's
+    ``t_start`` attr), averaged over the population's neurons and over every dim but ``time`` and
+    ``hue``; one line per ``hue`` value (default: the first other dim, e.g. an experiment
+    file's sweep, labelled with its values)."""
+    fn = "firing_rates"
+    ds = _check_ds(ds, fn)
+    var = _pop_var(ds, var, "spikes", "var", fn)
+    if var is None:
+        raise ValueError(f"{fn}: no '<population>_spikes' variable in the Dataset; record "
+                         f"'pop.spikes' or pass var= (it has {sorted(map(str, ds.data_vars))})")
+    da = ds[var]
+    if time not in da.dims or ds.sizes[time] == 0:
+        raise ValueError(f"{fn}: {var!r} has no records along {time!r} (dims {list(da.dims)})")
+    t = np.asarray(ds[time].values, dtype=float)
+    interval = np.diff(np.concatenate([[float(ds.attrs.get("t_start", 0.0))], t]))
+    if not (interval > 0).all():
+        raise ValueError(f"{fn}: the {time!r} coords must increase from the run's t_start, got "
+                         f"intervals {interval[:5].tolist()}")
+    rate = da / xr.DataArray(interval, dims=(time,))
+    rate = rate.mean([d for d in ("post", "neuron") if d in rate.dims])
+    others = [str(d) for d in rate.dims if d != time]
+    if hue is None:
+        hue = others[0] if others else None
+    elif hue not in others:
+        raise ValueError(f"{fn}: hue={hue!r} is not a dim of {var!r} other than {time!r} "
+                         f"({others})")
+    rest = [d for d in others if d != hue]
+    if rest:
+        rate = rate.mean(rest)
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        if hue is None:
+            ax.plot(t, rate.values, "o-", ms=2, color=color(0))
+        else:
+            units = str(ds[hue].attrs.get("units", "")) if hue in ds.coords else ""
+            for i in range(rate.sizes[hue]):
+                val = _fmt(ds[hue].values[i]) if hue in ds.coords else str(i)
+                lab = f"{hue} {val}" + (f" {units}" if units not in ("", "1") else "")
+                ax.plot(t, rate.isel({hue: i}).values, "o-", ms=2, color=color(i), label=lab)
+            ax.legend()
+        ax.set_xlabel(_label(ds[time]))
+        ax.set_ylabel("firing rate (Hz)")
+    return fig
+
+
 FIGURES: dict[str, Callable[..., Figure]] = {
     "stdp_window": stdp_window,
     "fit_result": fit_result,
@@ -905,6 +963,7 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "learning_curve": learning_curve,
     "rule_comparison": rule_comparison,
     "membrane_traces": membrane_traces,
+    "firing_rates": firing_rates,
 }
 """Figure types by name (the ``synaptic-fwp plot --kind`` choices)."""
 
