@@ -13,7 +13,8 @@ import math
 
 import torch
 
-__all__ = ["check_value", "to_batch", "is_swept", "exp_factor"]
+__all__ = ["check_value", "check_initial", "to_batch", "initial_to_batch", "is_swept",
+           "exp_factor"]
 
 
 def check_value(
@@ -48,6 +49,48 @@ def check_value(
             raise ValueError(f"{name} must be > 0, got {v}")
         if nonneg and not v >= 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
+
+
+def check_initial(name: str, value: object, n: int, *, allow_none: bool = False) -> None:
+    """An initial state value (``V_init``, ``r_init``): what :func:`check_value` allows, or a
+    floating tensor of shape ``(batch, n)`` or ``(1, n)``, one value per neuron (e.g. membrane
+    potentials drawn uniformly between reset and threshold, as in Brette et al. 2007's
+    benchmark networks), finite. Its first dimension is checked against the network's batch
+    when the population is added (:func:`initial_to_batch`)."""
+    if isinstance(value, torch.Tensor) and value.ndim == 2:
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating tensor, got dtype {value.dtype}")
+        if value.shape[1] != n:
+            raise ValueError(
+                f"{name} has shape {tuple(value.shape)}; allowed: a float, (batch,) per "
+                f"instance, or (batch, {n}) / (1, {n}) per neuron (n = {n})"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+        return
+    if isinstance(value, torch.Tensor) and value.ndim > 2:
+        raise ValueError(
+            f"{name} has shape {tuple(value.shape)}; allowed: a float, (batch,) per instance, "
+            f"or (batch, {n}) / (1, {n}) per neuron"
+        )
+    check_value(name, value, allow_none=allow_none)
+
+
+def initial_to_batch(
+    name: str, value: float | torch.Tensor, n: int, batch: int, dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    """An initial value checked by :func:`check_initial` as a tensor that broadcasts against
+    ``(batch, n)`` states: ``(batch, n)`` for per-neuron values, else ``(batch, 1)``."""
+    if isinstance(value, torch.Tensor) and value.ndim == 2:
+        if value.shape[0] not in (1, batch):
+            raise ValueError(
+                f"{name} has shape {tuple(value.shape)} but the network has batch={batch}; "
+                f"per-neuron initial values must have shape ({batch}, {n}) or (1, {n})"
+            )
+        t = value.detach().to(dtype=dtype, device=device)
+        return t.expand(batch, n).clone()
+    return to_batch(name, value, batch, dtype, device)
 
 
 def is_swept(value: object) -> bool:

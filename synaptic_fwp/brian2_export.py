@@ -1064,8 +1064,11 @@ def network_to_brian2(
             name=f"{name}*",
             namespace={},
         )
-        V0 = v["E_L"] if pop.V_init is None else _at(f"{name}.V_init", pop.V_init, b, B)
-        g.V = V0
+        if isinstance(pop.V_init, torch.Tensor) and pop.V_init.ndim == 2:  # one per neuron
+            row = pop.V_init[b if pop.V_init.shape[0] > 1 else 0]
+            g.V = row.detach().to(torch.float64).cpu().numpy()
+        else:
+            g.V = v["E_L"] if pop.V_init is None else _at(f"{name}.V_init", pop.V_init, b, B)
         ns = {
             "V_th": v["V_th"],
             "V_reset": v["V_reset"],

@@ -2,7 +2,11 @@ r"""Neuron populations for the batched network engine: rate units, conductance-b
 adaptive exponential integrate-and-fire (AdEx, :class:`AdExPopulation`).
 
 Every population holds ``n`` neurons per instance; states have shape ``(batch, n)``. Parameters
-are SI (s, V, S, F, A) and may be given per instance (tensor of shape ``(batch,)``).
+are SI (s, V, S, F, A) and may be given per instance (tensor of shape ``(batch,)``). Initial
+values (``V_init``, ``r_init``) may also be given per neuron, as a tensor of shape ``(batch, n)``
+or ``(1, n)`` (the same for every instance): e.g. potentials drawn uniformly between reset and
+threshold, so that a recurrent network does not start in lockstep (Brette et al. 2007, J Comput
+Neurosci 23:349, benchmark networks).
 
 Rate population (Dayan & Abbott 2001, Sec. 7.2)::
 
@@ -43,7 +47,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._params import check_value, exp_factor, is_swept, min_value, to_batch
+from ._params import (
+    check_initial,
+    check_value,
+    exp_factor,
+    initial_to_batch,
+    is_swept,
+    min_value,
+    to_batch,
+)
 
 __all__ = ["RatePopulation", "LIFPopulation", "AdExPopulation", "mg_block", "lif_rate", "F_KINDS",
            "DT_FRACTION", "NAUD2008"]
@@ -109,7 +121,8 @@ class RatePopulation(Population):
     ``f``: ``"linear"`` (``gain I``), ``"rectified"`` (``gain [I - theta]_+``), ``"sigmoid"``
     (``r_max / (1 + exp(-gain (I - theta)))``), ``"saturating"``
     (``r_max tanh(gain [I - theta]_+ / r_max)``). ``tau`` in s; ``r`` and ``r_max`` in Hz;
-    ``gain`` in Hz per unit of input; ``I_ext`` a constant input.
+    ``gain`` in Hz per unit of input; ``I_ext`` a constant input; ``r_init`` (Hz) the initial
+    rate: a number, per instance ``(batch,)`` or per neuron ``(batch, n)`` / ``(1, n)``.
     """
 
     n: int
@@ -132,7 +145,7 @@ class RatePopulation(Population):
         check_value("theta", self.theta)
         check_value("r_max", self.r_max, positive=True)
         check_value("I_ext", self.I_ext)
-        check_value("r_init", self.r_init)
+        check_initial("r_init", self.r_init, self.n)
 
     def params(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in ("tau", "gain", "theta", "r_max", "I_ext", "r_init")}
@@ -144,7 +157,9 @@ class RatePopulation(Population):
 
     def bind(self, dt: float, batch: int, dtype: torch.dtype, device: torch.device) -> None:
         _check_dt(self.name, dt, {"tau": self.tau})
-        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()}
+        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()
+             if k != "r_init"}
+        p["r_init"] = initial_to_batch("r_init", self.r_init, self.n, batch, dtype, device)
         p["lam"] = exp_factor("tau", self.tau, dt, batch, dtype, device)
         self._p = p
         self._batch = batch
@@ -183,7 +198,9 @@ class LIFPopulation(Population):
     """Conductance-based LIF with AMPA, NMDA (Mg2+ block) and GABA conductances (module
     docstring). Units: ``C`` F, ``g_L`` S, potentials V, times s, ``I_ext`` A, ``mg`` mM.
 
-    Defaults: a point neuron with ``tau_m = C/g_L = 20 ms``.
+    Defaults: a point neuron with ``tau_m = C/g_L = 20 ms``. ``V_init`` (V): the initial
+    potential, ``E_L`` if ``None``; a number, per instance ``(batch,)`` or per neuron
+    ``(batch, n)`` / ``(1, n)``.
     """
 
     n: int
@@ -214,7 +231,7 @@ class LIFPopulation(Population):
         check_value("mg", self.mg, nonneg=True)
         for k in ("E_L", "V_th", "V_reset", "E_ampa", "E_nmda", "E_gaba", "I_ext"):
             check_value(k, getattr(self, k))
-        check_value("V_init", self.V_init, allow_none=True)
+        check_initial("V_init", self.V_init, self.n, allow_none=True)
         check_value("ampa_drive", self.ampa_drive, allow_none=True)
         vth = torch.as_tensor(self.V_th, dtype=torch.float64)
         vr = torch.as_tensor(self.V_reset, dtype=torch.float64)
@@ -247,7 +264,10 @@ class LIFPopulation(Population):
                  / torch.as_tensor(self.g_L, dtype=torch.float64))
         _check_dt(self.name, dt, {"tau_ampa": self.tau_ampa, "tau_nmda": self.tau_nmda,
                                   "tau_gaba": self.tau_gaba, "tau_m (C/g_L)": tau_m})
-        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()}
+        p = {k: to_batch(k, v, batch, dtype, device) for k, v in self.params().items()
+             if k != "V_init"}
+        if self.V_init is not None:
+            p["V_init"] = initial_to_batch("V_init", self.V_init, self.n, batch, dtype, device)
         p["dec_ampa"] = exp_factor("tau_ampa", self.tau_ampa, dt, batch, dtype, device)
         p["dec_nmda"] = exp_factor("tau_nmda", self.tau_nmda, dt, batch, dtype, device)
         p["dec_gaba"] = exp_factor("tau_gaba", self.tau_gaba, dt, batch, dtype, device)

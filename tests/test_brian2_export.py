@@ -165,8 +165,9 @@ def test_engine_network_spike_for_spike(case):
     """An engine network (8 spike-time inputs -> 2 LIF or AdEx neurons, plastic AMPA projection
     with a 1 ms delay; in the nmda-gaba cases also static NMDA weights U0 on it, with the Mg2+
     block, and 4 more inputs onto GABA synapses, plastic by Vogels et al.'s inhibitory STDP in
-    the conductance case) and its Brian2 export fire the same spikes in the same steps and end
-    with the same weights (float64 engine, step path)."""
+    the conductance case; the neurons start from their own potentials) and its Brian2 export
+    fire the same spikes in the same steps and end with the same weights (float64 engine, step
+    path)."""
     import dataclasses
 
     from synaptic_fwp.brian2_export import network_to_brian2
@@ -201,7 +202,8 @@ def test_engine_network_spike_for_spike(case):
         traces, W_lo, W_hi = "explicit", 1e-9, 3e-9
     net = Network(dt=dt, batch=1, dtype=torch.float64)
     inp = net.add(SpikeTimesInput(n_in, times=times, indices=idx, name="inp"))
-    out = net.add(Pop(n_out, **lif, name="out"))
+    V0 = torch.tensor([[-66e-3, -54e-3]], dtype=torch.float64)  # one start per neuron
+    out = net.add(Pop(n_out, **lif, V_init=V0, name="out"))
     W0 = torch.as_tensor(rng.uniform(W_lo, W_hi, (n_out, n_in)))
     U0 = torch.as_tensor(rng.uniform(0.5e-9, 1.5e-9, (n_out, n_in))) if nmda_gaba else None
     net.connect(inp, out, W0, rule, name="S", delay=1e-3, U0=U0)

@@ -314,3 +314,27 @@ def test_event_window_path_with_per_instance_rule_parameters():
     swept = PairSTDP(tau_plus=taus, A_plus=1e-10, A_minus=1e-10)
     with pytest.raises(ValueError, match="time constants to be the same for every instance"):
         _stdp_net(B, 3, rate, V_th, tau_a, W0, swept).run(0.01, progress=False, method="window")
+
+
+def test_event_window_path_with_per_neuron_initial_potentials():
+    """Per-neuron V_init (batch, n) on the window path equals the step path."""
+    B, n_post, n_in = 3, 4, 20
+    g = torch.Generator().manual_seed(5)
+    V0 = -60e-3 + 8e-3 * torch.rand(B, n_post, generator=g, dtype=torch.float64)
+    W0 = 4e-9 * torch.rand(B, n_post, n_in, generator=g, dtype=torch.float64)
+
+    def net():
+        nw = Network(dt=1e-4, batch=B, seed=2, dtype=torch.float64)
+        inp = nw.add(PoissonInput(n_in, rate=250.0, name="inp"))
+        lif = nw.add(LIFPopulation(n_post, **LIF, t_ref=1e-3, V_init=V0, name="out"))
+        nw.connect(inp, lif, W0, PairSTDP.song2000(w_max=5e-9), name="S")
+        return nw
+
+    kw = dict(record=["S.W", "out.V", "out.spikes"], every=0.002, progress=False)
+    a, b = net().run(0.03, method="step", **kw), net().run(0.03, method="window", **kw)
+    assert int(a["out_spikes"].sum()) > 10
+    np.testing.assert_array_equal(a["out_spikes"].values, b["out_spikes"].values)
+    np.testing.assert_allclose(a["out_V"].values[:, 0], V0.numpy(), atol=3e-3)  # starts apart
+    for v in ("S_W", "out_V"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)

@@ -110,3 +110,70 @@ def test_rate_population_driven_by_rate_input():
     net.connect(src, pop, torch.tensor([[0.5, 1.0]]), name="S")
     ds = net.run(0.2, record=["r.r"], progress=False)
     assert ds["r_r"].values[0, -1, 0] == pytest.approx(8.0, rel=1e-6)
+
+
+def test_per_neuron_initial_potential_relaxes_neuron_by_neuron():
+    """``V_init`` of shape (batch, n): each neuron starts at its own value and relaxes along its
+    own exponential; (1, n) gives every instance the same start."""
+    dt, n = 1e-4, 5
+    g = torch.Generator().manual_seed(3)
+    V0 = -70e-3 + 15e-3 * torch.rand(2, n, generator=g, dtype=torch.float64)
+    tau = P["C"] / P["g_L"]
+    for V_init, rows in ((V0, (0, 1)), (V0[1:], (0, 0))):
+        net = Network(dt=dt, batch=2, dtype=torch.float64)
+        net.add(LIFPopulation(n, **P, V_init=V_init, name="n"))
+        ds = net.run(0.02, record=["n.V"], progress=False)
+        t = ds["time"].values
+        for b, r in enumerate(rows):
+            want = P["E_L"] + (V_init[r].numpy()[None, :] - P["E_L"]) * np.exp(-t / tau)[:, None]
+            np.testing.assert_allclose(ds["n_V"].values[b], want, rtol=1e-12, atol=1e-15)
+
+
+def test_per_neuron_initial_potential_instance_is_its_own_run():
+    """Instance b of a batch with per-neuron V_init equals a batch of one started from row b
+    (random inputs and spikes included)."""
+    n, B = 4, 3
+    g = torch.Generator().manual_seed(4)
+    V0 = -60e-3 + 10e-3 * torch.rand(B, n, generator=g, dtype=torch.float64)
+
+    def run(batch, seed, V_init):
+        net = Network(dt=1e-4, batch=batch, seed=seed, dtype=torch.float64)
+        net.add(LIFPopulation(n, **P, I_ext=0.21e-9, V_init=V_init, name="n"))
+        return net.run(0.05, record=["n.V", "n.spikes"], every=0.005, progress=False)
+
+    whole = run(B, 0, V0)
+    assert int(whole["n_spikes"].sum()) > 0
+    for b in range(B):
+        one = run(1, b, V0[b : b + 1])
+        np.testing.assert_array_equal(whole["n_V"].values[b], one["n_V"].values[0])
+        np.testing.assert_array_equal(whole["n_spikes"].values[b], one["n_spikes"].values[0])
+
+
+def test_per_neuron_initial_rates():
+    net = Network(dt=1e-3, batch=2, dtype=torch.float64)
+    r0 = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    net.add(RatePopulation(3, tau=10e-3, r_init=r0, name="r"))
+    ds = net.run(0.01, record=["r.r"], progress=False)
+    want = r0.numpy() * np.exp(-ds["time"].values / 10e-3)[:, None]
+    for b in range(2):
+        np.testing.assert_allclose(ds["r_r"].values[b], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "err", "match"),
+    [
+        (torch.zeros(2, 4), ValueError, r"V_init has shape \(2, 4\); allowed: .*\(batch, 3\)"),
+        (torch.zeros(2, 3, 1), ValueError, r"V_init has shape \(2, 3, 1\)"),
+        (torch.zeros(2, 3, dtype=torch.int64), TypeError, "V_init must be a floating tensor"),
+        (torch.tensor([[0.0, float("nan"), 0.0]]), ValueError, "V_init contains NaN"),
+    ],
+)
+def test_per_neuron_initial_potential_bad_shapes_are_named(value, err, match):
+    with pytest.raises(err, match=match):
+        LIFPopulation(3, V_init=value, name="n")
+
+
+def test_per_neuron_initial_potential_checked_against_the_batch():
+    net = Network(dt=1e-4, batch=2)
+    with pytest.raises(ValueError, match=r"V_init has shape \(3, 3\) but the network has batch=2"):
+        net.add(LIFPopulation(3, V_init=torch.full((3, 3), -0.06), name="n"))
