@@ -19,8 +19,10 @@ from synaptic_fwp.plasticity.btsp import (
 from synaptic_fwp.protocols.btsp import (
     TrackConfig,
     btsp_induction,
+    fit_ramp_weights,
     place_rates,
     ramp_features,
+    ramp_scale,
     target_ramp,
 )
 
@@ -130,6 +132,42 @@ def test_ramp_features_on_known_shape():
     half = 0.2 * math.sqrt(-math.log(0.15))
     assert f["width"] == pytest.approx(2 * half, abs=0.01)
     assert f["asymmetry"] == pytest.approx((half + 0.1) / (half - 0.1), rel=0.05)
+
+
+def test_ramp_scale_is_the_calibration_of_the_model_fits():
+    cfg = TrackConfig()
+    # the legacy cosine-bump calibration gives the authors' constant 2.956E-03 mV/Hz
+    assert ramp_scale(cfg, method="cosine") == pytest.approx(2.956e-6, rel=2e-4)
+    # the least-squares calibration their fits read (calibrated_input/90/ramp_scaling_factor)
+    s = ramp_scale(cfg)
+    assert s == pytest.approx(3.318e-6, rel=2e-3)
+    assert btsp_induction("milstein", plateau_positions=[0.9], dt=0.05).attrs[
+        "ramp_scale_V_per_Hz"
+    ] == pytest.approx(s, rel=1e-12)
+    # its weights, scaled to a peak of 1.5, make a 6 mV ramp close to the 108 cm Gaussian
+    x = (np.arange(100) + 0.5) * cfg.track_length / 100
+    gauss = 6e-3 * np.exp(-(((x - cfg.track_length / 2) / (1.08 / (3 * math.sqrt(2)))) ** 2))
+    dw = fit_ramp_weights(gauss, cfg, s, bounds=(0.0, 3.0), smoothness=0.005)
+    ramp = s * (1.5 / dw.max()) * dw @ place_rates(torch.as_tensor(x), cfg).numpy()
+    assert ramp.max() == pytest.approx(6e-3, rel=0.01)  # fitted here at s, there at s1
+    assert np.abs(ramp - gauss).max() < 1e-3  # smooth weights (0.005): within 1 mV
+    with pytest.raises(ValueError, match="method"):
+        ramp_scale(cfg, method="svd")
+
+
+def test_fit_ramp_weights_recovers_a_ramp_within_bounds():
+    cfg = TrackConfig()
+    s = ramp_scale(cfg)
+    c = (np.arange(200) + 0.5) * cfg.track_length / 200
+    true = 2.0 * np.exp(-(((c - 0.8) / 0.25) ** 2)) - 0.1
+    x = (np.arange(100) + 0.5) * cfg.track_length / 100
+    R = place_rates(torch.as_tensor(x), cfg).numpy()
+    ramp = s * true @ R
+    dw = fit_ramp_weights(ramp, cfg, s)
+    assert dw.min() >= -0.2 - 1e-12 and dw.max() <= 3.0 + 1e-12
+    assert np.abs(s * dw @ R - ramp).max() < 0.15e-3  # 7.6 mV ramp, within 0.15 mV
+    with pytest.raises(ValueError, match="bounds"):
+        fit_ramp_weights(ramp, cfg, s, bounds=(1.0, 0.0))
 
 
 def test_target_ramp_whole_extent_and_15pct_features():

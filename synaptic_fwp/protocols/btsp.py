@@ -6,8 +6,9 @@ track; 200 CA3 inputs have Gaussian place fields (90 cm wide, 40 Hz peak) tiling
 (``r_i(x) = r_max exp(-((x - c_i)/sigma)^2)``, ``sigma = width / (3 sqrt 2)``, wrapped around the
 track); in each induction lap a 300 ms dendritic plateau starts when the animal passes the chosen
 position. The CA1 ramp is the weighted sum of the inputs, ``V(x) = s sum_i (W_i - 1) r_i(x)``,
-with the scale ``s`` (V per weight unit per Hz) calibrated as by the authors: a reference cosine
-bump of weight changes (peak 1.5, width 108 cm) gives a 6 mV ramp.
+with the scale ``s`` (V per weight unit per Hz) calibrated as in the authors' model fits
+(:func:`ramp_scale`): the smooth weight changes that best produce a 6 mV Gaussian ramp 108 cm
+wide, scaled to a peak of 1.5, give a 6 mV peak.
 
 Each lap is one period of the periodic running signal, starting at the plateau onset, sampled
 every ``dt``: the eligibility trace is the exact periodic steady state of the causal filter, the
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_positive, check_range
+from .._validation import check_choice, check_positive, check_range
 from ..plasticity.btsp import (
     MilsteinBTSP,
     PrimerBTSP,
@@ -39,6 +41,7 @@ __all__ = [
     "place_rates",
     "input_centers",
     "ramp_scale",
+    "fit_ramp_weights",
     "ramp_features",
     "target_ramp",
 ]
@@ -108,23 +111,179 @@ def place_rates(x: torch.Tensor, cfg: TrackConfig) -> torch.Tensor:
     return cfg.peak_rate * r
 
 
+def _bin_centres(cfg: TrackConfig, n_bins: int) -> np.ndarray:
+    return (np.arange(n_bins) + 0.5) * cfg.track_length / n_bins
+
+
+def _bin_rates(cfg: TrackConfig, n_bins: int) -> np.ndarray:
+    """Input rates (Hz) at the ``n_bins`` bin centres: ``(n_inputs, n_bins)``."""
+    x = torch.as_tensor(_bin_centres(cfg, n_bins), dtype=torch.float64)
+    return place_rates(x, cfg).numpy()
+
+
+def fit_ramp_weights(
+    ramp: np.ndarray,
+    track: TrackConfig | None = None,
+    scale: float | None = None,
+    *,
+    bounds: tuple[float, float] = (-0.2, 3.0),
+    smoothness: float = 0.015,
+    residual_tol: float = 1e-4,
+    value_tol: float = 1e-5,
+) -> np.ndarray:
+    r"""Weight changes ``dw`` (``(n_inputs,)``, baseline 0) whose ramp ``s sum_i dw_i r_i(x)``
+    best matches ``ramp`` (V) given at ``n = len(ramp)`` bin centres ``x_b = (b + 1/2) L / n``.
+
+    The regularised least squares of Milstein et al. 2021 (eLife 10:e73046), by which the
+    authors turn a ramp into weights (initial weights of their model fits, and the calibration
+    of :func:`ramp_scale`; ``get_delta_weights_LSA`` / ``get_residual_score`` in their
+    published ``biBTSP_utils.py``): with ``V = s R^T dw``,
+
+    .. math::
+        E(dw) = \sum_b \Big(\frac{V_b - ramp_b}{\sigma_r}\Big)^2
+              + \sum_i \Big(\frac{dw_i - dw_{i-1}}{\sigma_w}\Big)^2
+              + \Big(\frac{V_{b^*} - ramp_{b^*}}{\sigma_v}\Big)^2
+              + 2 \Big(\frac{V_{b_0} - ramp_{b_0}}{\sigma_v}\Big)^2,
+
+    minimised subject to ``bounds[0] <= dw_i <= bounds[1]``; the weight differences wrap around
+    the track (``dw_{-1} = dw_{n-1}``), ``b*`` is the ramp's peak bin and ``b_0`` its minimum
+    bin (the authors penalise the model's value there and the model's own minimum, both taken
+    here at ``b_0``). ``sigma_r = residual_tol`` (0.1 mV), ``sigma_v = value_tol`` (0.01 mV)
+    and ``sigma_w = smoothness`` (0.015 in their synthetic fits, 0.005 in the calibration) are
+    the authors' ``target_range``. ``E`` is quadratic, so it is minimised exactly (bounded
+    linear least squares) where the authors run L-BFGS-B from a truncated-SVD start.
+    ``scale`` defaults to :func:`ramp_scale`.
+    """
+    from scipy.optimize import lsq_linear
+
+    cfg = track if track is not None else TrackConfig()
+    if not isinstance(cfg, TrackConfig):
+        raise TypeError(f"track must be a TrackConfig, got {type(track).__name__}")
+    r = np.asarray(ramp, dtype=float)
+    if r.ndim != 1 or r.size < 8 or not np.isfinite(r).all():
+        raise ValueError(f"ramp must be a finite 1-D array of >= 8 bins, got shape {r.shape}")
+    lo, hi = (float(b) for b in bounds)
+    if not lo < hi:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    for n, v in (
+        ("smoothness", smoothness),
+        ("residual_tol", residual_tol),
+        ("value_tol", value_tol),
+    ):
+        check_positive(n, float(v))
+    s = ramp_scale(cfg, r.size) if scale is None else float(scale)
+    check_positive("scale", s)
+    M = s * _bin_rates(cfg, r.size).T  # (n_bins, n_inputs): V per weight unit
+    n = M.shape[1]
+    eye = np.eye(n)
+    diff = eye - np.roll(eye, -1, axis=1)  # (dw_i - dw_{i+1}): the cyclic differences
+    kp, k0 = int(np.argmax(r)), int(np.argmin(r))
+    A = np.vstack(
+        [
+            M / residual_tol,
+            diff / smoothness,
+            M[kp : kp + 1] / value_tol,
+            math.sqrt(2.0) * M[k0 : k0 + 1] / value_tol,
+        ]
+    )
+    b = np.concatenate(
+        [
+            r / residual_tol,
+            np.zeros(n),
+            r[kp : kp + 1] / value_tol,
+            math.sqrt(2.0) * r[k0 : k0 + 1] / value_tol,
+        ]
+    )
+    return lsq_linear(A, b, bounds=(lo, hi), method="bvls").x
+
+
+@lru_cache(maxsize=32)
+def _ramp_scale(
+    track: tuple[float, int, float, float],
+    n_bins: int,
+    ref_peak_delta_weight: float,
+    ref_width: float,
+    ref_peak_ramp: float,
+    method: str,
+) -> float:
+    L, n_inputs, field_width, peak_rate = track
+    cfg = TrackConfig(
+        track_length=L, n_inputs=n_inputs, field_width=field_width, peak_rate=peak_rate
+    )
+    R = _bin_rates(cfg, n_bins)  # (n_inputs, n_bins), Hz
+    x = _bin_centres(cfg, n_bins)
+    c = input_centers(cfg).numpy()
+    mid = L / 2
+    # the legacy calibration: a cosine bump of weight changes
+    dw = ref_peak_delta_weight / 2 * (np.cos(2 * math.pi / ref_width * (c - mid)) + 1)
+    dw = np.where(np.abs(c - mid) <= ref_width / 2, dw, 0.0)
+    s_cos = float(ref_peak_ramp / (dw @ R).max())
+    if method == "cosine":
+        return s_cos
+    # 1. a Gaussian ramp; Tikhonov-regularised inverse (beta = 2 mV) at the legacy scale, the
+    #    weights scaled to the reference peak give the starting scale s1
+    target = ref_peak_ramp * np.exp(-(((x - mid) / (ref_width / (3 * math.sqrt(2)))) ** 2))
+    A = s_cos * R
+    dw = np.linalg.solve(A @ A.T + (2e-3) ** 2 * np.eye(len(A)), A @ target)
+    dw = dw * ref_peak_delta_weight / dw.max()
+    s1 = float(ref_peak_ramp / (dw @ R).max())
+    # 2. the regularised least-squares weights at s1, bounded to [0, 3], smoothness 0.005
+    dw = fit_ramp_weights(target, cfg, s1, bounds=(0.0, 3.0), smoothness=0.005)
+    # 3. scaled to the reference peak weight change, the ramp must peak at ref_peak_ramp
+    dw = dw * ref_peak_delta_weight / dw.max()
+    return float(ref_peak_ramp / (dw @ R).max())
+
+
 def ramp_scale(
     cfg: TrackConfig,
     n_bins: int = 100,
     ref_peak_delta_weight: float = 1.5,
     ref_width: float = 1.08,
     ref_peak_ramp: float = 6e-3,
+    method: str = "lsa",
 ) -> float:
-    """The ramp scale ``s`` (V per weight unit per Hz) such that a cosine bump of weight changes
-    of peak ``ref_peak_delta_weight`` and width ``ref_width`` (m) gives a ramp peak of
-    ``ref_peak_ramp`` (V) (Milstein et al. 2021's calibration: 1.5, 108 cm, 6 mV)."""
-    c = input_centers(cfg)
-    mid = cfg.track_length / 2
-    dw = ref_peak_delta_weight / 2 * (torch.cos(2 * math.pi / ref_width * (c - mid)) + 1)
-    dw = torch.where((c - mid).abs() <= ref_width / 2, dw, torch.zeros_like(dw))
-    x = (torch.arange(n_bins, dtype=torch.float64) + 0.5) * cfg.track_length / n_bins
-    ramp = dw @ place_rates(x, cfg)
-    return float(ref_peak_ramp / ramp.max())
+    r"""The ramp scale ``s`` (V per weight unit per Hz) of ``V(x) = s sum_i dw_i r_i(x)``.
+
+    Milstein et al. 2021 (eLife 10:e73046) fix ``s`` by asking that weight changes of peak
+    ``ref_peak_delta_weight`` (1.5), spread over ``ref_width`` (108 cm), give a ramp of peak
+    ``ref_peak_ramp`` (6 mV). Their published code has two versions:
+
+    ``method="lsa"`` (default), the calibration their model fits use (``calibrate_ramp_scaling_
+    factor`` in ``biBTSP_utils.py``, run by ``get_LSA_weights_biBTSP.py``, whose result the
+    fits read as ``calibrated_input/<field width>/ramp_scaling_factor``): the target is the
+    Gaussian ramp ``T(x) = 6 mV exp(-((x - L/2)/sigma)^2)``, ``sigma = 108 cm / (3 sqrt 2)``;
+    the weights ``dw`` that produce it are found by the regularised least squares of
+    :func:`fit_ramp_weights` (bounds ``[0, 3]``, smoothness 0.005; its scale from a
+    Tikhonov-regularised inverse, ``beta = 2 mV``, at the legacy scale), then scaled to
+    ``max dw = 1.5``, and
+
+    .. math:: s = \frac{6\,\mathrm{mV}}{\max_x \sum_i dw_i\, r_i(x)}.
+
+    For the default inputs (200 fields, 90 cm, 40 Hz, 187 cm track) ``s = 3.32e-6 V/Hz``.
+
+    ``method="cosine"``: the older calibration (``get_initial_target_ramp_and_scaling_factor``;
+    the constant ``ramp_scaling_factor = 2.956E-03`` mV/Hz of their data processing): ``dw`` a
+    raised-cosine bump of peak 1.5 and full width 108 cm. Its weights are wider than the
+    least-squares ones, so its ``s`` is smaller: ``2.956e-6 V/Hz``, 11 % below, and every ramp
+    11 % lower.
+
+    ``n_bins`` spatial bins over the track; the result is cached per track and arguments.
+    """
+    if not isinstance(cfg, TrackConfig):
+        raise TypeError(f"cfg must be a TrackConfig, got {type(cfg).__name__}")
+    check_choice("method", method, ("lsa", "cosine"))
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 8:
+        raise ValueError(f"n_bins must be an int >= 8, got {n_bins!r}")
+    for n, v in (
+        ("ref_peak_delta_weight", ref_peak_delta_weight),
+        ("ref_width", ref_width),
+        ("ref_peak_ramp", ref_peak_ramp),
+    ):
+        check_positive(n, float(v))
+    key = (cfg.track_length, cfg.n_inputs, cfg.field_width, cfg.peak_rate)
+    return _ramp_scale(
+        key, n_bins, float(ref_peak_delta_weight), float(ref_width), float(ref_peak_ramp), method
+    )
 
 
 def _wrap(d: np.ndarray | float, L: float):
