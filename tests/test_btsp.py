@@ -134,6 +134,14 @@ def test_ramp_features_on_known_shape():
     assert f["asymmetry"] == pytest.approx((half + 0.1) / (half - 0.1), rel=0.05)
 
 
+def test_ramp_features_area_width_is_the_authors_width():
+    # calculate_ramp_features' ramp_width: area under the ramp over its (raw) maximum
+    L, sig = 1.87, 0.2
+    x = (np.arange(400) + 0.5) * L / 400
+    f = ramp_features(3e-3 * np.exp(-(((x - 0.9) / sig) ** 2)), x, 0.9, L)
+    assert f["area_width"] == pytest.approx(sig * math.sqrt(math.pi), rel=1e-3)
+
+
 def test_ramp_scale_is_the_calibration_of_the_model_fits():
     cfg = TrackConfig()
     # the legacy cosine-bump calibration gives the authors' constant 2.956E-03 mV/Hz

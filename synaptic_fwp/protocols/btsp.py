@@ -294,13 +294,20 @@ def _wrap(d: np.ndarray | float, L: float):
 def ramp_features(
     ramp: np.ndarray, x: np.ndarray, plateau_x: float, L: float, frac: float = 0.15
 ) -> dict[str, float]:
-    """Features of one ramp on a circular track (Milstein et al. 2021, ``calculate_ramp_features``):
-    baseline = mean of the lowest 10 % of values; peak value (above baseline) and location; start
-    and end where the ramp falls to ``frac`` (15 %) of its peak above baseline, searched outwards
-    from the peak; ``width = end - start`` (m); ``peak_shift`` = peak - plateau position wrapped
-    to ``[-L/2, L/2)`` (negative: before the plateau); ``asymmetry = (plateau - start) / (end -
-    plateau)``; ``min_val`` the trough below baseline (values in V). ``ramp`` and ``x`` 1-D.
-    A flat ramp (no peak) gives NaN locations, width and asymmetry."""
+    """Features of one ramp on a circular track, after Milstein et al. 2021's
+    ``calculate_ramp_features``: baseline = mean of the lowest 10 % of values; peak value (above
+    baseline) and location; start and end where the ramp falls to ``frac`` (15 %) of its peak
+    above baseline, searched outwards from the peak; ``width = end - start`` (m);
+    ``peak_shift`` = peak - plateau position wrapped to ``[-L/2, L/2)`` (negative: before the
+    plateau); ``asymmetry = (plateau - start) / (end - plateau)``; ``min_val`` the trough below
+    baseline (values in V). ``ramp`` and ``x`` 1-D. A flat ramp (no peak) gives NaN locations,
+    width and asymmetry.
+
+    Start, end, shift and asymmetry are the authors'. Two of their features differ:
+    their peak value is the ramp's maximum without subtracting the baseline (here
+    ``peak_val + baseline``), and their ``ramp_width`` is not the 15 % width but the area under
+    the ramp divided by that maximum, returned here as ``area_width = int ramp dx / max ramp``
+    (m) over one lap. Their model fits compare model and target ramps with those."""
     ramp = np.asarray(ramp, dtype=float)
     n = ramp.size
     fine = 20 * n
@@ -321,6 +328,7 @@ def ramp_features(
         "start_loc": float("nan"),
         "end_loc": float("nan"),
         "baseline": float(base),
+        "area_width": float(rf.mean() * L / rf.max()) if rf.max() > 0 else float("nan"),
     }
     if peak <= 1e-12 * max(1.0, float(np.abs(rf).max())) or peak <= 0:
         out["peak_loc"] = out["peak_shift"] = float("nan")
