@@ -847,7 +847,9 @@ class Brian2Network:
     ``groups``: Brian2 groups by engine name (inputs and populations); ``synapses``: by
     projection name; ``spikes``: ``SpikeMonitor`` per LIF population. ``run(duration)``
     advances the Brian2 network; :meth:`weights` gives a projection's ``W`` as
-    ``(n_post, n_pre)`` (numpy, SI units as in the engine).
+    ``(n_post, n_pre)`` (numpy, SI units as in the engine). ``pairs``: each projection's
+    synapses as ``(post, pre)`` index arrays (every pair of a plastic projection; the nonzero
+    weights of a static one).
     """
 
     network: Any
@@ -857,6 +859,7 @@ class Brian2Network:
     shapes: dict[str, tuple[int, int]]
     dt: float
     codegen: str
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]]
 
     def run(self, duration: float) -> None:
         from brian2 import prefs, second
@@ -869,8 +872,10 @@ class Brian2Network:
             prefs.codegen.target = old
 
     def weights(self, projection: str) -> np.ndarray:
-        n_post, n_pre = self.shapes[projection]
-        return np.asarray(self.synapses[projection].w[:], dtype=np.float64).reshape(n_post, n_pre)
+        W = np.zeros(self.shapes[projection])
+        j, i = self.pairs[projection]
+        W[j, i] = np.asarray(self.synapses[projection].w[:], dtype=np.float64)
+        return W
 
     def spike_times(self, population: str) -> list[np.ndarray]:
         """Spike times (s) of each neuron of a LIF population."""
@@ -981,7 +986,8 @@ def network_to_brian2(
     operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset;
     ``AdExPopulation``\ s likewise, with the engine's exponential Rosenbrock-Euler step for
     ``V``, the exact relaxation of ``w`` and ``w <- w + b`` in the reset; and
-    projections (``Synapses``, every pre-post pair) that add ``w`` to ``g_ampa`` (or ``g_gaba``,
+    projections (``Synapses``: every pre-post pair of a plastic projection, the nonzero weights
+    of a static one) that add ``w`` to ``g_ampa`` (or ``g_gaba``,
     ``target="gaba"``) and the static NMDA weight ``u`` (``U0``) to ``g_nmda`` of the target at
     a presynaptic spike (after the projection's ``delay``) and apply a pair or triplet STDP rule
     (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
@@ -1112,6 +1118,7 @@ def network_to_brian2(
         objs.append(spikes[name])
     synapses: dict[str, Any] = {}
     shapes: dict[str, tuple[int, int]] = {}
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, p in net.projections.items():
         n_post, n_pre = p.n_post, p.n_pre
         W0 = _instance_weights(p.W0, b, (n_post, n_pre))
@@ -1146,16 +1153,22 @@ def network_to_brian2(
             delay={"pre": delay * b2.second} if delay else None,
             **kw,
         )
-        syn.connect(i=np.tile(np.arange(n_pre), n_post), j=np.repeat(np.arange(n_post), n_pre))
+        U0 = _instance_weights(p.U0, b, (n_post, n_pre)) if p.U0 is not None else None
+        if p.rule is None:  # static: only where a weight is nonzero (a zero adds nothing)
+            jj, ii = np.nonzero((W0 != 0) | (U0 != 0 if U0 is not None else False))
+        else:  # plastic: every pair (a zero weight may grow)
+            jj, ii = np.repeat(np.arange(n_post), n_pre), np.tile(np.arange(n_pre), n_post)
+        syn.connect(i=ii, j=jj)  # row-major order either way: the same sums, in the same order
         for k, (unit, val) in params.items():
             setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))
-        syn.w = W0.reshape(-1)
-        if p.U0 is not None:
-            syn.u = _instance_weights(p.U0, b, (n_post, n_pre)).reshape(-1)
+        syn.w = W0[jj, ii]
+        if U0 is not None:
+            syn.u = U0[jj, ii]
+        pairs[name] = (jj, ii)
         synapses[name] = syn
         shapes[name] = (n_post, n_pre)
         objs.append(syn)
-    return Brian2Network(b2.Network(*objs), groups, synapses, spikes, shapes, dt, codegen)
+    return Brian2Network(b2.Network(*objs), groups, synapses, spikes, shapes, dt, codegen, pairs)
 
 
 def _instance_weights(W: object, b: int, shape: tuple[int, int]) -> np.ndarray:

@@ -239,6 +239,57 @@ def test_engine_network_spike_for_spike(case):
             assert np.abs(W_i - 3e-9).max() > 1e-11  # inhibitory STDP moved them
 
 
+def test_recurrent_ei_network_spike_for_spike():
+    """A recurrent E/I network (12 excitatory and 4 inhibitory LIF neurons, static AMPA and GABA
+    projections among them at 50% connectivity, per-neuron starting potentials, 8 spike-time
+    inputs onto E only) and its Brian2 export fire the same spikes in the same steps (float64
+    engine, step path; the static weights are stored presynaptic-major by the engine). The
+    inhibitory neurons receive nothing but the excitatory neurons' spikes, so their spikes check
+    recurrent transmission."""
+    from synaptic_fwp.brian2_export import network_to_brian2
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.inputs import SpikeTimesInput
+    from synaptic_fwp.neurons import LIFPopulation
+
+    dt, T, n_in, nE, nI = 2.5e-4, 0.25, 8, 12, 4
+    rng = np.random.default_rng(1)
+    times, idx = [], []
+    for i in range(n_in):
+        steps = np.unique(np.round(rng.uniform(0, T - 0.01, 15) / dt))
+        times += list(steps * dt)
+        idx += [i] * steps.size
+    lif = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=2e-3)
+    net = Network(dt=dt, batch=1, dtype=torch.float64)
+    inp = net.add(SpikeTimesInput(n_in, times=times, indices=idx, name="inp"))
+
+    def v0(n):
+        return torch.as_tensor(rng.uniform(-65e-3, -52e-3, (1, n)))
+
+    E = net.add(LIFPopulation(nE, **lif, V_init=v0(nE), name="E"))
+    I = net.add(LIFPopulation(nI, **lif, V_init=v0(nI), name="I"))
+
+    def w(n_post, n_pre, scale):
+        return torch.as_tensor(scale * rng.uniform(0.5, 1.5, (n_post, n_pre))
+                               * (rng.uniform(size=(n_post, n_pre)) < 0.5))
+
+    net.connect(inp, E, w(nE, n_in, 8e-9), name="FF")
+    net.connect(E, E, w(nE, nE, 2e-9), name="EE")
+    net.connect(E, I, w(nI, nE, 6e-9), name="EI")
+    net.connect(I, E, w(nE, nI, 6e-9), target="gaba", name="IE")
+    net.connect(I, I, w(nI, nI, 3e-9), target="gaba", name="II")
+    ex = network_to_brian2(net)
+    ds = net.run(T, record=["E.spikes", "I.spikes"], progress=False, method="step")
+    assert not net._state["proj"]["EE"]["W"].is_contiguous()  # stored pre-major
+    ex.run(T)
+    for pop, n in (("E", nE), ("I", nI)):
+        spk = ds[f"{pop}_spikes"].values[0]
+        ours = [np.flatnonzero(spk[:, k]) for k in range(n)]
+        theirs = [np.rint(t / dt).astype(int) for t in ex.spike_times(pop)]
+        assert sum(x.size for x in ours) >= 10, pop
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_unsupported_network_objects_raise():
     from synaptic_fwp.brian2_export import network_to_brian2
     from synaptic_fwp.engine import Network

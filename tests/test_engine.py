@@ -338,3 +338,25 @@ def test_event_window_path_with_per_neuron_initial_potentials():
     for v in ("S_W", "out_V"):
         scale = np.abs(a[v].values).max()
         np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+
+
+def test_static_weights_pre_major_shared_by_snapshots_copied_by_state_dict():
+    """Static projections from spikes keep W presynaptic-major (same shape and values); the
+    engine's per-chunk snapshots share them, while state_dict() stays a full copy."""
+    net = Network(dt=1e-4, batch=2, seed=0, dtype=torch.float64)
+    inp = net.add(PoissonInput(5, rate=200.0, name="inp"))
+    lif = net.add(LIFPopulation(3, **LIF, name="out"))
+    W_ff = 3e-9 * torch.rand(2, 3, 5, dtype=torch.float64)
+    net.connect(inp, lif, W_ff, name="FF")
+    net.connect(lif, lif, torch.full((3, 3), 1e-9, dtype=torch.float64), name="REC")
+    net.connect(inp, lif, 1e-9, PairSTDP.song2000(w_max=5e-9), name="S")
+    ds = net.run(0.02, record=["FF.W"], every=0.01, progress=False)
+    np.testing.assert_array_equal(ds["FF_W"].values[:, -1], W_ff.numpy())
+    st = net._state["proj"]
+    assert st["FF"]["W"].stride() == (15, 1, 3) and st["REC"]["W"].stride() == (9, 1, 3)
+    assert st["S"]["W"].is_contiguous()
+    snap = net._snapshot()["state"]["proj"]
+    assert snap["FF"]["W"] is st["FF"]["W"] and snap["REC"]["W"] is st["REC"]["W"]
+    assert snap["S"]["W"] is not st["S"]["W"]
+    net.state_dict()["state"]["proj"]["FF"]["W"].zero_()
+    np.testing.assert_array_equal(st["FF"]["W"].numpy(), W_ff.numpy())
