@@ -20,7 +20,11 @@ documents its own form:
     ``2 / half_width``, rescaled to map ``[0, 1]`` onto ``[0, 1]`` (so ``q(0) = 0``). Signals
     ``ET`` and ``IS`` are dimensionless, ``k_\pm`` in 1/s, integrals in s. Parameters: the
     population fit of the authors' published configuration (the shipped table
-    ``milstein2021_btsp_params.csv``).
+    ``milstein2021_btsp_params.csv``; ``optimize_biBTSP_synthetic_WD_config.yaml``, ``x0``).
+    The normalisation of ``ET`` and ``IS`` to a peak of 1 belongs to the fitted model (their
+    model description, ``optimize_biBTSP_synthetic_WD_D.py`` and network simulation normalise;
+    the stored ``optimize_biBTSP_synthetic_WD.py`` does not, and with these parameters its
+    unnormalised signals, peaks about 0.5 each, give a ten times smaller field).
 
 :class:`PrimerBTSP` (the Primer's FWP reading, Irie & Gershman, Sec. 4.2)
     The fast weights of CA3 -> CA1 are written by the outer product of an EC3-gated instructive
