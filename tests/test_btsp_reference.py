@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.integrate import trapezoid
 from scipy.signal import fftconvolve
 
 from synaptic_fwp.plasticity.btsp import MilsteinBTSP
@@ -52,8 +53,8 @@ def _authors_loop(rule: MilsteinBTSP, cfg: TrackConfig, plateau_x: float, n_laps
     for k, on in enumerate(onsets):
         stop = onsets[k + 1] if k + 1 < n_laps else n_total
         xk = et[:, on:stop] * is_[on:stop]
-        pot = np.trapezoid(_q(xk, rule.pot_th, rule.pot_half_width), dx=h, axis=1)
-        dep = np.trapezoid(_q(xk, rule.dep_th, rule.dep_half_width), dx=h, axis=1)
+        pot = trapezoid(_q(xk, rule.pot_th, rule.pot_half_width), dx=h, axis=1)
+        dep = trapezoid(_q(xk, rule.dep_th, rule.dep_half_width), dx=h, axis=1)
         w = np.clip(w + rule.k_pot * pot * (1 - w) - rule.k_dep * dep * w, 0.0, 1.0)
         out.append(w * wmax)
     return np.array(out)
