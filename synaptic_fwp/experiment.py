@@ -1037,7 +1037,9 @@ def _resolve_objects(
         _check_keys(ctx, spec, path, ["type", *extra, *args], f"{kind} argument")
         res: dict[str, Any] = {"type": kind}
         for k, v in spec.items():
-            if preset and k == preset[0]:
+            if section == "populations" and k in _INITIAL and isinstance(v, dict):
+                res[k] = _resolve_uniform(ctx, (*path, k), v, k, _kind(k))
+            elif preset and k == preset[0]:
                 table = getattr(mod, preset[2])
                 if v not in table:
                     raise ctx.error((*path, k), f"unknown {k} {v!r}; allowed: {', '.join(table)}")
@@ -1053,14 +1055,42 @@ def _resolve_objects(
 
 _PROJ_SPECIAL = ("pre", "post", "W0", "U0", "rule", "value")
 
+#: Population arguments that may be drawn per neuron: ``{ uniform = [low, high] }``.
+_INITIAL = ("V_init", "r_init")
+
+
+def _resolve_uniform(
+    ctx: _Ctx, path: tuple[str, ...], v: Mapping[str, Any], key: str, kind: str | None
+) -> dict[str, list[float]]:
+    """``{ uniform = [low, high] }`` (quantities of ``kind``) for a per-neuron initial value."""
+    _check_keys(ctx, v, path, ["uniform"], "random initial value")
+    arg = v.get("uniform")
+    if not isinstance(arg, list) or len(arg) != 2:
+        raise ctx.error(path, f"give {{ uniform = [low, high] }}, got {dict(v)!r}")
+    try:
+        lo, hi = (quantity(x, expect=kind, key=key) for x in arg)
+    except (TypeError, ValueError) as e:
+        raise ctx.error(path, str(e)) from None
+    if not lo < hi:
+        raise ctx.error(path, f"uniform needs low < high, got [{lo}, {hi}]")
+    return {"uniform": [lo, hi]}
+
 
 def _resolve_weights(ctx: _Ctx, path: tuple[str, ...], v: object) -> Any:
     if isinstance(v, dict):
-        _check_keys(ctx, v, path, ["uniform", "constant"], "weight initialisation")
-        if len(v) != 1:
-            raise ctx.error(path, "give one of { uniform = [low, high] } or { constant = w }")
-        ((how, arg),) = v.items()
-        if how == "uniform":
+        _check_keys(ctx, v, path, ["uniform", "constant", "p"], "weight initialisation")
+        how = [k for k in ("uniform", "constant") if k in v]
+        if len(how) != 1:
+            raise ctx.error(path, "give one of { uniform = [low, high] } or { constant = w }, "
+                                  "and optionally p (the connection probability)")
+        out: dict[str, Any] = {}
+        if "p" in v:
+            pv = v["p"]
+            if isinstance(pv, bool) or not isinstance(pv, (int, float)) or not 0 < pv <= 1:
+                raise ctx.error((*path, "p"), f"p must be a probability in (0, 1], got {pv!r}")
+            out["p"] = float(pv)
+        arg = v[how[0]]
+        if how[0] == "uniform":
             if not isinstance(arg, list) or len(arg) != 2:
                 raise ctx.error(path, f"uniform needs [low, high], got {arg!r}")
             try:
@@ -1069,9 +1099,9 @@ def _resolve_weights(ctx: _Ctx, path: tuple[str, ...], v: object) -> Any:
                 raise ctx.error(path, str(e)) from None
             if not lo < hi:
                 raise ctx.error(path, f"uniform needs low < high, got [{lo}, {hi}]")
-            return {"uniform": [lo, hi]}
+            return {"uniform": [lo, hi]} | out
         try:
-            return {"constant": quantity(arg, key="W0")}
+            return {"constant": quantity(arg, key="W0")} | out
         except (TypeError, ValueError) as e:
             raise ctx.error(path, str(e)) from None
     try:
@@ -1305,9 +1335,15 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
         objs[name] = guarded(
             ("inputs", name), list(a), lambda cls=cls, a=a, name=name: net.add(cls(name=name, **a))
         )
+    gen = torch.Generator().manual_seed(seed)
     for name, spec in cfg["populations"].items():
         cls = getattr(pop_mod, POPULATIONS[spec["type"]])
         a = args_of("populations", name, spec)
+        for k in _INITIAL:  # one draw per instance and neuron
+            if isinstance(a.get(k), dict):
+                lo, hi = a[k]["uniform"]
+                u = torch.rand((batch, int(a["n"])), generator=gen, dtype=torch.float64)
+                a[k] = (lo + (hi - lo) * u).to(dtype)
         preset = PRESETS.get(spec["type"])
         if preset and preset[0] in a:  # a named parameter set, the other keys override it
             cls = functools.partial(getattr(cls, preset[1]), a.pop(preset[0]))
@@ -1316,7 +1352,6 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
             list(a),
             lambda cls=cls, a=a, name=name: net.add(cls(name=name, **a)),
         )
-    gen = torch.Generator().manual_seed(seed)
     for name, spec in cfg["projections"].items():
         path = ("projections", name)
         pre, post = objs[spec["pre"]], objs[spec["post"]]
@@ -1325,10 +1360,14 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
         def weights(w: Mapping[str, Any], shape: tuple[int, ...] = shape) -> torch.Tensor | float:
             if "uniform" in w:
                 lo, hi = w["uniform"]
-                return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64).to(
+                W = lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64).to(
                     dtype
                 )
-            return float(w["constant"])
+            else:
+                W = float(w["constant"])
+            if "p" in w:  # each synapse present with probability p, drawn per instance
+                W = W * (torch.rand(shape, generator=gen, dtype=torch.float64) < w["p"])
+            return W.to(dtype) if isinstance(W, torch.Tensor) else W
 
         kw = {k: v for k, v in spec.items() if k not in _PROJ_SPECIAL}
         for p, vals in swept.items():

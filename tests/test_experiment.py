@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from synaptic_fwp import experiment as E
@@ -388,6 +389,31 @@ NET_BAD = [
         ["[record.variables]", "name no defined object"],
     ),
     ("[network]", '[rule]\nname = "pair_stdp"\n[network]', ["[rule]", "takes no [rule]"]),
+    (
+        "n = 2\n",
+        'n = 2\nV_init = { uniform = ["-50 mV", "-60 mV"] }\n',
+        ["[populations.out.V_init]", "low < high"],
+    ),
+    (
+        "n = 2\n",
+        'n = 2\nV_init = { normal = ["-60 mV", "1 mV"] }\n',
+        ["[populations.out.V_init", "unknown random initial value", "uniform"],
+    ),
+    (
+        "n = 2\n",
+        'n = 2\nV_init = { uniform = ["-60 ms", "-50 ms"] }\n',
+        ["[populations.out.V_init]", "is a time, but V_init is a voltage"],
+    ),
+    (
+        'W0 = { uniform = [0, "1 nS"] }',
+        'W0 = { uniform = [0, "1 nS"], p = 1.5 }',
+        ["[projections.S.W0.p]", "probability in (0, 1], got 1.5"],
+    ),
+    (
+        'W0 = { uniform = [0, "1 nS"] }',
+        "W0 = { p = 0.5 }",
+        ["[projections.S.W0]", "give one of { uniform", "optionally p"],
+    ),
 ]
 
 
@@ -404,3 +430,72 @@ def test_malformed_network_files_are_rejected(old, new, frags):
     assert m.group(2).split(".")[-1] in text.splitlines()[int(m.group(1)) - 1], msg
     for f in frags:
         assert f in msg, (f, msg)
+
+
+REC_NET = """\
+[experiment]
+name = "rec"
+seed = 3
+
+[network]
+dt = "0.1 ms"
+duration = "50 ms"
+batch = 2
+
+[populations.E]
+type = "lif"
+n = 120
+E_L = "-60 mV"
+I_ext = "0.25 nA"
+V_init = { uniform = ["-60 mV", "-50 mV"] }
+
+[populations.I]
+type = "lif"
+n = 30
+E_L = "-60 mV"
+V_init = { uniform = ["-60 mV", "-50 mV"] }
+
+[projections.EE]
+pre = "E"
+post = "E"
+W0 = { constant = "0.5 nS", p = 0.1 }
+
+[projections.EI]
+pre = "E"
+post = "I"
+W0 = { uniform = ["1 nS", "3 nS"], p = 0.5 }
+
+[projections.IE]
+pre = "I"
+post = "E"
+W0 = "2 nS"
+target = "gaba"
+
+[record]
+variables = ["E.V", "E.spikes", "I.spikes", "EE.W", "EI.W"]
+every = "50 ms"
+"""
+
+
+def test_recurrent_network_file_random_starts_and_connectivity():
+    """Populations projecting onto each other; V_init drawn per neuron and instance within its
+    bounds; W0 with a connection probability p: about p of the synapses, each instance its
+    own draw, the kept weights as specified. The I neurons get input only from E, so their
+    spikes show the recurrent projections at work; the same file gives the same run."""
+    ex = E.loads(REC_NET, "rec.toml")
+    net, _, _ = E._build_network(ex.config, E._Ctx(ex.text, ex.source))
+    V0 = net.populations["E"].V_init
+    assert tuple(V0.shape) == (2, 120)
+    assert float(V0.min()) >= -60e-3 and float(V0.max()) <= -50e-3 and float(V0.std()) > 2e-3
+    assert not torch.equal(V0[0], V0[1])
+    ds = ex.run(progress=False, write=False)
+    WEE, WEI = ds["EE_W"].isel(time=-1).values, ds["EI_W"].isel(time=-1).values
+    for W, p in ((WEE, 0.1), (WEI, 0.5)):
+        frac = (W != 0).mean(axis=(1, 2))
+        assert np.all(np.abs(frac - p) < 0.05), frac
+        assert not np.array_equal(W[0] != 0, W[1] != 0)
+    np.testing.assert_allclose(WEE[WEE != 0], 0.5e-9)
+    assert WEI[WEI != 0].min() >= 1e-9 and WEI[WEI != 0].max() <= 3e-9
+    assert int(ds["E_spikes"].sum()) > 0 and int(ds["I_spikes"].sum()) > 0
+    again = E.loads(REC_NET, "rec.toml").run(progress=False, write=False)
+    xr.testing.assert_identical(again["I_spikes"], ds["I_spikes"])
