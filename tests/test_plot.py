@@ -251,3 +251,24 @@ def test_firing_rates_of_a_swept_run():
         plot.firing_rates(ds, hue="post")
     with pytest.raises(ValueError, match="no '<population>_spikes' variable"):
         plot.firing_rates(ds.rename({"cell_spikes": "counts"}))
+
+
+def test_firing_rates_one_line_per_population():
+    """A run with E and I populations (neuron dims post and post_I, as the engine writes them):
+    one line per population, averaged over neurons and instances; hue needs var=."""
+    E = np.array([[[2, 0, 1], [1, 1, 1]], [[0, 0, 3], [3, 3, 3]]])  # (batch, time, post)
+    I = np.array([[[4], [0]], [[2], [2]]])  # (batch, time, post_I)
+    ds = xr.Dataset(
+        {"E_spikes": (("batch", "time", "post"), E), "I_spikes": (("batch", "time", "post_I"), I)},
+        coords={"time": ("time", [0.1, 0.2], {"units": "s"})}, attrs={"t_start": 0.0},
+    )
+    lines = plot.firing_rates(ds).axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["E", "I"]
+    auto = plot.auto(ds).axes[0]  # spike counts only: firing rates
+    assert auto.get_ylabel() == "firing rate (Hz)" and len(auto.get_lines()) == 2
+    np.testing.assert_allclose(lines[0].get_ydata(), E.mean(axis=(0, 2)) / 0.1)
+    np.testing.assert_allclose(lines[1].get_ydata(), I.mean(axis=(0, 2)) / 0.1)
+    by_batch = plot.firing_rates(ds, var="I_spikes", hue="batch").axes[0].get_lines()
+    np.testing.assert_allclose(by_batch[0].get_ydata(), [40.0, 0.0])
+    with pytest.raises(ValueError, match="hue='batch' applies to one population; pass var="):
+        plot.firing_rates(ds, hue="batch")

@@ -909,23 +909,22 @@ def firing_rates(
     ``pop.spikes``) divided by each interval's length (from the ``time`` coords and the run's
     ``t_start`` attr), averaged over the population's neurons and over every dim but ``time`` and
     ``hue``; one line per ``hue`` value (default: the first other dim, e.g. an experiment
-    file's sweep, labelled with its values)."""
+    file's sweep, labelled with its values). A run with several populations (e.g. E and I) and
+    no ``var`` gives one line per population, averaged over everything else."""
     fn = "firing_rates"
     ds = _check_ds(ds, fn)
+    if var is None:
+        found = sorted(v for v in map(str, ds.data_vars) if v.endswith("_spikes"))
+        if len(found) > 1:
+            if hue is not None:
+                raise ValueError(f"{fn}: hue={hue!r} applies to one population; pass var= (one "
+                                 f"of {found}) too")
+            return _population_rates(ds, found, time, ax, width, height_mm, fn)
     var = _pop_var(ds, var, "spikes", "var", fn)
     if var is None:
         raise ValueError(f"{fn}: no '<population>_spikes' variable in the Dataset; record "
                          f"'pop.spikes' or pass var= (it has {sorted(map(str, ds.data_vars))})")
-    da = ds[var]
-    if time not in da.dims or ds.sizes[time] == 0:
-        raise ValueError(f"{fn}: {var!r} has no records along {time!r} (dims {list(da.dims)})")
-    t = np.asarray(ds[time].values, dtype=float)
-    interval = np.diff(np.concatenate([[float(ds.attrs.get("t_start", 0.0))], t]))
-    if not (interval > 0).all():
-        raise ValueError(f"{fn}: the {time!r} coords must increase from the run's t_start, got "
-                         f"intervals {interval[:5].tolist()}")
-    rate = da / xr.DataArray(interval, dims=(time,))
-    rate = rate.mean([d for d in ("post", "neuron") if d in rate.dims])
+    rate, t = _rate(ds, var, time, fn)
     others = [str(d) for d in rate.dims if d != time]
     if hue is None:
         hue = others[0] if others else None
@@ -946,6 +945,40 @@ def firing_rates(
                 lab = f"{hue} {val}" + (f" {units}" if units not in ("", "1") else "")
                 ax.plot(t, rate.isel({hue: i}).values, "o-", ms=2, color=color(i), label=lab)
             ax.legend()
+        ax.set_xlabel(_label(ds[time]))
+        ax.set_ylabel("firing rate (Hz)")
+    return fig
+
+
+def _neuron_dims(da: xr.DataArray) -> list[str]:
+    """The neuron dims of an engine record: ``post`` (or ``post_<population>``), ``neuron``."""
+    return [str(d) for d in da.dims if d in ("post", "neuron") or str(d).startswith("post_")]
+
+
+def _rate(ds: xr.Dataset, var: str, time: str, fn: str) -> tuple[xr.DataArray, np.ndarray]:
+    """Spike counts ``var`` over each recording interval (Hz), averaged over the neurons."""
+    da = ds[var]
+    if time not in da.dims or ds.sizes[time] == 0:
+        raise ValueError(f"{fn}: {var!r} has no records along {time!r} (dims {list(da.dims)})")
+    t = np.asarray(ds[time].values, dtype=float)
+    interval = np.diff(np.concatenate([[float(ds.attrs.get("t_start", 0.0))], t]))
+    if not (interval > 0).all():
+        raise ValueError(f"{fn}: the {time!r} coords must increase from the run's t_start, got "
+                         f"intervals {interval[:5].tolist()}")
+    rate = da / xr.DataArray(interval, dims=(time,))
+    return rate.mean(_neuron_dims(rate)), t
+
+
+def _population_rates(ds: xr.Dataset, names: list[str], time: str, ax: Axes | None,
+                      width: str | float, height_mm: float | None, fn: str) -> Figure:
+    """:func:`firing_rates` with one line per population (every other dim averaged)."""
+    with style():
+        fig, ax = _axes(ax, width, height_mm)
+        for i, var in enumerate(names):
+            rate, t = _rate(ds, var, time, fn)
+            rate = rate.mean([d for d in rate.dims if d != time])
+            ax.plot(t, rate.values, "o-", ms=2, color=color(i), label=var[: -len("_spikes")])
+        ax.legend()
         ax.set_xlabel(_label(ds[time]))
         ax.set_ylabel("firing rate (Hz)")
     return fig
@@ -974,7 +1007,8 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
     ``freq`` -> frequency curve, else with a ``dt_pair`` dim -> STDP window; ``aic`` over
     ``rule`` -> rule comparison; weights (``W`` or an engine run's ``<projection>_W``, dims
     ``post``, ``pre``) over ``time`` -> weight trajectories, else -> weight matrix; ``ramp`` ->
-    place field; an engine run's ``<population>_V`` over ``time`` -> membrane traces)."""
+    place field; an engine run's ``<population>_V`` over ``time`` -> membrane traces, else its
+    ``<population>_spikes`` -> firing rates)."""
     ds = _check_ds(ds, "auto")
     kind = ds.attrs.get("figure")
     if kind is not None:
@@ -1006,6 +1040,8 @@ def auto(ds: xr.Dataset, **kwargs: object) -> Figure:
         return learning_curve(ds, **kwargs)
     if any(v.endswith("_V") and "time" in ds[v].dims for v in dv):  # an engine run's V
         return membrane_traces(ds, **kwargs)
+    if any(v.endswith("_spikes") and "time" in ds[v].dims for v in dv):  # spike counts only
+        return firing_rates(ds, **kwargs)
     raise ValueError(
         f"auto: cannot tell which figure fits a Dataset with variables {sorted(dv)}; "
         f"pass a kind, one of {sorted(FIGURES)}"
