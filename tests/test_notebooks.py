@@ -43,7 +43,7 @@ def kernel(tmp_path_factory):
 
 def test_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    for topic in ("getting_started", "own_rule", "btsp", "fitting", "sweep", "gpu"):
+    for topic in ("getting_started", "own_rule", "btsp", "fitting", "sweep", "gpu", "recurrent"):
         assert any(topic in n for n in names), topic
 
 
