@@ -155,6 +155,16 @@ def test_unsupported_and_bad_input_raise_before_any_work():
         to_brian2(PairSTDP(), [np.array([0.0])], [np.array([0.01])], w0=[1.0, 2.0, 3.0])
 
 
+def _input_spikes(rng, n_in: int, k: int, T: float, dt: float) -> tuple[list, list]:
+    """Spike times and input indices: up to ``k`` random times on the step grid per input."""
+    times, idx = [], []
+    for i in range(n_in):
+        steps = np.unique(np.round(rng.uniform(0, T - 0.01, k) / dt))
+        times += list(steps * dt)
+        idx += [i] * steps.size
+    return times, idx
+
+
 @pytest.mark.parametrize(
     "case",
     ["conductance-pair", "fixed-drive-triplet",
@@ -178,11 +188,7 @@ def test_engine_network_spike_for_spike(case):
 
     dt, T, n_in, n_out = 2.5e-4, 0.25, 8, 2
     rng = np.random.default_rng(0)
-    times, idx = [], []
-    for i in range(n_in):
-        steps = np.unique(np.round(rng.uniform(0, T - 0.01, 12) / dt))
-        times += list(steps * dt)
-        idx += [i] * steps.size
+    times, idx = _input_spikes(rng, n_in, 12, T, dt)
     lif = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=2e-3)
     Pop = LIFPopulation
     nmda_gaba = "nmda-gaba-" in case
@@ -253,11 +259,7 @@ def test_recurrent_ei_network_spike_for_spike():
 
     dt, T, n_in, nE, nI = 2.5e-4, 0.25, 8, 12, 4
     rng = np.random.default_rng(1)
-    times, idx = [], []
-    for i in range(n_in):
-        steps = np.unique(np.round(rng.uniform(0, T - 0.01, 15) / dt))
-        times += list(steps * dt)
-        idx += [i] * steps.size
+    times, idx = _input_spikes(rng, n_in, 15, T, dt)
     lif = dict(C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=2e-3)
     net = Network(dt=dt, batch=1, dtype=torch.float64)
     inp = net.add(SpikeTimesInput(n_in, times=times, indices=idx, name="inp"))
