@@ -1166,6 +1166,14 @@ def _resolve_projections(
             raise ctx.error(
                 (*path, "rule"), f"must be a rate rule name or a table {{ name = ... }}, got {r!r}"
             )
+        if res.get("rule") is not None:
+            for key in ("W0", "U0"):
+                if "p" in res.get(key, {}):  # a zero weight is a synapse that plasticity can grow
+                    raise ctx.error(
+                        (*path, key, "p"),
+                        "a connection probability p applies to static projections only: a "
+                        "plastic rule acts on every pair, and would grow the weights set to 0",
+                    )
         for k, v in spec.items():
             if k not in _PROJ_SPECIAL:
                 res[k] = _convert_value(ctx, (*path, k), k, v)

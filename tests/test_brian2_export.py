@@ -246,12 +246,13 @@ def test_engine_network_spike_for_spike(case):
 
 
 def test_recurrent_ei_network_spike_for_spike():
-    """A recurrent E/I network (12 excitatory and 4 inhibitory LIF neurons, static AMPA and GABA
-    projections among them at 50% connectivity, per-neuron starting potentials, 8 spike-time
-    inputs onto E only) and its Brian2 export fire the same spikes in the same steps (float64
-    engine, step path; the static weights are stored presynaptic-major by the engine). The
-    inhibitory neurons receive nothing but the excitatory neurons' spikes, so their spikes check
-    recurrent transmission."""
+    """A recurrent E/I network (12 excitatory and 4 inhibitory LIF neurons, AMPA and GABA
+    projections among them at 50% connectivity, E -> E plastic by pair STDP, the others static,
+    per-neuron starting potentials, 8 spike-time inputs onto E only) and its Brian2 export fire
+    the same spikes in the same steps and end with the same recurrent weights (float64 engine,
+    step path; the static weights are stored presynaptic-major by the engine). The inhibitory
+    neurons receive nothing but the excitatory neurons' spikes, so their spikes check recurrent
+    transmission."""
     from synaptic_fwp.brian2_export import network_to_brian2
     from synaptic_fwp.engine import Network
     from synaptic_fwp.inputs import SpikeTimesInput
@@ -275,14 +276,17 @@ def test_recurrent_ei_network_spike_for_spike():
                                * (rng.uniform(size=(n_post, n_pre)) < 0.5))
 
     net.connect(inp, E, w(nE, n_in, 8e-9), name="FF")
-    net.connect(E, E, w(nE, nE, 2e-9), name="EE")
+    net.connect(E, E, w(nE, nE, 2e-9), PairSTDP.song2000(w_max=4e-9), name="EE")  # plastic
     net.connect(E, I, w(nI, nE, 6e-9), name="EI")
     net.connect(I, E, w(nE, nI, 6e-9), target="gaba", name="IE")
     net.connect(I, I, w(nI, nI, 3e-9), target="gaba", name="II")
     ex = network_to_brian2(net)
-    ds = net.run(T, record=["E.spikes", "I.spikes"], progress=False, method="step")
-    assert not net._state["proj"]["EE"]["W"].is_contiguous()  # stored pre-major
+    ds = net.run(T, record=["E.spikes", "I.spikes", "EE.W"], progress=False, method="step")
+    assert not net._state["proj"]["EI"]["W"].is_contiguous()  # static: stored pre-major
     ex.run(T)
+    W_e = ds["EE_W"].values[0, -1]
+    np.testing.assert_allclose(ex.weights("EE"), W_e, rtol=RTOL, atol=1e-21)
+    assert np.abs(W_e - ds["EE_W"].values[0, 0]).max() > 1e-11  # the recurrent STDP acted
     for pop, n in (("E", nE), ("I", nI)):
         spk = ds[f"{pop}_spikes"].values[0]
         ours = [np.flatnonzero(spk[:, k]) for k in range(n)]

@@ -414,6 +414,11 @@ NET_BAD = [
         "W0 = { p = 0.5 }",
         ["[projections.S.W0]", "give one of { uniform", "optionally p"],
     ),
+    (
+        'W0 = { uniform = [0, "1 nS"] }',
+        'W0 = { uniform = [0, "1 nS"], p = 0.5 }',
+        ["[projections.S.W0.p]", "static projections only"],
+    ),
 ]
 
 
