@@ -986,8 +986,8 @@ def network_to_brian2(
     operation in Brian2's ``groups`` slot followed by Brian2's own threshold and reset;
     ``AdExPopulation``\ s likewise, with the engine's exponential Rosenbrock-Euler step for
     ``V``, the exact relaxation of ``w`` and ``w <- w + b`` in the reset; and
-    projections (``Synapses``: every pre-post pair of a plastic projection, the nonzero weights
-    of a static one) that add ``w`` to ``g_ampa`` (or ``g_gaba``,
+    projections (``Synapses``: every pre-post pair of a plastic projection, or of its ``mask``,
+    the nonzero weights of a static one) that add ``w`` to ``g_ampa`` (or ``g_gaba``,
     ``target="gaba"``) and the static NMDA weight ``u`` (``U0``) to ``g_nmda`` of the target at
     a presynaptic spike (after the projection's ``delay``) and apply a pair or triplet STDP rule
     (:func:`synapse_model`). Brian2's schedule (groups, thresholds, synapses,
@@ -1154,10 +1154,14 @@ def network_to_brian2(
             **kw,
         )
         U0 = _instance_weights(p.U0, b, (n_post, n_pre)) if p.U0 is not None else None
+        present = (np.ones((n_post, n_pre), dtype=bool) if p.mask is None else
+                   _instance_weights(p.mask, b, (n_post, n_pre)) != 0)  # the connection mask
+        W0 = W0 * present
+        U0 = U0 * present if U0 is not None else None
         if p.rule is None:  # static: only where a weight is nonzero (a zero adds nothing)
             jj, ii = np.nonzero((W0 != 0) | (U0 != 0 if U0 is not None else False))
-        else:  # plastic: every pair (a zero weight may grow)
-            jj, ii = np.repeat(np.arange(n_post), n_pre), np.tile(np.arange(n_pre), n_post)
+        else:  # plastic: every pair of the mask (a zero weight may grow)
+            jj, ii = np.nonzero(present)
         syn.connect(i=ii, j=jj)  # row-major order either way: the same sums, in the same order
         for k, (unit, val) in params.items():
             setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))

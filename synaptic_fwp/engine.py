@@ -772,6 +772,8 @@ def _window_ok(net: Network, items: list) -> str | None:
         if p.target not in ("ampa", "gaba") or p.U0 is not None or p.delay_steps \
                 or p.tau_pre is not None or p.tau_post is not None:
             return "needs plain AMPA or GABA projections (no U, delay or rate-rule traces)"
+        if p.mask is not None and p.kind != "static":
+            return "needs plastic projections without a connection mask"
         if p.kind == "rate":
             return "rate rules step every dt"
         if p.kind == "spiking":
@@ -1191,6 +1193,8 @@ def _triton_ok(net: Network) -> str | None:
         if p.U0 is not None or p.delay_steps or p.tau_pre is not None \
                 or p.tau_post is not None:
             return f"projection {n!r} has a delay, an NMDA weight U or rate-rule traces"
+        if p.mask is not None and p.kind != "static":
+            return f"projection {n!r} is plastic with a connection mask (the kernel has none)"
     if gaba:
         g = net.projections[gaba[0]]
         if g.kind != "static" and not isinstance(g.rule, InhibitorySTDP):

@@ -1166,14 +1166,6 @@ def _resolve_projections(
             raise ctx.error(
                 (*path, "rule"), f"must be a rate rule name or a table {{ name = ... }}, got {r!r}"
             )
-        if res.get("rule") is not None:
-            for key in ("W0", "U0"):
-                if "p" in res.get(key, {}):  # a zero weight is a synapse that plasticity can grow
-                    raise ctx.error(
-                        (*path, key, "p"),
-                        "a connection probability p applies to static projections only: a "
-                        "plastic rule acts on every pair, and would grow the weights set to 0",
-                    )
         for k, v in spec.items():
             if k not in _PROJ_SPECIAL:
                 res[k] = _convert_value(ctx, (*path, k), k, v)
@@ -1365,7 +1357,11 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
         pre, post = objs[spec["pre"]], objs[spec["post"]]
         shape = (batch, post.n, pre.n)
 
-        def weights(w: Mapping[str, Any], shape: tuple[int, ...] = shape) -> torch.Tensor | float:
+        def weights(
+            w: Mapping[str, Any], shape: tuple[int, ...] = shape
+        ) -> tuple[torch.Tensor | float, torch.Tensor | None]:
+            """Initial weights, and the connection mask when ``p`` is given (each synapse
+            present with probability ``p``, drawn per instance)."""
             if "uniform" in w:
                 lo, hi = w["uniform"]
                 W = lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64).to(
@@ -1373,16 +1369,17 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
                 )
             else:
                 W = float(w["constant"])
-            if "p" in w:  # each synapse present with probability p, drawn per instance
-                W = W * (torch.rand(shape, generator=gen, dtype=torch.float64) < w["p"])
-            return W.to(dtype) if isinstance(W, torch.Tensor) else W
+            if "p" not in w:
+                return W, None
+            return W, torch.rand(shape, generator=gen, dtype=torch.float64) < w["p"]
 
         kw = {k: v for k, v in spec.items() if k not in _PROJ_SPECIAL}
         for p, vals in swept.items():
             if p[:2] == path and len(p) == 3:
                 kw[p[2]] = vals
-        if "U0" in spec:
-            kw["U0"] = weights(spec["U0"])
+        if "U0" in spec:  # static NMDA weights: a p only zeroes some
+            U0, m_u = weights(spec["U0"])
+            kw["U0"] = U0 * m_u if m_u is not None else U0
         if "value" in spec:
             kw["value"] = objs[spec["value"]]
         rule = spec.get("rule")
@@ -1393,7 +1390,9 @@ def _build_network(cfg: Mapping[str, Any], ctx: _Ctx):
                 if p[:2] == path and len(p) == 4
             }
             rule = build_rule(rule, rsweep or None, ctx, (*path, "rule"))
-        W0 = weights(spec["W0"])
+        W0, mask = weights(spec["W0"])
+        if mask is not None:  # absent synapses: 0, and a plastic rule cannot grow them
+            kw["mask"] = mask
         guarded(
             path,
             [*kw, "W0", "rule"],

@@ -31,6 +31,12 @@ range); spiking rules carry their own bounds (``rule.clip``). ``sign`` (Dale's l
 (excitatory), ``-1`` (inhibitory) or a tensor of shape ``(n_pre,)`` of +-1; weights are kept on
 their side of zero. ``delay`` (s, rounded to steps) delays transmission and the ``on_pre``
 plasticity of spikes, as Brian2's ``Synapses.delay``.
+
+``mask`` (bool, ``(n_post, n_pre)`` or ``(batch, n_post, n_pre)``): which synapses exist, as
+Brian2's ``Synapses.connect`` makes them. Absent synapses have weight 0 and every update keeps
+them at 0, so a plastic rule cannot grow them (without a mask a plastic rule acts on every pair,
+zeros included). Plastic masked projections run on the step path (the event-window path and the
+fused kernel take static or unmasked projections).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Projection:
     sign: float | torch.Tensor | None = None
     delay: float = 0.0
     target: str | None = None
+    mask: torch.Tensor | None = None
     name: str = "proj"
 
     def __post_init__(self) -> None:
@@ -94,6 +101,17 @@ class Projection:
             )
         self.n_pre, self.n_post = int(pre.n), int(post.n)
         _check_weights("W0", self.W0, self.n_post, self.n_pre)
+        if self.mask is not None:
+            m = self.mask
+            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+                got = m.dtype if isinstance(m, torch.Tensor) else type(m).__name__
+                raise TypeError(f"mask must be a bool tensor (True where a synapse exists), "
+                                f"got {got}")
+            if m.ndim not in (2, 3) or tuple(m.shape[-2:]) != (self.n_post, self.n_pre):
+                raise ValueError(
+                    f"mask must have shape (n_post, n_pre) = ({self.n_post}, {self.n_pre}) or "
+                    f"(batch, {self.n_post}, {self.n_pre}), got {tuple(m.shape)}"
+                )
         if self.U0 is not None:
             _check_weights("U0", self.U0, self.n_post, self.n_pre)
         # target
@@ -243,6 +261,16 @@ class Projection:
                         f"{self.name}.{k}={t} s requires dt <= 0.5 * {k} = {0.5 * t} s"
                     )
         self._dt, self._B, self._dtype, self._device = dt, B, dtype, device
+        self._mask = None
+        if self.mask is not None:
+            if self.mask.ndim == 3 and self.mask.shape[0] != B:
+                raise ValueError(
+                    f"mask has shape {tuple(self.mask.shape)} but the network has batch={B}; "
+                    f"allowed: ({self.n_post}, {self.n_pre}) or ({B}, {self.n_post}, {self.n_pre})"
+                )
+            self._mask = self.mask.to(device).expand(B, self.n_post, self.n_pre)
+            if self.kind != "static":  # a static projection needs it only to build W
+                self._mask = self._mask.contiguous()
 
         def fac(name: str, tau: float | torch.Tensor) -> torch.Tensor:
             vals = torch.as_tensor(tau, dtype=torch.float64).reshape(-1).tolist()
@@ -340,6 +368,10 @@ class Projection:
         s = {"W": self._full("W0", self.W0)}
         if self.U0 is not None:
             s["U"] = self._full("U0", self.U0)
+        if self._mask is not None:  # absent synapses: weight 0, kept at 0 by every update
+            for k in ("W", "U"):
+                if k in s:
+                    s[k] = s[k] * self._mask
         if self.pre_major:
             for k in ("W", "U"):
                 if k in s:
@@ -443,7 +475,7 @@ class Projection:
             W_new = W_new.clamp(self.w_min, self.w_max)
         if "sign" in g:
             W_new = torch.where(g["sign"] > 0, W_new.clamp(min=0), W_new.clamp(max=0))
-        s["W"] = W_new
+        s["W"] = W_new if self._mask is None else W_new * self._mask
 
     # spiking rules ---------------------------------------------------------------
     def rule_state(self, s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -453,7 +485,7 @@ class Projection:
         """Advance the rule over one step without spikes."""
         if self.rule.has_continuous_dynamics:
             W, st = self.rule.advance(s["W"], self.rule_state(s), self._dt)
-            s["W"] = W
+            s["W"] = W if self._mask is None else W * self._mask
             for k, v in st.items():
                 s[f"rule.{k}"] = v
         else:
@@ -465,14 +497,14 @@ class Projection:
         mask = torch.zeros(self._B, self.n_pre, dtype=s["W"].dtype, device=s["W"].device)
         mask[b, i] = 1.0
         W, st = self.rule.on_pre(s["W"], self.rule_state(s), mask)
-        s["W"] = W
+        s["W"] = W if self._mask is None else W * self._mask
         for k, v in st.items():
             s[f"rule.{k}"] = v
 
     def spike_on_post(self, s: dict[str, torch.Tensor], spk: torch.Tensor) -> None:
         """Dense ``on_post`` for the post spike mask ``spk`` (general path)."""
         W, st = self.rule.on_post(s["W"], self.rule_state(s), spk.to(s["W"].dtype))
-        s["W"] = W
+        s["W"] = W if self._mask is None else W * self._mask
         for k, v in st.items():
             s[f"rule.{k}"] = v
 
@@ -502,6 +534,8 @@ class Projection:
         all_t = {**pre_t, **post_t, **syn_t}
         jj = torch.arange(n_post, device=W.device) * n_pre
         ones = torch.ones(B * n_pre, 1, dtype=W.dtype, device=W.device)
+        mask = self._mask
+        mask_f = mask.view(-1) if mask is not None else None
 
         def f(ev, spk_post, any_post) -> None:  # noqa: ANN001
             for x, fac in decays:
@@ -526,6 +560,8 @@ class Projection:
                 for k, x in syn_t.items():
                     st[k] = x.view(-1).index_select(0, idxW).view(E, n_post, 1)
                 We2, st2 = rule.on_pre(We.unsqueeze(-1), st, ones[:E])
+                if mask_f is not None:  # absent synapses stay at 0
+                    We2 = We2 * mask_f.index_select(0, idxW).view(E, n_post, 1)
                 for k in post_k:
                     if st2[k] is not st[k]:
                         raise RuntimeError(
@@ -542,6 +578,8 @@ class Projection:
                 stp = {k: x.index_select(0, bi) for k, x in all_t.items()}
                 W2, st2 = rule.on_post(W.index_select(0, bi), stp,
                                        spk_post.index_select(0, bi).to(W.dtype))
+                if mask is not None:
+                    W2 = W2 * mask.index_select(0, bi)
                 W.index_copy_(0, bi, W2)
                 for k, x in all_t.items():
                     if st2[k] is not stp[k]:

@@ -247,7 +247,8 @@ def test_engine_network_spike_for_spike(case):
 
 def test_recurrent_ei_network_spike_for_spike():
     """A recurrent E/I network (12 excitatory and 4 inhibitory LIF neurons, AMPA and GABA
-    projections among them at 50% connectivity, E -> E plastic by pair STDP, the others static,
+    projections among them at 50% connectivity, E -> E plastic by pair STDP on its synapses only
+    (a connection mask; Brian2 connects just those), the others static,
     per-neuron starting potentials, 8 spike-time inputs onto E only) and its Brian2 export fire
     the same spikes in the same steps and end with the same recurrent weights (float64 engine,
     step path; the static weights are stored presynaptic-major by the engine). The inhibitory
@@ -276,7 +277,8 @@ def test_recurrent_ei_network_spike_for_spike():
                                * (rng.uniform(size=(n_post, n_pre)) < 0.5))
 
     net.connect(inp, E, w(nE, n_in, 8e-9), name="FF")
-    net.connect(E, E, w(nE, nE, 2e-9), PairSTDP.song2000(w_max=4e-9), name="EE")  # plastic
+    wEE = w(nE, nE, 2e-9)  # plastic, only where the mask has a synapse
+    net.connect(E, E, wEE, PairSTDP.song2000(w_max=4e-9), mask=wEE != 0, name="EE")
     net.connect(E, I, w(nI, nE, 6e-9), name="EI")
     net.connect(I, E, w(nE, nI, 6e-9), target="gaba", name="IE")
     net.connect(I, I, w(nI, nI, 3e-9), target="gaba", name="II")
@@ -286,6 +288,7 @@ def test_recurrent_ei_network_spike_for_spike():
     ex.run(T)
     W_e = ds["EE_W"].values[0, -1]
     np.testing.assert_allclose(ex.weights("EE"), W_e, rtol=RTOL, atol=1e-21)
+    assert np.all(W_e[wEE.numpy() == 0] == 0) and ex.pairs["EE"][0].size == int((wEE != 0).sum())
     assert np.abs(W_e - ds["EE_W"].values[0, 0]).max() > 1e-11  # the recurrent STDP acted
     for pop, n in (("E", nE), ("I", nI)):
         spk = ds[f"{pop}_spikes"].values[0]

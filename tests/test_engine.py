@@ -360,3 +360,52 @@ def test_static_weights_pre_major_shared_by_snapshots_copied_by_state_dict():
     assert snap["S"]["W"] is not st["S"]["W"]
     net.state_dict()["state"]["proj"]["FF"]["W"].zero_()
     np.testing.assert_array_equal(st["FF"]["W"].numpy(), W_ff.numpy())
+
+
+def test_connection_mask_keeps_absent_synapses_at_zero():
+    """A plastic projection with a mask: absent synapses stay exactly 0 while the present ones
+    learn (pair STDP, step path, chosen by method='auto'; 'window' refused naming the mask); an
+    all-True mask changes nothing; a rate rule keeps them at 0 too; bad masks are named."""
+    B, n_post, n_in = 2, 3, 20
+    rate, V_th, tau_a, W0 = _params(B, n_in)
+    W0 = W0.expand(B, n_post, n_in).clone()
+    g = torch.Generator().manual_seed(7)
+    mask = torch.rand(B, n_post, n_in, generator=g) < 0.5
+
+    def run(m, method="auto"):
+        net = Network(dt=1e-4, batch=B, seed=3, dtype=torch.float64)
+        inp = net.add(PoissonInput(n_in, rate=rate, name="inp"))
+        lif = net.add(LIFPopulation(n_post, **LIF, t_ref=1e-3, name="out"))
+        net.connect(inp, lif, W0, PairSTDP.song2000(w_max=5e-9), mask=m, name="S")
+        return net.run(0.05, record=["S.W", "out.spikes"], every=0.01, progress=False,
+                       method=method)
+
+    ds = run(mask)
+    W = ds["S_W"].values
+    assert int(ds["out_spikes"].sum()) > 10
+    m = mask.numpy()
+    for b in range(B):  # (time, post, pre): absent synapses 0 at every record
+        assert np.all(W[b][:, ~m[b]] == 0)
+    assert np.abs(W[:, -1] - W[:, 0])[m].max() > 1e-11  # the present ones learn
+    full = run(torch.ones(n_post, n_in, dtype=torch.bool))
+    none = run(None, method="step")  # (unmasked, auto would take the window path)
+    np.testing.assert_array_equal(full["S_W"].values, none["S_W"].values)
+    with pytest.raises(ValueError, match="window.*without a connection mask"):
+        run(mask, method="window")
+    # a rate rule
+    net = Network(dt=1e-3, batch=1, dtype=torch.float64)
+    src = net.add(RateInput(4, rate=5.0, name="src"))
+    pop = net.add(RatePopulation(2, tau=10e-3, I_ext=1.0, name="pop"))
+    m2 = torch.tensor([[True, False, True, False], [False, True, True, True]])
+    net.connect(src, pop, 0.1, "hebbian", eta=1.0, mask=m2, name="H")
+    Wr = net.run(0.05, record=["H.W"], every=0.05, progress=False)["H_W"].values[0, -1]
+    assert np.all(Wr[~m2.numpy()] == 0) and np.all(Wr[m2.numpy()] > 0.1)
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        net.connect(src, pop, 0.1, mask=m2.float(), name="H2")
+    with pytest.raises(ValueError, match=r"mask must have shape \(n_post, n_pre\) = \(2, 4\)"):
+        net.connect(src, pop, 0.1, mask=m2[:, :3], name="H3")
+    net2 = Network(dt=1e-3, batch=2, dtype=torch.float64)
+    src2 = net2.add(RateInput(4, rate=5.0, name="src"))
+    pop2 = net2.add(RatePopulation(2, tau=10e-3, name="pop"))
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 2, 4\) but the network has b"):
+        net2.connect(src2, pop2, 0.1, mask=torch.ones(3, 2, 4, dtype=torch.bool), name="H")

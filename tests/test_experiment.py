@@ -414,11 +414,6 @@ NET_BAD = [
         "W0 = { p = 0.5 }",
         ["[projections.S.W0]", "give one of { uniform", "optionally p"],
     ),
-    (
-        'W0 = { uniform = [0, "1 nS"] }',
-        'W0 = { uniform = [0, "1 nS"], p = 0.5 }',
-        ["[projections.S.W0.p]", "static projections only"],
-    ),
 ]
 
 
@@ -476,8 +471,14 @@ post = "E"
 W0 = "2 nS"
 target = "gaba"
 
+[projections.EEp]
+pre = "E"
+post = "E"
+W0 = { constant = "0.2 nS", p = 0.1 }
+rule = { name = "pair_stdp", w_max = "1 nS", bounds = "hard" }
+
 [record]
-variables = ["E.V", "E.spikes", "I.spikes", "EE.W", "EI.W"]
+variables = ["E.V", "E.spikes", "I.spikes", "EE.W", "EI.W", "EEp.W"]
 every = "50 ms"
 """
 
@@ -485,8 +486,9 @@ every = "50 ms"
 def test_recurrent_network_file_random_starts_and_connectivity():
     """Populations projecting onto each other; V_init drawn per neuron and instance within its
     bounds; W0 with a connection probability p: about p of the synapses, each instance its
-    own draw, the kept weights as specified. The I neurons get input only from E, so their
-    spikes show the recurrent projections at work; the same file gives the same run."""
+    own draw, the kept weights as specified; on a plastic projection p is a connection mask.
+    The I neurons get input only from E, so their spikes show the recurrent projections at
+    work; the same file gives the same run."""
     ex = E.loads(REC_NET, "rec.toml")
     net, _, _ = E._build_network(ex.config, E._Ctx(ex.text, ex.source))
     V0 = net.populations["E"].V_init
@@ -502,5 +504,10 @@ def test_recurrent_network_file_random_starts_and_connectivity():
     np.testing.assert_allclose(WEE[WEE != 0], 0.5e-9)
     assert WEI[WEI != 0].min() >= 1e-9 and WEI[WEI != 0].max() <= 3e-9
     assert int(ds["E_spikes"].sum()) > 0 and int(ds["I_spikes"].sum()) > 0
+    # plastic with p: a connection mask; absent synapses stay 0 while the present ones learn
+    present = net.projections["EEp"].mask.numpy()
+    assert np.all(np.abs(present.mean(axis=(1, 2)) - 0.1) < 0.05)
+    Wp = ds["EEp_W"].values[:, -1]
+    assert np.all(Wp[~present] == 0) and np.abs(Wp[present] - 0.2e-9).max() > 1e-13
     again = E.loads(REC_NET, "rec.toml").run(progress=False, write=False)
     xr.testing.assert_identical(again["I_spikes"], ds["I_spikes"])
