@@ -31,7 +31,7 @@ projections) take the event-window path (:class:`_WindowPath`, ``run(method="aut
 between postsynaptic spikes the whole network is linear and known in advance, so windows of up
 to 200 steps are solved at once and per-step Python work disappears; it equals the step path up
 to rounding (tested). Rule parameters may differ between instances there (a sweep of amplitudes
-or target rates), as long as the time constants are shared.
+or target rates, time constants included).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input of
 spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA projection (rule
@@ -780,11 +780,9 @@ def _window_ok(net: Network, items: list) -> str | None:
             r = p.rule
             if r.has_continuous_dynamics or p.has_syn:
                 return "needs spiking rules with pre/post traces only"
-            taus = getattr(r, "taus", None)
-            if not p.compact and (not dataclasses.is_dataclass(r) or taus is None or any(
-                    isinstance(t, torch.Tensor) and t.numel() > 1 for t in taus.values())):
-                return ("needs the rule's time constants to be the same for every instance "
-                        "(other parameters may differ)")
+            if not p.compact and (not dataclasses.is_dataclass(r)
+                                  or getattr(r, "taus", None) is None):
+                return "needs trace rules whose parameters are dataclass fields"
     for kind, _obj, _var in items:
         if kind == "inp":
             return "does not record input spikes"
@@ -807,8 +805,8 @@ class _WindowPath:
     from the next step. Window boundaries are fixed multiples of ``K`` and every instance's
     arithmetic depends only on its own spikes, so results are batch-independent and equal for
     any chunking; they equal the step path's up to rounding. Per-instance rule parameters are
-    taken at each event's instance (:func:`_rule_at`); the decay tables need the time constants
-    to be shared by all instances.
+    taken at each event's instance (:func:`_rule_at`), and the decay tables are per instance, so
+    time constants may be swept too.
     """
 
     def __init__(self, net: Network, K: int) -> None:
@@ -816,10 +814,11 @@ class _WindowPath:
         self.K = K
         self.pop = next(iter(net.populations.values()))
         self.projs = list(net.projections.items())
-        # decay factors for intervals of 0..K steps, from the rule itself:
-        # table[k][lag] = rule.decay(1, lag dt), so x * table[k][lag] == rule.decay(x, lag dt)
+        # decay factors for intervals of 0..K steps, from the rule itself, per instance (time
+        # constants may differ between instances): table[k][b (K + 1) + lag] =
+        # rule.decay(1, lag dt) of instance b, so x * that == rule.decay(x, lag dt)
         self.tables: dict[str, dict[str, torch.Tensor]] = {}
-        lags = torch.arange(K + 1, dtype=torch.float64) * net.dt
+        self.stride: dict[str, int] = {}  # K + 1 with per-instance rows, else 0
         pp = self.pop._p
         self.c64 = {k: pp[k].to(torch.float64) for k in (
             "dec_ampa", "V_th", "V_reset", "V_rest", "drive_over_gL", "fac_m", "g_L", "gLEL",
@@ -832,9 +831,15 @@ class _WindowPath:
         self.rule_at: dict[str, Callable[[torch.Tensor], object]] = {}
         for n, p in self.projs:
             if p.kind == "spiking":
-                ones = {k: torch.ones(K + 1, 1, dtype=net.dtype) for k in p.rule.state_shapes}
-                dec = p.rule.decay(ones, lags)
-                self.tables[n] = {k: v.reshape(-1) for k, v in dec.items()}
+                taus = getattr(p.rule, "taus", {}) or {}
+                rows = net.batch if any(isinstance(t, torch.Tensor) and t.numel() > 1
+                                        for t in taus.values()) else 1
+                self.stride[n] = K + 1 if rows > 1 else 0  # shared time constants: one row
+                ones = {k: torch.ones(rows, 1, dtype=net.dtype) for k in p.rule.state_shapes}
+                cols = [p.rule.decay(ones, lag * net.dt) for lag in range(K + 1)]
+                # flat (B (K + 1),): the factor of instance b and lag l at b (K + 1) + l
+                self.tables[n] = {k: torch.cat([c[k] for c in cols], 1).reshape(-1)
+                                  for k in ones}
                 self.rule_at[n] = _rule_at(p.rule)
 
     def run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int):  # noqa: ANN201
@@ -954,10 +959,16 @@ class _WindowPath:
                     We = Wt.index_select(0, idxW.reshape(-1)).view(Er, P)
                     lag_x = se - tlt.index_select(0, fe)
                     lag_y = se.unsqueeze(-1) - info["tl_post"].index_select(0, be)
-                    stpre = {k: (xt[k].index_select(0, fe) * tab[k].index_select(0, lag_x)
+                    if self.stride[info["n"]]:  # the instance's row of the decay tables
+                        row = be * self.stride[info["n"]]
+                        ix, iy = row + lag_x, (row.unsqueeze(-1) + lag_y).reshape(-1)
+                    else:
+                        ix, iy = lag_x, lag_y.reshape(-1)
+                    stpre = {k: (xt[k].index_select(0, fe) * tab[k].index_select(0, ix)
                                  ).unsqueeze(-1) for k in info["pre_k"]}
                     for k in info["post_k"]:
-                        stpre[k] = s[f"rule.{k}"].index_select(0, be) * tab[k][lag_y]
+                        stpre[k] = (s[f"rule.{k}"].index_select(0, be)
+                                    * tab[k].index_select(0, iy).view_as(lag_y))
                     ones = torch.ones(Er, 1, dtype=Wf.dtype)
                     W2, st2 = self.rule_at[info["n"]](be).on_pre(We.unsqueeze(-1), stpre, ones)
                     for k in info["post_k"]:
@@ -1081,10 +1092,11 @@ class _WindowPath:
                 continue
             s = info["s"]
             tab = self.tables[info["n"]]
-            lag = (K - 1) - info["tl_pre"]
+            row = torch.arange(net.batch).unsqueeze(-1) * self.stride[info["n"]]
+            lag = (row + (K - 1) - info["tl_pre"].view(net.batch, -1)).reshape(-1)
             for k in info["pre_k"]:
                 s[f"rule.{k}"].view(-1).mul_(tab[k].index_select(0, lag))
-            lagy = ((K - 1) - info["tl_post"]).reshape(-1)
+            lagy = (row + (K - 1) - info["tl_post"].view(net.batch, -1)).reshape(-1)
             for k in info["post_k"]:
                 s[f"rule.{k}"].view(-1).mul_(tab[k].index_select(0, lagy))
 
@@ -1120,9 +1132,12 @@ class _WindowPath:
         lag_x = sb.unsqueeze(-1) - tlp
         tly = info["tl_post"].index_select(0, bi)
         lag_y = sb.unsqueeze(-1) - tly
-        st = {k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_x] for k in info["pre_k"]}
-        st.update({k: s[f"rule.{k}"].index_select(0, bi) * tab[k][lag_y]
-                   for k in info["post_k"]})
+        row = bi.unsqueeze(-1) * self.stride[info["n"]]  # the instances' rows of the tables
+        ix, iy = (row + lag_x).reshape(-1), (row + lag_y).reshape(-1)
+        st = {k: s[f"rule.{k}"].index_select(0, bi) * tab[k].index_select(0, ix).view_as(lag_x)
+              for k in info["pre_k"]}
+        st.update({k: s[f"rule.{k}"].index_select(0, bi)
+                   * tab[k].index_select(0, iy).view_as(lag_y) for k in info["post_k"]})
         W2, st2 = self.rule_at[info["n"]](bi).on_post(Wr, st, spk.to(W.dtype))
         W.index_copy_(0, bi, W2)
         for k in info["post_k"]:

@@ -3,6 +3,7 @@ oracle scan, inputs, delays, records schema, non-finite detection."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -293,7 +294,8 @@ def test_non_finite_state_stops_with_step_variable_and_instance():
 def test_event_window_path_with_per_instance_rule_parameters():
     """A sweep of rule amplitudes (one per instance) takes the window path, which gathers each
     event's instance's parameters: the same spikes as the step path and the same weights and
-    traces up to rounding (float64). A sweep of a time constant is refused by name there."""
+    traces up to rounding (float64); the same for a sweep of the time constants, each instance
+    equal to its own run."""
     B = 6
     rate, V_th, tau_a, W0 = _params(B)
     A = torch.linspace(0.5e-10, 3e-10, B, dtype=torch.float64)
@@ -310,10 +312,21 @@ def test_event_window_path_with_per_instance_rule_parameters():
         np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
     dW = np.abs(a["S_W"].values[:, -1] - W0.numpy()).max(axis=(1, 2))
     assert dW[-1] > dW[0] > 0  # larger amplitudes, larger changes
-    taus = torch.linspace(10e-3, 30e-3, B, dtype=torch.float64)
-    swept = PairSTDP(tau_plus=taus, A_plus=1e-10, A_minus=1e-10)
-    with pytest.raises(ValueError, match="time constants to be the same for every instance"):
-        _stdp_net(B, 3, rate, V_th, tau_a, W0, swept).run(0.01, progress=False, method="window")
+    # time constants swept too (the decay tables are per instance)
+    taus = torch.linspace(10e-3, 40e-3, B, dtype=torch.float64)
+    swept = PairSTDP(tau_plus=taus, tau_minus=taus.flip(0), A_plus=A, A_minus=1.05 * A,
+                     bounds="hard", w_min=0.0, w_max=5e-9)
+    res = {m: _stdp_net(B, 3, rate, V_th, tau_a, W0, swept).run(
+        0.06, record=rec, every=0.004, progress=False, method=m) for m in ("step", "window")}
+    a, b = res["step"], res["window"]
+    np.testing.assert_array_equal(a["out_spikes"].values, b["out_spikes"].values)
+    for v in ("S_W", "S_x", "S_y", "out_V"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+    one = _stdp_net(1, 3, rate[:1], V_th[:1], tau_a[:1], W0[:1], dataclasses.replace(
+        swept, tau_plus=taus[:1], tau_minus=taus.flip(0)[:1], A_plus=A[:1], A_minus=1.05 * A[:1])
+    ).run(0.06, record=rec, every=0.004, progress=False, method="window")
+    np.testing.assert_array_equal(one["S_W"].values[0], b["S_W"].values[0])  # instance 0 alone
 
 
 def test_event_window_path_with_per_neuron_initial_potentials():
