@@ -422,3 +422,19 @@ def test_connection_mask_keeps_absent_synapses_at_zero():
     pop2 = net2.add(RatePopulation(2, tau=10e-3, name="pop"))
     with pytest.raises(ValueError, match=r"mask has shape \(3, 2, 4\) but the network has b"):
         net2.connect(src2, pop2, 0.1, mask=torch.ones(3, 2, 4, dtype=torch.bool), name="H")
+
+
+def test_connection_mask_with_a_continuous_calcium_rule():
+    """Graupner & Brunel's rule (continuous dynamics, advanced every step): absent synapses
+    stay 0 while the present ones move."""
+    from synaptic_fwp.plasticity import GraupnerBrunel
+
+    net = Network(dt=1e-4, batch=2, seed=0, dtype=torch.float64)
+    inp = net.add(PoissonInput(6, rate=50.0, name="inp"))
+    lif = net.add(LIFPopulation(2, **{**LIF, "E_L": -60e-3}, I_ext=0.25e-9, name="out"))
+    m = torch.rand(2, 2, 6, generator=torch.Generator().manual_seed(1)) < 0.5
+    net.connect(inp, lif, 0.5, GraupnerBrunel.from_table(), mask=m, name="S")
+    ds = net.run(0.2, record=["S.W", "out.spikes"], every=0.1, progress=False)
+    W = ds["S_W"].values[:, -1]
+    assert int(ds["out_spikes"].sum()) > 10
+    assert np.all(W[~m.numpy()] == 0) and np.abs(W[m.numpy()] - 0.5).min() > 1e-6
