@@ -534,8 +534,39 @@ class Projection:
         all_t = {**pre_t, **post_t, **syn_t}
         jj = torch.arange(n_post, device=W.device) * n_pre
         ones = torch.ones(B * n_pre, 1, dtype=W.dtype, device=W.device)
+        ones_post = torch.ones(B * n_post, 1, dtype=W.dtype, device=W.device)
         mask = self._mask
         mask_f = mask.view(-1) if mask is not None else None
+
+        def post_rows(spk_post: torch.Tensor) -> bool:
+            """``on_post`` on the weight rows of the spiking neurons only, each row a batch
+            entry of its own (``W (E, 1, n_pre)``, its instance's pre traces, its own post
+            traces): the work of a recurrent population's spikes is ``E n_pre``, not
+            ``n_instances n_post n_pre`` (plastic E -> E of 3,200 neurons, 2 instances: 347 ->
+            4 ms a step). Rows are written back only if the rule left the pre
+            traces alone (else the caller's per-instance form runs; no rule here does)."""
+            bj = spk_post.nonzero()
+            b, rows = bj[:, 0], bj[:, 0] * n_post + bj[:, 1]
+            Ep = rows.shape[0]
+            Wv = W.view(B * n_post, n_pre)
+            stp = {k: x.index_select(0, b) for k, x in pre_t.items()}
+            stp.update({k: x.view(-1).index_select(0, rows).unsqueeze(-1)
+                        for k, x in post_t.items()})
+            stp.update({k: x.view(B * n_post, n_pre).index_select(0, rows).unsqueeze(1)
+                        for k, x in syn_t.items()})
+            W2, st2 = rule.on_post(Wv.index_select(0, rows).unsqueeze(1), stp, ones_post[:Ep])
+            if any(st2[k] is not stp[k] for k in pre_k):
+                return False
+            if mask is not None:
+                W2 = W2 * mask.view(B * n_post, n_pre).index_select(0, rows).unsqueeze(1)
+            Wv.index_copy_(0, rows, W2.reshape(Ep, n_pre))
+            for k, x in post_t.items():
+                if st2[k] is not stp[k]:
+                    x.view(-1).index_copy_(0, rows, st2[k].reshape(-1))
+            for k, x in syn_t.items():
+                if st2[k] is not stp[k]:
+                    x.view(B * n_post, n_pre).index_copy_(0, rows, st2[k].reshape(Ep, n_pre))
+            return True
 
         def f(ev, spk_post, any_post) -> None:  # noqa: ANN001
             for x, fac in decays:
@@ -573,6 +604,8 @@ class Projection:
                     x.view(-1).index_copy_(0, flat, st2[k].reshape(-1))
                 for k, x in syn_t.items():
                     x.view(-1).index_copy_(0, idxW, st2[k].reshape(-1))
+            if any_post and n_post > 1 and post_rows(spk_post):
+                return
             if any_post:
                 bi = spk_post.any(-1).nonzero().squeeze(-1)
                 stp = {k: x.index_select(0, bi) for k, x in all_t.items()}
