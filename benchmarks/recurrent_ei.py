@@ -25,6 +25,10 @@ each, the ratio ours/Brian2, and the mean excitatory and inhibitory rates of bot
 is chaotic, so float32 and float64 runs and Brian2's part ways after a few hundred ms; the rates
 must agree, within 10%).
 
+With ``--plastic`` the E -> E synapses follow pair STDP (Song, Miller & Abbott 2000's rule,
+``w_max`` twice the initial weight) on the existing synapses only (a connection mask): 204,800
+plastic synapses per network.
+
 Run: ``python benchmarks/recurrent_ei.py`` (batch 8, 1 s) or ``--quick`` (batch 2, 0.1 s).
 """
 
@@ -44,11 +48,13 @@ LIF = dict(C=200e-12, g_L=10e-9, E_L=-60e-3, V_th=-50e-3, V_reset=-60e-3, t_ref=
 W_EXC, W_INH = 0.6e-9, 6.7e-9
 
 
-def build(batch: int, dtype: torch.dtype, seed: int = 1):  # noqa: ANN201
+def build(batch: int, dtype: torch.dtype, seed: int = 1, plastic: bool = False):  # noqa: ANN201
     """The engine network: ``batch`` instances of the same connectivity, each with its own
-    starting potentials."""
+    starting potentials; ``plastic``: E -> E follows pair STDP (Song, Miller & Abbott 2000's
+    rule, ``w_max`` twice the initial weight) on its synapses only (a connection mask)."""
     from synaptic_fwp.engine import Network
     from synaptic_fwp.neurons import LIFPopulation
+    from synaptic_fwp.plasticity import PairSTDP
 
     g = torch.Generator().manual_seed(seed)
     net = Network(dt=DT, batch=batch, seed=seed, dtype=dtype)
@@ -62,7 +68,11 @@ def build(batch: int, dtype: torch.dtype, seed: int = 1):  # noqa: ANN201
     def w(n_post: int, n_pre: int, scale: float) -> torch.Tensor:
         return scale * (torch.rand(n_post, n_pre, generator=g, dtype=torch.float64) < P_CONN)
 
-    net.connect(E, E, w(NE, NE, W_EXC), name="EE")
+    wEE = w(NE, NE, W_EXC)
+    if plastic:
+        net.connect(E, E, wEE, PairSTDP.song2000(w_max=2 * W_EXC), mask=wEE != 0, name="EE")
+    else:
+        net.connect(E, E, wEE, name="EE")
     net.connect(E, I, w(NI, NE, W_EXC), name="EI")
     net.connect(I, E, w(NE, NI, W_INH), target="gaba", name="IE")
     net.connect(I, I, w(NI, NI, W_INH), target="gaba", name="II")
@@ -73,11 +83,12 @@ def rates(counts_E: np.ndarray, counts_I: np.ndarray, duration: float) -> tuple[
     return float(counts_E.sum() / NE / duration), float(counts_I.sum() / NI / duration)
 
 
-def run_ours(batch: int, duration: float, threads: int, dtype: torch.dtype) -> dict:
+def run_ours(batch: int, duration: float, threads: int, dtype: torch.dtype,
+             plastic: bool = False) -> dict:
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        net = build(batch, dtype)
+        net = build(batch, dtype, plastic=plastic)
         t0, c0 = time.perf_counter(), time.process_time()
         ds = net.run(duration, record=["E.spikes", "I.spikes"], every=duration, progress=False)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -87,10 +98,10 @@ def run_ours(batch: int, duration: float, threads: int, dtype: torch.dtype) -> d
     return {"sim_s": wall, "cpu_s": cpu, "rate_E_hz": rE, "rate_I_hz": rI}
 
 
-def run_brian2(batch: int, duration: float) -> dict:
+def run_brian2(batch: int, duration: float, plastic: bool = False) -> dict:
     from synaptic_fwp.brian2_export import network_to_brian2
 
-    net = build(batch, torch.float64)
+    net = build(batch, torch.float64, plastic=plastic)
     sim = build_s = 0.0
     nE = nI = 0
     for b in range(batch):
@@ -116,24 +127,34 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="torch thread counts to time (comma list)")
     ap.add_argument("--no-brian2", action="store_true", help="only time synaptic_fwp")
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--plastic", action="store_true",
+                    help="E -> E follows pair STDP on its synapses (a connection mask)")
+    ap.add_argument("--dtypes", default="float32,float64", help="our dtypes to time")
     args = ap.parse_args()
     if args.batch < 1 or not args.duration > 0:
         ap.error(f"--batch must be >= 1 and --duration > 0, got {args.batch}, {args.duration}")
+    bad = sorted(set(args.dtypes.split(",")) - {"float32", "float64"})
+    if bad:
+        ap.error(f"--dtypes takes float32 and/or float64, got {bad}")
     batch, duration = (2, 0.1) if args.quick else (args.batch, args.duration)
     net_s = batch * duration
+    plastic = args.plastic
     print(f"Recurrent E/I network: {batch} networks x {duration} s of {NE} E + {NI} I LIF, "
-          f"{P_CONN:.0%} connectivity, dt = 0.1 ms")
-    res: dict = {"batch": batch, "duration_s": duration, "ours": {}}
+          f"{P_CONN:.0%} connectivity, dt = 0.1 ms" + (", E -> E plastic (pair STDP)"
+                                                        if plastic else ""))
+    res: dict = {"batch": batch, "duration_s": duration, "plastic": plastic, "ours": {}}
     run_ours(1, 0.005, 1, torch.float32)  # warm-up: imports and first calls
-    for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    for name in args.dtypes.split(","):
+        dtype = dtypes[name]
         for th in [int(x) for x in args.threads.split(",")]:
-            r = run_ours(batch, duration, th, dtype)
+            r = run_ours(batch, duration, th, dtype, plastic)
             res["ours"][f"{name}_{th}"] = r
             print(f"  synaptic_fwp {name} {th} thread(s): {r['sim_s']:7.2f} s wall, "
                   f"{r['cpu_s']:7.2f} s CPU  {net_s / r['sim_s']:7.3f} network-s/s  "
                   f"E {r['rate_E_hz']:.2f} Hz, I {r['rate_I_hz']:.2f} Hz")
     if not args.no_brian2:
-        b2 = run_brian2(batch, duration)
+        b2 = run_brian2(batch, duration, plastic)
         res["brian2_cython"] = b2
         print(f"  Brian2 cython (float64): {b2['sim_s']:7.2f} s wall "
               f"(+ {b2['build_s']:.1f} s build/compile)  {net_s / b2['sim_s']:7.3f} network-s/s  "
