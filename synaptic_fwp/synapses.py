@@ -537,6 +537,94 @@ class Projection:
         ones_post = torch.ones(B * n_post, 1, dtype=W.dtype, device=W.device)
         mask = self._mask
         mask_f = mask.view(-1) if mask is not None else None
+        # a masked projection's synapses listed by presynaptic neuron (as Brian2 keeps them):
+        # for the neuron of flat index p = b n_pre + i, entries ptr[p] .. ptr[p + 1] - 1 of
+        # syn_w (flat index in W) and syn_post (flat index b n_post + j of its post neuron)
+        sparse = mask is not None and not syn_k and n_post > 1
+        if sparse:
+            nz = mask.transpose(1, 2).nonzero()  # (b, i, j), sorted by presynaptic neuron
+            bz, iz, jz = nz.unbind(1)
+            syn_w = (bz * n_post + jz) * n_pre + iz
+            syn_post = bz * n_post + jz
+            counts = torch.bincount(bz * n_pre + iz, minlength=B * n_pre)
+            ptr = torch.cumsum(counts, 0) - counts
+            # and by postsynaptic neuron (q = b n_post + j): syn_w_q, syn_pre_q (b n_pre + i)
+            nq = mask.nonzero()  # (b, j, i), sorted by postsynaptic neuron
+            bq, jq, iq = nq.unbind(1)
+            syn_w_q = (bq * n_post + jq) * n_pre + iq
+            syn_pre_q = bq * n_pre + iq
+            counts_q = torch.bincount(bq * n_post + jq, minlength=B * n_post)
+            ptr_q = torch.cumsum(counts_q, 0) - counts_q
+
+        def gather(flat: torch.Tensor, cnt_all: torch.Tensor, ptr_all: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+            """For neurons ``flat``: each listed synapse's entry in the lists and its neuron's
+            position in ``flat``."""
+            cnt = cnt_all.index_select(0, flat)
+            ev = torch.repeat_interleave(torch.arange(flat.shape[0], device=W.device), cnt)
+            first = torch.cumsum(cnt, 0) - cnt
+            sel = ptr_all.index_select(0, flat).index_select(0, ev) + (
+                torch.arange(ev.shape[0], device=W.device) - first.index_select(0, ev))
+            return sel, ev
+
+        def pre_sparse(b: torch.Tensor, flat: torch.Tensor) -> None:
+            """Transmission and ``on_pre`` on the existing synapses of the spiking presynaptic
+            neurons only (each synapse a batch entry of its own); their pre traces jump once
+            per spike (the rule on the events with no synapse columns)."""
+            E = b.shape[0]
+            sel, ev = gather(flat, counts, ptr)
+            w_idx, p_idx = syn_w.index_select(0, sel), syn_post.index_select(0, sel)
+            Ws = Wf.index_select(0, w_idx)
+            if g is not None:
+                g.view(-1).index_add_(0, p_idx, Ws)
+                if gn is not None:
+                    gn.view(-1).index_add_(0, p_idx, Uf.index_select(0, w_idx))
+            x_ev = {k: x.view(-1).index_select(0, flat).unsqueeze(-1) for k, x in pre_t.items()}
+            st = {k: v.index_select(0, ev) for k, v in x_ev.items()}
+            st.update({k: x.view(-1).index_select(0, p_idx).unsqueeze(-1)
+                       for k, x in post_t.items()})
+            S = ev.shape[0]
+            W2, st2 = rule.on_pre(Ws.view(S, 1, 1), st, ones_syn(S))
+            for k in post_k:
+                if st2[k] is not st[k]:
+                    raise RuntimeError(
+                        f"rule {rule.name!r} changes the post trace {k!r} at presynaptic "
+                        "spikes; the engine's event path does not support that"
+                    )
+            Wf.index_copy_(0, w_idx, W2.reshape(-1))
+            # the pre traces' jump, once per spike, from the rule itself (no synapse columns)
+            none = {k: v.new_zeros(E, 0) for k, v in st.items() if k in post_t}
+            _, stx = rule.on_pre(Wf.new_zeros(E, 0, 1), x_ev | none, ones[:E])
+            for k, x in pre_t.items():
+                x.view(-1).index_copy_(0, flat, stx[k].reshape(-1))
+
+        def ones_syn(S: int) -> torch.Tensor:
+            return torch.ones(S, 1, dtype=W.dtype, device=W.device)
+
+        def post_sparse(spk_post: torch.Tensor) -> None:
+            """``on_post`` on the existing synapses of the spiking postsynaptic neurons only;
+            their post traces jump once per spike (the rule on the spikes with no synapse
+            rows)."""
+            q = spk_post.reshape(-1).nonzero().squeeze(-1)  # b n_post + j
+            sel, ev = gather(q, counts_q, ptr_q)
+            w_idx, x_idx = syn_w_q.index_select(0, sel), syn_pre_q.index_select(0, sel)
+            y_ev = {k: x.view(-1).index_select(0, q).unsqueeze(-1) for k, x in post_t.items()}
+            st = {k: x.view(-1).index_select(0, x_idx).unsqueeze(-1) for k, x in pre_t.items()}
+            st.update({k: v.index_select(0, ev) for k, v in y_ev.items()})
+            S = ev.shape[0]
+            W2, st2 = rule.on_post(Wf.index_select(0, w_idx).view(S, 1, 1), st, ones_syn(S))
+            for k in pre_k:
+                if st2[k] is not st[k]:
+                    raise RuntimeError(
+                        f"rule {rule.name!r} changes the pre trace {k!r} at postsynaptic "
+                        "spikes; a masked projection's event path does not support that"
+                    )
+            Wf.index_copy_(0, w_idx, W2.reshape(-1))
+            Q = q.shape[0]
+            none = {k: v.new_zeros(Q, 0) for k, v in st.items() if k in pre_t}
+            _, sty = rule.on_post(Wf.new_zeros(Q, 1, 0), none | y_ev, ones_post[:Q])
+            for k, x in post_t.items():
+                x.view(-1).index_copy_(0, q, sty[k].reshape(-1))
 
         def post_rows(spk_post: torch.Tensor) -> bool:
             """``on_post`` on the weight rows of the spiking neurons only, each row a batch
@@ -571,7 +659,9 @@ class Projection:
         def f(ev, spk_post, any_post) -> None:  # noqa: ANN001
             for x, fac in decays:
                 x.mul_(fac)
-            if ev is not None:
+            if ev is not None and sparse:
+                pre_sparse(ev[0], ev[2])
+            elif ev is not None:
                 b, i, flat = ev
                 E = b.shape[0]
                 if n_post == 1:
@@ -604,6 +694,9 @@ class Projection:
                     x.view(-1).index_copy_(0, flat, st2[k].reshape(-1))
                 for k, x in syn_t.items():
                     x.view(-1).index_copy_(0, idxW, st2[k].reshape(-1))
+            if any_post and sparse:
+                post_sparse(spk_post)
+                return
             if any_post and n_post > 1 and post_rows(spk_post):
                 return
             if any_post:

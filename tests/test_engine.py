@@ -438,3 +438,33 @@ def test_connection_mask_with_a_continuous_calcium_rule():
     W = ds["S_W"].values[:, -1]
     assert int(ds["out_spikes"].sum()) > 10
     assert np.all(W[~m.numpy()] == 0) and np.abs(W[m.numpy()] - 0.5).min() > 1e-6
+
+
+def test_masked_synapse_lists_equal_the_dense_event_path_for_triplet_stdp():
+    """A mask's synapse lists (on_pre and on_post on the existing synapses only) give exactly
+    the dense event path's result when every synapse exists (triplet STDP: two pre and two post
+    traces), and the absent ones stay 0 otherwise."""
+    from synaptic_fwp.plasticity import TripletSTDP
+
+    B, n_post, n_in = 2, 4, 20
+    rate, V_th, tau_a, W0 = _params(B, n_in)
+    W0 = W0.expand(B, n_post, n_in).clone()
+    tri = TripletSTDP.from_table(bounds="hard", w_min=0.0, w_max=5e-9)
+    rule = dataclasses.replace(tri, **{k: getattr(tri, k) * 1e-9 for k in (
+        "A2_plus", "A3_plus", "A2_minus", "A3_minus")})
+
+    def run(m):
+        net = Network(dt=1e-4, batch=B, seed=3, dtype=torch.float64)
+        inp = net.add(PoissonInput(n_in, rate=rate, name="inp"))
+        lif = net.add(LIFPopulation(n_post, **LIF, t_ref=1e-3, name="out"))
+        net.connect(inp, lif, W0, rule, mask=m, name="S")
+        return net.run(0.05, record=["S.W", "out.spikes", "S.r1", "S.o2"], every=0.01,
+                       progress=False, method="step")
+
+    full, none = run(torch.ones(n_post, n_in, dtype=torch.bool)), run(None)
+    assert int(full["out_spikes"].sum()) > 10
+    for v in ("S_W", "out_spikes", "S_r1", "S_o2"):
+        np.testing.assert_array_equal(full[v].values, none[v].values)
+    m = torch.rand(B, n_post, n_in, generator=torch.Generator().manual_seed(2)) < 0.4
+    W = run(m)["S_W"].values[:, -1]
+    assert np.all(W[~m.numpy()] == 0) and np.abs(W[m.numpy()] - W0.numpy()[m.numpy()]).max() > 0
