@@ -567,64 +567,44 @@ class Projection:
                 torch.arange(ev.shape[0], device=W.device) - first.index_select(0, ev))
             return sel, ev
 
-        def pre_sparse(b: torch.Tensor, flat: torch.Tensor) -> None:
-            """Transmission and ``on_pre`` on the existing synapses of the spiking presynaptic
-            neurons only (each synapse a batch entry of its own); their pre traces jump once
-            per spike (the rule on the events with no synapse columns)."""
-            E = b.shape[0]
-            sel, ev = gather(flat, counts, ptr)
-            w_idx, p_idx = syn_w.index_select(0, sel), syn_post.index_select(0, sel)
+        lists = {"pre": (counts, ptr, syn_w, syn_post), "post": (counts_q, ptr_q, syn_w_q,
+                                                                  syn_pre_q)} if sparse else {}
+
+        def listed(own: str, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """``on_pre`` (``own = "pre"``) or ``on_post`` at the spikes of the neurons ``idx``
+            (flat ``b n + k`` on that side) on their existing synapses only, each synapse a
+            batch entry of its own; the spiking neurons' own traces jump once per spike (the
+            rule called on the spikes with no synapses). Returns the synapses' weights before
+            the update, their flat indices in ``W`` and those of their other-side neurons."""
+            cnt, first_of, syn_w_, syn_other = lists[own]
+            sel, ev = gather(idx, cnt, first_of)
+            w_idx, o_idx = syn_w_.index_select(0, sel), syn_other.index_select(0, sel)
+            own_t, other_t = (pre_t, post_t) if own == "pre" else (post_t, pre_t)
+            on = rule.on_pre if own == "pre" else rule.on_post
+            mine = {k: x.view(-1).index_select(0, idx).unsqueeze(-1) for k, x in own_t.items()}
+            st = {k: v.index_select(0, ev) for k, v in mine.items()}
+            st.update({k: x.view(-1).index_select(0, o_idx).unsqueeze(-1)
+                       for k, x in other_t.items()})
+            S, N = ev.shape[0], idx.shape[0]
             Ws = Wf.index_select(0, w_idx)
-            if g is not None:
-                g.view(-1).index_add_(0, p_idx, Ws)
-                if gn is not None:
-                    gn.view(-1).index_add_(0, p_idx, Uf.index_select(0, w_idx))
-            x_ev = {k: x.view(-1).index_select(0, flat).unsqueeze(-1) for k, x in pre_t.items()}
-            st = {k: v.index_select(0, ev) for k, v in x_ev.items()}
-            st.update({k: x.view(-1).index_select(0, p_idx).unsqueeze(-1)
-                       for k, x in post_t.items()})
-            S = ev.shape[0]
-            W2, st2 = rule.on_pre(Ws.view(S, 1, 1), st, ones_syn(S))
-            for k in post_k:
+            W2, st2 = on(Ws.view(S, 1, 1), st, ones_syn(S))
+            for k in other_t:
                 if st2[k] is not st[k]:
+                    other = "post" if own == "pre" else "pre"
                     raise RuntimeError(
-                        f"rule {rule.name!r} changes the post trace {k!r} at presynaptic "
+                        f"rule {rule.name!r} changes the {other} trace {k!r} at {own}synaptic "
                         "spikes; the engine's event path does not support that"
                     )
             Wf.index_copy_(0, w_idx, W2.reshape(-1))
-            # the pre traces' jump, once per spike, from the rule itself (no synapse columns)
-            none = {k: v.new_zeros(E, 0) for k, v in st.items() if k in post_t}
-            _, stx = rule.on_pre(Wf.new_zeros(E, 0, 1), x_ev | none, ones[:E])
-            for k, x in pre_t.items():
-                x.view(-1).index_copy_(0, flat, stx[k].reshape(-1))
+            none = {k: Ws.new_zeros(N, 0) for k in other_t}
+            empty = Wf.new_zeros((N, 0, 1) if own == "pre" else (N, 1, 0))
+            _, stx = on(empty, mine | none, ones_syn(N))
+            for k, x in own_t.items():
+                x.view(-1).index_copy_(0, idx, stx[k].reshape(-1))
+            return Ws, w_idx, o_idx
 
         def ones_syn(S: int) -> torch.Tensor:
             return torch.ones(S, 1, dtype=W.dtype, device=W.device)
-
-        def post_sparse(spk_post: torch.Tensor) -> None:
-            """``on_post`` on the existing synapses of the spiking postsynaptic neurons only;
-            their post traces jump once per spike (the rule on the spikes with no synapse
-            rows)."""
-            q = spk_post.reshape(-1).nonzero().squeeze(-1)  # b n_post + j
-            sel, ev = gather(q, counts_q, ptr_q)
-            w_idx, x_idx = syn_w_q.index_select(0, sel), syn_pre_q.index_select(0, sel)
-            y_ev = {k: x.view(-1).index_select(0, q).unsqueeze(-1) for k, x in post_t.items()}
-            st = {k: x.view(-1).index_select(0, x_idx).unsqueeze(-1) for k, x in pre_t.items()}
-            st.update({k: v.index_select(0, ev) for k, v in y_ev.items()})
-            S = ev.shape[0]
-            W2, st2 = rule.on_post(Wf.index_select(0, w_idx).view(S, 1, 1), st, ones_syn(S))
-            for k in pre_k:
-                if st2[k] is not st[k]:
-                    raise RuntimeError(
-                        f"rule {rule.name!r} changes the pre trace {k!r} at postsynaptic "
-                        "spikes; a masked projection's event path does not support that"
-                    )
-            Wf.index_copy_(0, w_idx, W2.reshape(-1))
-            Q = q.shape[0]
-            none = {k: v.new_zeros(Q, 0) for k, v in st.items() if k in pre_t}
-            _, sty = rule.on_post(Wf.new_zeros(Q, 1, 0), none | y_ev, ones_post[:Q])
-            for k, x in post_t.items():
-                x.view(-1).index_copy_(0, q, sty[k].reshape(-1))
 
         def post_rows(spk_post: torch.Tensor) -> bool:
             """``on_post`` on the weight rows of the spiking neurons only, each row a batch
@@ -659,8 +639,12 @@ class Projection:
         def f(ev, spk_post, any_post) -> None:  # noqa: ANN001
             for x, fac in decays:
                 x.mul_(fac)
-            if ev is not None and sparse:
-                pre_sparse(ev[0], ev[2])
+            if ev is not None and sparse:  # transmission with the weights before on_pre
+                Ws, w_idx, p_idx = listed("pre", ev[2])
+                if g is not None:
+                    g.view(-1).index_add_(0, p_idx, Ws)
+                    if gn is not None:
+                        gn.view(-1).index_add_(0, p_idx, Uf.index_select(0, w_idx))
             elif ev is not None:
                 b, i, flat = ev
                 E = b.shape[0]
@@ -695,7 +679,7 @@ class Projection:
                 for k, x in syn_t.items():
                     x.view(-1).index_copy_(0, idxW, st2[k].reshape(-1))
             if any_post and sparse:
-                post_sparse(spk_post)
+                listed("post", spk_post.reshape(-1).nonzero().squeeze(-1))
                 return
             if any_post and n_post > 1 and post_rows(spk_post):
                 return
