@@ -262,6 +262,7 @@ class Projection:
                     )
         self._dt, self._B, self._dtype, self._device = dt, B, dtype, device
         self._mask = None
+        self._lists: dict[str, tuple[torch.Tensor, ...]] | None = None
         if self.mask is not None:
             if self.mask.ndim == 3 and self.mask.shape[0] != B:
                 raise ValueError(
@@ -508,6 +509,39 @@ class Projection:
         for k, v in st.items():
             s[f"rule.{k}"] = v
 
+    def synapse_lists(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """A masked projection's synapses listed by presynaptic and by postsynaptic neuron (as
+        Brian2 keeps them), built once after :meth:`bind` (the mask is fixed) and reused by every
+        run: ``{"pre": (counts, first, syn_w, syn_post), "post": (counts, first, syn_w,
+        syn_pre)}``. For the neuron of flat index ``p = b n + k`` on that side, entries
+        ``first[p] .. first[p] + counts[p] - 1`` of ``syn_w`` (flat index of the synapse in ``W``)
+        and ``syn_post``/``syn_pre`` (flat index ``b n_other + j`` of the neuron at its other
+        end). A mask shared by the instances is scanned once, not once per instance."""
+        if self._lists is not None:
+            return self._lists
+        if self._mask is None:
+            raise ValueError(f"projection {self.name!r} has no mask: no synapse lists")
+        B, n_post, n_pre = self._B, self.n_post, self.n_pre
+        m = self.mask.to(self._device)
+        shared = m.ndim == 2
+        m3 = m.unsqueeze(0) if shared else m
+
+        def listed(major: torch.Tensor, n_own: int, n_other: int, pre_side: bool):
+            nz = major.nonzero()  # (b, own, other), sorted by own neuron
+            if shared and B > 1:  # the same synapses in every instance
+                per = nz.shape[0]
+                nz = nz.repeat(B, 1)
+                nz[:, 0] = torch.arange(B, device=nz.device).repeat_interleave(per)
+            b, own, other = nz.unbind(1)
+            post, pre = (other, own) if pre_side else (own, other)
+            syn_w = (b * n_post + post) * n_pre + pre
+            counts = torch.bincount(b * n_own + own, minlength=B * n_own)
+            return counts, torch.cumsum(counts, 0) - counts, syn_w, b * n_other + other
+
+        self._lists = {"pre": listed(m3.transpose(1, 2), n_pre, n_post, True),
+                       "post": listed(m3, n_post, n_pre, False)}
+        return self._lists
+
     def spike_stepper(self, s: dict[str, torch.Tensor], post_s: dict[str, torch.Tensor]):  # noqa: ANN201
         """The engine's hot path for a spiking rule with scalar parameters (``compact``): a
         closure ``f(ev, spk_post, any_post)`` doing, for one step, the trace decay, the spike
@@ -541,20 +575,7 @@ class Projection:
         # for the neuron of flat index p = b n_pre + i, entries ptr[p] .. ptr[p + 1] - 1 of
         # syn_w (flat index in W) and syn_post (flat index b n_post + j of its post neuron)
         sparse = mask is not None and not syn_k and n_post > 1
-        if sparse:
-            nz = mask.transpose(1, 2).nonzero()  # (b, i, j), sorted by presynaptic neuron
-            bz, iz, jz = nz.unbind(1)
-            syn_w = (bz * n_post + jz) * n_pre + iz
-            syn_post = bz * n_post + jz
-            counts = torch.bincount(bz * n_pre + iz, minlength=B * n_pre)
-            ptr = torch.cumsum(counts, 0) - counts
-            # and by postsynaptic neuron (q = b n_post + j): syn_w_q, syn_pre_q (b n_pre + i)
-            nq = mask.nonzero()  # (b, j, i), sorted by postsynaptic neuron
-            bq, jq, iq = nq.unbind(1)
-            syn_w_q = (bq * n_post + jq) * n_pre + iq
-            syn_pre_q = bq * n_pre + iq
-            counts_q = torch.bincount(bq * n_post + jq, minlength=B * n_post)
-            ptr_q = torch.cumsum(counts_q, 0) - counts_q
+        lists = self.synapse_lists() if sparse else {}
 
         def gather(flat: torch.Tensor, cnt_all: torch.Tensor, ptr_all: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -566,9 +587,6 @@ class Projection:
             sel = ptr_all.index_select(0, flat).index_select(0, ev) + (
                 torch.arange(ev.shape[0], device=W.device) - first.index_select(0, ev))
             return sel, ev
-
-        lists = {"pre": (counts, ptr, syn_w, syn_post), "post": (counts_q, ptr_q, syn_w_q,
-                                                                  syn_pre_q)} if sparse else {}
 
         def listed(own: str, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """``on_pre`` (``own = "pre"``) or ``on_post`` at the spikes of the neurons ``idx``

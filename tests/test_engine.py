@@ -468,3 +468,7 @@ def test_masked_synapse_lists_equal_the_dense_event_path_for_triplet_stdp():
     m = torch.rand(B, n_post, n_in, generator=torch.Generator().manual_seed(2)) < 0.4
     W = run(m)["S_W"].values[:, -1]
     assert np.all(W[~m.numpy()] == 0) and np.abs(W[m.numpy()] - W0.numpy()[m.numpy()]).max() > 0
+    # a mask shared by the instances (its lists built once, repeated) equals it given per instance
+    shared, per = run(m[0]), run(m[0].expand(B, n_post, n_in).clone())
+    for v in ("S_W", "out_spikes", "S_r1", "S_o2"):
+        np.testing.assert_array_equal(shared[v].values, per[v].values)
