@@ -577,35 +577,42 @@ class Projection:
         sparse = mask is not None and not syn_k and n_post > 1
         lists = self.synapse_lists() if sparse else {}
 
+        every = {side: bool(lst[0].min() > 0) for side, lst in lists.items()}
+        ones_syn = torch.ones(max([lst[2].shape[0] for lst in lists.values()] + [B * n_pre,
+                                  B * n_post]), 1, dtype=W.dtype, device=W.device)
+
         def gather(flat: torch.Tensor, cnt_all: torch.Tensor, ptr_all: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-            """For neurons ``flat``: each listed synapse's entry in the lists and its neuron's
-            position in ``flat``."""
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """For neurons ``flat``: each listed synapse's entry in the lists, its neuron's
+            position in ``flat``, and the position of each neuron's first synapse among them."""
             cnt = cnt_all.index_select(0, flat)
-            ev = torch.repeat_interleave(torch.arange(flat.shape[0], device=W.device), cnt)
-            first = torch.cumsum(cnt, 0) - cnt
-            sel = ptr_all.index_select(0, flat).index_select(0, ev) + (
-                torch.arange(ev.shape[0], device=W.device) - first.index_select(0, ev))
-            return sel, ev
+            ev = torch.repeat_interleave(cnt)
+            first = torch.cumsum(cnt, 0).sub_(cnt)
+            sel = (ptr_all.index_select(0, flat) - first).index_select(0, ev).add_(
+                torch.arange(ev.shape[0], device=W.device))
+            return sel, ev, first
 
         def listed(own: str, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """``on_pre`` (``own = "pre"``) or ``on_post`` at the spikes of the neurons ``idx``
             (flat ``b n + k`` on that side) on their existing synapses only, each synapse a
-            batch entry of its own; the spiking neurons' own traces jump once per spike (the
-            rule called on the spikes with no synapses). Returns the synapses' weights before
-            the update, their flat indices in ``W`` and those of their other-side neurons."""
+            batch entry of its own; the spiking neurons' own traces jump once per spike, as the
+            rule computed them at the neuron's first synapse (or, if some neuron of that side
+            has none, by the rule called on the spikes with no synapses). Returns the synapses'
+            weights before the update, their flat indices in ``W`` and those of their
+            other-side neurons."""
             cnt, first_of, syn_w_, syn_other = lists[own]
-            sel, ev = gather(idx, cnt, first_of)
+            sel, ev, first = gather(idx, cnt, first_of)
             w_idx, o_idx = syn_w_.index_select(0, sel), syn_other.index_select(0, sel)
             own_t, other_t = (pre_t, post_t) if own == "pre" else (post_t, pre_t)
             on = rule.on_pre if own == "pre" else rule.on_post
-            mine = {k: x.view(-1).index_select(0, idx).unsqueeze(-1) for k, x in own_t.items()}
-            st = {k: v.index_select(0, ev) for k, v in mine.items()}
+            own_idx = idx.index_select(0, ev)
+            st = {k: x.view(-1).index_select(0, own_idx).unsqueeze(-1)
+                  for k, x in own_t.items()}
             st.update({k: x.view(-1).index_select(0, o_idx).unsqueeze(-1)
                        for k, x in other_t.items()})
             S, N = ev.shape[0], idx.shape[0]
             Ws = Wf.index_select(0, w_idx)
-            W2, st2 = on(Ws.view(S, 1, 1), st, ones_syn(S))
+            W2, st2 = on(Ws.view(S, 1, 1), st, ones_syn[:S])
             for k in other_t:
                 if st2[k] is not st[k]:
                     other = "post" if own == "pre" else "pre"
@@ -614,15 +621,17 @@ class Projection:
                         "spikes; the engine's event path does not support that"
                     )
             Wf.index_copy_(0, w_idx, W2.reshape(-1))
+            if every[own]:  # a trace's jump depends on that trace only: the same at each synapse
+                for k, x in own_t.items():
+                    x.view(-1).index_copy_(0, idx, st2[k].reshape(-1).index_select(0, first))
+                return Ws, w_idx, o_idx
+            mine = {k: x.view(-1).index_select(0, idx).unsqueeze(-1) for k, x in own_t.items()}
             none = {k: Ws.new_zeros(N, 0) for k in other_t}
             empty = Wf.new_zeros((N, 0, 1) if own == "pre" else (N, 1, 0))
-            _, stx = on(empty, mine | none, ones_syn(N))
+            _, stx = on(empty, mine | none, ones_syn[:N])
             for k, x in own_t.items():
                 x.view(-1).index_copy_(0, idx, stx[k].reshape(-1))
             return Ws, w_idx, o_idx
-
-        def ones_syn(S: int) -> torch.Tensor:
-            return torch.ones(S, 1, dtype=W.dtype, device=W.device)
 
         def post_rows(spk_post: torch.Tensor) -> bool:
             """``on_post`` on the weight rows of the spiking neurons only, each row a batch
