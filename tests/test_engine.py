@@ -458,7 +458,7 @@ def test_masked_synapse_lists_equal_the_dense_event_path_for_triplet_stdp():
         inp = net.add(PoissonInput(n_in, rate=rate, name="inp"))
         lif = net.add(LIFPopulation(n_post, **LIF, t_ref=1e-3, name="out"))
         net.connect(inp, lif, W0, rule, mask=m, name="S")
-        return net.run(0.05, record=["S.W", "out.spikes", "S.r1", "S.o2"], every=0.01,
+        return net.run(0.05, record=["S.W", "out.spikes", "S.r1", "S.r2", "S.o2"], every=0.01,
                        progress=False, method="step")
 
     full, none = run(torch.ones(n_post, n_in, dtype=torch.bool)), run(None)
@@ -468,6 +468,17 @@ def test_masked_synapse_lists_equal_the_dense_event_path_for_triplet_stdp():
     m = torch.rand(B, n_post, n_in, generator=torch.Generator().manual_seed(2)) < 0.4
     W = run(m)["S_W"].values[:, -1]
     assert np.all(W[~m.numpy()] == 0) and np.abs(W[m.numpy()] - W0.numpy()[m.numpy()]).max() > 0
+    # the presynaptic traces follow the input spikes alone: with or without a mask, and whether
+    # every input has a synapse (jumps taken at its first synapse) or one has none (the rule
+    # called on the spikes alone), they equal the unmasked run's exactly
+    each = m.clone()
+    each[:, 0] = True  # every input has a synapse
+    lone = each.clone()
+    lone[:, :, 0] = False  # input 0 has none
+    for mm in (each, lone):
+        ds = run(mm)
+        for v in ("S_r1", "S_r2"):
+            np.testing.assert_array_equal(ds[v].values, none[v].values)
     # a mask shared by the instances (its lists built once, repeated) equals it given per instance
     shared, per = run(m[0]), run(m[0].expand(B, n_post, n_in).clone())
     for v in ("S_W", "out_spikes", "S_r1", "S_o2"):
