@@ -571,15 +571,13 @@ class Projection:
         ones_post = torch.ones(B * n_post, 1, dtype=W.dtype, device=W.device)
         mask = self._mask
         mask_f = mask.view(-1) if mask is not None else None
-        # a masked projection's synapses listed by presynaptic neuron (as Brian2 keeps them):
-        # for the neuron of flat index p = b n_pre + i, entries ptr[p] .. ptr[p + 1] - 1 of
-        # syn_w (flat index in W) and syn_post (flat index b n_post + j of its post neuron)
+        # a masked projection acts on its listed synapses only (:meth:`synapse_lists`)
         sparse = mask is not None and not syn_k and n_post > 1
         lists = self.synapse_lists() if sparse else {}
-
+        # whether every neuron of a side has a synapse (then its traces' jump is read off one)
         every = {side: bool(lst[0].min() > 0) for side, lst in lists.items()}
-        ones_syn = torch.ones(max([lst[2].shape[0] for lst in lists.values()] + [B * n_pre,
-                                  B * n_post]), 1, dtype=W.dtype, device=W.device)
+        n_ones = max([lst[2].shape[0] for lst in lists.values()] + [B * n_pre, B * n_post])
+        ones_syn = torch.ones(n_ones if sparse else 0, 1, dtype=W.dtype, device=W.device)
 
         def gather(flat: torch.Tensor, cnt_all: torch.Tensor, ptr_all: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -621,7 +619,7 @@ class Projection:
                         "spikes; the engine's event path does not support that"
                     )
             Wf.index_copy_(0, w_idx, W2.reshape(-1))
-            if every[own]:  # a trace's jump depends on that trace only: the same at each synapse
+            if every[own]:  # a jump depends on the neuron's own traces: equal at each synapse
                 for k, x in own_t.items():
                     x.view(-1).index_copy_(0, idx, st2[k].reshape(-1).index_select(0, first))
                 return Ws, w_idx, o_idx
