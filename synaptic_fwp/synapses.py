@@ -414,7 +414,7 @@ class Projection:
 
     def transmit_rates(self, s: dict[str, torch.Tensor], post_s: dict[str, torch.Tensor],
                        r: torch.Tensor) -> None:
-        post_s["I_syn"] += (s["W"] * r.unsqueeze(-2)).sum(-1)
+        post_s["I_syn"] += (s["W"] @ r.unsqueeze(-1)).squeeze(-1)
 
     def pre_signal(self, s: dict[str, torch.Tensor], r: torch.Tensor | None) -> torch.Tensor:
         return s["x_pre"] if r is None else r
@@ -439,7 +439,7 @@ class Projection:
         if value is not None:
             v = value.expand(self._B, self.n_post)
         elif "U" in s:
-            u = (s["U"] * k.unsqueeze(-2)).sum(-1)
+            u = (s["U"] @ k.unsqueeze(-1)).squeeze(-1)
             if self.calcium == "relu":
                 u = torch.relu(u)
             elif self.calcium == "mg_block":

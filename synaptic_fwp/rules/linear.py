@@ -57,6 +57,18 @@ def _outer(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return v.unsqueeze(-1) * k.unsqueeze(-2)
 
 
+def _write(decayed: torch.Tensor, c: torch.Tensor | float, a: torch.Tensor,
+           b: torch.Tensor) -> torch.Tensor:
+    """``decayed + c a (x) b`` in one pass over the state (``addcmul``; ``c`` of shape
+    ``(...)`` or a float, folded into ``a``): no ``V x K`` temporaries, which for a large state
+    cost more than the arithmetic (a 32 x 1,000 x 1,000 rate network: 3 passes -> 1)."""
+    if isinstance(c, torch.Tensor):
+        a = c.unsqueeze(-1) * a
+    elif c != 1.0:
+        a = c * a
+    return torch.addcmul(decayed, a.unsqueeze(-1), b.unsqueeze(-2))
+
+
 def _s(x: torch.Tensor) -> torch.Tensor:
     """A per-instance scalar gate of shape (...) broadcast against (..., V, K)."""
     return x.unsqueeze(-1).unsqueeze(-1)
@@ -178,7 +190,6 @@ class LinearRule:
 
     def _step(self, W, k, v, g):  # noqa: ANN001 - resolved gates; hot path of the oracle
         c = self.write_coef(g)
-        c = _s(c) if isinstance(c, torch.Tensor) else c
         if self.decay_first:
             W = self.apply_decay(W, g)
             decayed = W
@@ -186,11 +197,11 @@ class LinearRule:
             decayed = self.apply_decay(W, g)
         if self.correction == "delta":
             err = v - (W @ k.unsqueeze(-1)).squeeze(-1)
-            return decayed + c * _outer(err, k)
+            return _write(decayed, c, err, k)
         if self.correction == "oja":
             back = (W.transpose(-1, -2) @ v.unsqueeze(-1)).squeeze(-1)
-            return decayed + c * _outer(v, k - back)
-        return decayed + c * _outer(v, k)
+            return _write(decayed, c, v, k - back)
+        return _write(decayed, c, v, k)
 
     # ------------------------------------------------------------ local loss
     def gd_lr(self, g: dict[str, torch.Tensor | None]) -> torch.Tensor | float:
