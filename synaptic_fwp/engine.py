@@ -150,6 +150,9 @@ class Network:
         self.projections: dict[str, Projection] = {}
         self._state: dict | None = None
         self._step = 0
+        # set when method="auto" found the event windows too short (frequent postsynaptic
+        # spikes): later chunks and runs take the step path (_WindowPath.run_chunk)
+        self._windows_short = False
 
     # ------------------------------------------------------------------ building
     def _name_ok(self, name: str) -> None:
@@ -422,10 +425,14 @@ class Network:
         :class:`_WindowPath`: feed-forward spiking inputs onto one LIF population (AMPA and GABA
         synapses) with static or trace-rule projections; equal to the step path up to rounding) or
         ``"auto"`` (the window path where it applies and the recording interval allows windows of at
-        least 8 steps); ``backend``: ``"torch"`` (the torch paths chosen by ``method``),
-        ``"triton"`` (the fused spiking kernel :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`,
-        see :class:`_TritonPath`: one input of spikes onto one LIF or AdEx population through one
-        pair/triplet STDP or static AMPA projection with no delay, plus
+        least 8 steps, as long as its windows stay long: when postsynaptic spikes come more often
+        than every :data:`WINDOW_MIN_STEPS` steps on average, as in a population of 100 neurons
+        at 80 Hz, the run goes on with the step path, decided after the first windows and kept
+        for the network's later runs); ``backend``: ``"torch"`` (the torch paths chosen by
+        ``method``), ``"triton"`` (the fused spiking kernel
+        :func:`synaptic_fwp.kernels.spiking.run_lif_stdp`, see :class:`_TritonPath`: one input of
+        spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA
+        projection with no delay, plus
         at most one GABA projection from an input (static or InhibitorySTDP); on CUDA tensors, or on
         the CPU under ``TRITON_INTERPRET=1``; ``method`` must then be ``"auto"``) or ``"auto"``
         (Triton on CUDA tensors for networks it runs when Triton is installed and ``method="auto"``,
@@ -491,8 +498,8 @@ class Network:
         why = _window_ok(self, items)
         if method == "window" and why is not None:
             raise ValueError(f"method='window' is not available for this network: it {why}")
-        use_window = triton_path is None and (
-            method == "window" or (method == "auto" and why is None and K >= 8))
+        use_window = triton_path is None and (method == "window" or (
+            method == "auto" and why is None and K >= 8 and not self._windows_short))
         window = _WindowPath(self, K) if use_window else None
         writer = _rec.RecordWriter(out) if out is not None else None
         if resume and writer is None:
@@ -520,6 +527,8 @@ class Network:
             self.load_state_dict(payload["net"])
             start = payload["start_step"]
             n_written = payload["n_records"]
+            if payload.get("windows_short") and method == "auto":
+                self._windows_short, window = True, None  # as the interrupted run went on
         else:
             if self._state is None:
                 self._state = self._init_state()
@@ -545,7 +554,11 @@ class Network:
                 if triton_path is not None:
                     data, times = triton_path.run_chunk(self._step, T, items, every_steps, start)
                 elif window is not None and T % K == 0:
-                    data, times = window.run_chunk(self._step, T, items, every_steps, start)
+                    s_before = self._step
+                    data, times = window.run_chunk(self._step, T, items, every_steps, start,
+                                                   probe=method == "auto")
+                    if window.short:  # it stopped early: the rest takes the step path
+                        T, window, self._windows_short = self._step - s_before, None, True
                 else:
                     data, times = self._run_chunk(self._step, T, items, every_steps, start)
                 bad = self._first_nonfinite()
@@ -559,7 +572,8 @@ class Network:
                         writer.append(ds)
                     _rec.save_checkpoint(ckpt, {  # type: ignore[arg-type]
                         "net": self._snapshot(), "start_step": start,
-                        "n_records": writer.n, "fingerprint": fingerprint})
+                        "n_records": writer.n, "fingerprint": fingerprint,
+                        "windows_short": self._windows_short})
                 elif ds is not None:
                     mem_chunks.append(ds)
                 bar.update(T)
@@ -789,6 +803,18 @@ def _window_ok(net: Network, items: list) -> str | None:
     return None
 
 
+#: ``method="auto"`` leaves the event-window path when its windows are cut, on average, into
+#: segments (between postsynaptic spike steps of an instance) shorter than this many steps.
+#: Window / step path time on this machine, 1,000 Poisson inputs onto 1-100 LIF neurons with
+#: pair STDP, 8 instances, K = 128 (steps per segment: ratio): 25-37: 0.5; 11.6: 0.88; 4-6:
+#: 2.4; 2.6: 7.7; 1.9: 22 (32 instances, 24: 0.72).
+WINDOW_MIN_STEPS = 10
+
+#: Windows a probing chunk runs before it judges their length (at worst each costs some 20
+#: times what the step path would; one tells).
+WINDOW_PROBE = 1
+
+
 class _WindowPath:
     """Advance a feed-forward network (spiking inputs -> one LIF population with AMPA and
     optionally GABA synapses, static or trace-rule projections) by windows of ``K`` steps.
@@ -812,6 +838,8 @@ class _WindowPath:
     def __init__(self, net: Network, K: int) -> None:
         self.net = net
         self.K = K
+        self.rounds = 0  # commit rounds (one per postsynaptic spike step of an instance, + 1)
+        self.short = False  # set by a probing run_chunk that found the windows too short
         self.pop = next(iter(net.populations.values()))
         self.projs = list(net.projections.items())
         # decay factors for intervals of 0..K steps, from the rule itself, per instance (time
@@ -842,10 +870,22 @@ class _WindowPath:
                                   for k in ones}
                 self.rule_at[n] = _rule_at(p.rule)
 
-    def run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int):  # noqa: ANN201
+    def run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int,  # noqa: ANN201
+                  probe: bool = False):
+        """Advance ``T`` steps (whole windows) from step ``s0``; return the records. With
+        ``probe`` (``method="auto"``), stop after the first :data:`WINDOW_PROBE` windows or any
+        later one if postsynaptic spikes cut the windows into segments shorter than
+        :data:`WINDOW_MIN_STEPS` steps on average: each segment costs a round of the window's
+        work, and then the step path is faster (1,000 Poisson inputs onto 100 LIF neurons at
+        80 Hz, 8 instances, K = 128: 66 rounds a window, 22x slower than the step path; one
+        neuron at 150-300 Hz: 3.5-5 rounds, 2x faster). ``self.short`` then says so and
+        ``net._step`` says how far it got (a whole number of windows, records included)."""
         net, K = self.net, self.K
         st = net._state
         assert st is not None and T % K == 0
+        # the inputs' stream states at s0: an early stop redraws its steps from them
+        inp0 = {n: {k: v.clone() for k, v in st["inp"][n].items()} for n in net.inputs} \
+            if probe else {}
         ev = {n: i.events(st["inp"][n], s0, T) for n, i in net.inputs.items()}
         bounds = {n: torch.searchsorted(e.step, torch.arange(0, T + 1, K)).tolist()
                   for n, e in ev.items()}
@@ -855,6 +895,7 @@ class _WindowPath:
                 counters[(kind, obj)] = torch.zeros(net.batch, self.pop.n, dtype=torch.int32)
         buffers: dict[str, list] = {f"{o}_{v}": [] for _, o, v in items}
         rec_steps = []
+        rounds0 = self.rounds
         for w in range(T // K):
             wev = {}
             for n, e in ev.items():
@@ -866,6 +907,15 @@ class _WindowPath:
                 rec_steps.append(n_end - 1 - s0)
                 for kind, obj, var in items:
                     buffers[f"{obj}_{var}"].append(net._rec_value(st, kind, obj, var, counters))
+            rounds = self.rounds - rounds0  # in this chunk
+            if probe and w + 1 >= WINDOW_PROBE and (w + 1) * K < rounds * WINDOW_MIN_STEPS:
+                self.short = True
+                T = (w + 1) * K
+                for n, i in net.inputs.items():  # the streams as of s0 + T, not s0 + the chunk
+                    for k, v in st["inp"][n].items():
+                        v.copy_(inp0[n][k])
+                    i.events(st["inp"][n], s0, T)
+                break
         net._step = s0 + T
         data = {k: torch.stack(v, 1).cpu().numpy() for k, v in buffers.items() if v}
         times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
@@ -1082,6 +1132,7 @@ class _WindowPath:
                     if pr.kind != "spiking":
                         continue
                     self._on_post(info, s, bi, sb.index_select(0, bi), spk.index_select(0, bi))
+            self.rounds += 1
             c = torch.where(has, sb + 1, Kt)
             done = c >= K
             if bool(done.all()):

@@ -483,3 +483,69 @@ def test_masked_synapse_lists_equal_the_dense_event_path_for_triplet_stdp():
     shared, per = run(m[0]), run(m[0].expand(B, n_post, n_in).clone())
     for v in ("S_W", "out_spikes", "S_r1", "S_o2"):
         np.testing.assert_array_equal(shared[v].values, per[v].values)
+
+
+def _busy_net(n_post: int, batch: int = 2) -> Network:
+    """200 Poisson inputs onto ``n_post`` LIF neurons with pair STDP, float64: with 12 neurons
+    postsynaptic spikes come every ~2 steps (short windows), with 1 every ~30 (long ones)."""
+    net = Network(dt=1e-4, batch=batch, seed=4, dtype=torch.float64)
+    inp = net.add(PoissonInput(200, rate=40.0, name="inp"))
+    out = net.add(LIFPopulation(n_post, **LIF, t_ref=1e-3, name="out"))
+    W0 = 1.5e-9 * torch.rand(batch, n_post, 200, generator=torch.Generator().manual_seed(0),
+                             dtype=torch.float64)
+    net.connect(inp, out, W0, PairSTDP.song2000(w_max=3e-9), name="S")
+    return net
+
+
+def test_auto_leaves_the_window_path_when_windows_are_short(tmp_path):
+    """method='auto' starts on the event-window path; when postsynaptic spikes cut its windows
+    into segments shorter than WINDOW_MIN_STEPS steps it goes on with the step path (where it
+    is faster), from the step its first window ended, with the same records as the step path
+    (float64: same spikes, values to rounding); the choice is kept for later runs and across an
+    interrupted, resumed run; a network with long windows keeps the window path."""
+    from synaptic_fwp import engine
+
+    rec = ["out.spikes", "out.V", "S.W"]
+    kw = dict(record=rec, every=2e-3, progress=False, chunk=100)
+    ref = _busy_net(12).run(0.03, method="step", **kw)
+    net = _busy_net(12)
+    calls = {"window": 0, "step": 0}
+    real_w, real_s = engine._WindowPath.run_chunk, Network._run_chunk
+
+    def count_w(self, *a, **k):
+        calls["window"] += 1
+        return real_w(self, *a, **k)
+
+    def count_s(self, *a, **k):
+        calls["step"] += 1
+        return real_s(self, *a, **k)
+
+    try:
+        engine._WindowPath.run_chunk, Network._run_chunk = count_w, count_s
+        ds = net.run(0.03, **kw)
+    finally:
+        engine._WindowPath.run_chunk, Network._run_chunk = real_w, real_s
+    assert net._windows_short and calls["window"] == 1 and calls["step"] == 3
+    # an instance's neurons spike every ~2.4 steps (any of them ends a segment): busy indeed
+    assert 300 * 2 / int(ref["out_spikes"].sum()) < engine.WINDOW_MIN_STEPS / 2
+    np.testing.assert_array_equal(ds["out_spikes"].values, ref["out_spikes"].values)
+    for v in ("out_V", "S_W"):
+        scale = np.abs(ref[v].values).max()
+        np.testing.assert_allclose(ds[v].values, ref[v].values, rtol=0, atol=1e-12 * scale)
+    # interrupted after its second chunk and resumed: the same Dataset as uninterrupted
+    out = str(tmp_path / "busy.nc")
+
+    def stop(step):
+        if step >= 200:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _busy_net(12).run(0.03, out=out, on_chunk=stop, **kw)
+    again = _busy_net(12).run(0.03, out=out, resume=True, **kw)
+    whole = _busy_net(12).run(0.03, out=str(tmp_path / "whole.nc"), **kw)
+    for v in ("out_spikes", "out_V", "S_W"):
+        np.testing.assert_array_equal(again[v].values, whole[v].values)
+    # one neuron, a spike every few tens of steps: the window path all along
+    calm = _busy_net(1)
+    calm.run(0.03, **kw)
+    assert not calm._windows_short
