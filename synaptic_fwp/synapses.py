@@ -451,6 +451,10 @@ class Projection:
             v = post_state["r"]
         s["v"] = v
         W = s["W"]
+        # the new weights into W itself (no per-step allocation of the whole matrix) unless
+        # autograd tracks them or soft bounds need the old ones
+        inplace = self.bounds != "soft" and "sign" not in g and not (
+            torch.is_grad_enabled() and any(x.requires_grad for x in (W, k, v)))
         if isinstance(r, _rules.BCMRule):
             # as the oracle (scan_recurrent): the threshold includes this step's activity
             s["theta"] = r.update_threshold(s["theta"], r.post(W, k, v))
@@ -466,7 +470,13 @@ class Projection:
                 kw["decay"] = g["decay"]
             if "gate" in g:
                 kw["gate"] = g["gate"]
-            W_new = r.step(W, k, vv, **kw)
+            W_new = r.step(W, k, vv, out=W if inplace else None, **kw)
+        if W_new is W:
+            if self.bounds == "hard":
+                W.clamp_(self.w_min, self.w_max)
+            if self._mask is not None:
+                W.mul_(self._mask)
+            return
         if self.bounds == "soft":
             dW = W_new - W
             span = float(self.w_max) - float(self.w_min)  # type: ignore[arg-type]

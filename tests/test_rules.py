@@ -69,6 +69,20 @@ def test_every_linear_rule_gradient_and_transition(name, VK):
     torch.testing.assert_close(B @ W @ A + C, new, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", LINEAR)
+def test_step_in_place_equals_step(name):
+    """``step(..., out=W)`` (the engine's in-place update of a large state) gives exactly the
+    new state of ``step``, for every rule (the decay-first variants read the decayed state)."""
+    rule = rules.get(name)
+    W, k, v, gates = _inputs(rule, (2, 3), 4, 5, seed=3)
+    new = rule.step(W, k, v, **gates)
+    W2 = W.clone()
+    got = rule.step(W2, k, v, **gates, out=W2)
+    assert got is W2 and torch.equal(got, new)
+    other = torch.empty_like(W)
+    assert torch.equal(rule.step(W, k, v, **gates, out=other), new)
+
+
 def test_step_differs_between_rules():
     """The catalogue is not one rule under many names: on the same inputs the updates differ.
     RetNet and Mamba2 share one step (lambda W + v k^T); they differ only in whether lambda is

@@ -58,14 +58,17 @@ def _outer(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def _write(decayed: torch.Tensor, c: torch.Tensor | float, a: torch.Tensor,
-           b: torch.Tensor) -> torch.Tensor:
+           b: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """``decayed + c a (x) b`` in one pass over the state (``addcmul``; ``c`` of shape
     ``(...)`` or a float, folded into ``a``): no ``V x K`` temporaries, which for a large state
-    cost more than the arithmetic (a 32 x 1,000 x 1,000 rate network: 3 passes -> 1)."""
+    cost more than the arithmetic (a 32 x 1,000 x 1,000 rate network: 3 passes -> 1); with
+    ``inplace``, into ``decayed`` itself."""
     if isinstance(c, torch.Tensor):
         a = c.unsqueeze(-1) * a
     elif c != 1.0:
         a = c * a
+    if inplace:
+        return decayed.addcmul_(a.unsqueeze(-1), b.unsqueeze(-2))
     return torch.addcmul(decayed, a.unsqueeze(-1), b.unsqueeze(-2))
 
 
@@ -160,15 +163,19 @@ class LinearRule:
             return 1.0 - g["decay"]  # type: ignore[operator]
         return 1.0
 
-    def apply_decay(self, W: torch.Tensor, g: dict[str, torch.Tensor | None]) -> torch.Tensor:
-        """``B W A`` restricted to the decay part: ``lambda W``, ``diag(a) W`` or ``W diag(a)``."""
+    def apply_decay(self, W: torch.Tensor, g: dict[str, torch.Tensor | None],
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+        """``B W A`` restricted to the decay part: ``lambda W``, ``diag(a) W`` or ``W diag(a)``
+        (into ``out`` if given; it may be ``W`` itself)."""
         if self.decay == "scalar":
-            return _s(g["decay"]) * W  # type: ignore[arg-type]
-        if self.decay == "post":
-            return g["gate"].unsqueeze(-1) * W  # type: ignore[union-attr]
-        if self.decay == "pre":
-            return W * g["gate"].unsqueeze(-2)  # type: ignore[union-attr]
-        return W
+            f = _s(g["decay"])  # type: ignore[arg-type]
+        elif self.decay == "post":
+            f = g["gate"].unsqueeze(-1)  # type: ignore[union-attr]
+        elif self.decay == "pre":
+            f = g["gate"].unsqueeze(-2)  # type: ignore[union-attr]
+        else:
+            return W if out is None or out is W else out.copy_(W)
+        return W * f if out is None else torch.mul(W, f, out=out)
 
     def step(
         self,
@@ -179,29 +186,30 @@ class LinearRule:
         eta: torch.Tensor | float | None = None,
         decay: torch.Tensor | float | None = None,
         gate: torch.Tensor | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One update ``W_{t-1} -> W_t``; ``W: (..., V, K)``, ``k: (..., K)``, ``v: (..., V)``.
 
         ``eta`` and ``decay`` have shape ``(...)`` (or are floats); ``gate`` has shape
-        ``(..., V)`` (post decay) or ``(..., K)`` (pre decay).
+        ``(..., V)`` (post decay) or ``(..., K)`` (pre decay). ``out``: write ``W_t`` there (it
+        may be ``W`` itself, updated in place: for a large state this saves allocating a new
+        one at every step, which costs more than the update; not for autograd).
         """
         g = self.resolve(W, eta, decay, gate)
-        return self._step(W, k, v, g)
+        return self._step(W, k, v, g, out)
 
-    def _step(self, W, k, v, g):  # noqa: ANN001 - resolved gates; hot path of the oracle
+    def _step(self, W, k, v, g, out=None):  # noqa: ANN001 - resolved gates; the oracle's hot path
         c = self.write_coef(g)
-        if self.decay_first:
-            W = self.apply_decay(W, g)
-            decayed = W
-        else:
-            decayed = self.apply_decay(W, g)
+        if self.decay_first:  # the correction reads the decayed state
+            W = self.apply_decay(W, g, out)
         if self.correction == "delta":
-            err = v - (W @ k.unsqueeze(-1)).squeeze(-1)
-            return _write(decayed, c, err, k)
-        if self.correction == "oja":
-            back = (W.transpose(-1, -2) @ v.unsqueeze(-1)).squeeze(-1)
-            return _write(decayed, c, v, k - back)
-        return _write(decayed, c, v, k)
+            a, b = v - (W @ k.unsqueeze(-1)).squeeze(-1), k
+        elif self.correction == "oja":
+            a, b = v, k - (W.transpose(-1, -2) @ v.unsqueeze(-1)).squeeze(-1)
+        else:
+            a, b = v, k
+        decayed = W if self.decay_first else self.apply_decay(W, g, out)
+        return _write(decayed, c, a, b, inplace=out is not None)
 
     # ------------------------------------------------------------ local loss
     def gd_lr(self, g: dict[str, torch.Tensor | None]) -> torch.Tensor | float:
