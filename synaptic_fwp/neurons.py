@@ -310,7 +310,7 @@ class LIFPopulation(Population):
         p = self._p
         V, ga = s["V"], s["g_ampa"]
         fast = self.ampa_drive is not None and not self.uses["nmda"] and not self.uses["gaba"]
-        gLEL, dtC = p["gLEL"], p["dt_over_C"]
+        gLEL, neg_dtC = p["gLEL"], -p["dt_over_C"]  # exp(g (-dt/C)): no negation per step
         V_rest, d_over_gL, fac_m = p.get("V_rest"), p.get("drive_over_gL"), p.get("fac_m")
         synaptic, fire = self._parts(s)
 
@@ -320,7 +320,7 @@ class LIFPopulation(Population):
                 torch.lerp(torch.addcmul(V_rest, ga, d_over_gL), V, fac_m, out=V)
             else:
                 g_tot, num = synaptic(gLEL)
-                torch.lerp(num / g_tot, V, torch.exp(-g_tot * dtC), out=V)
+                torch.lerp(num / g_tot, V, torch.exp(g_tot * neg_dtC), out=V)
             return fire()
 
         return f
