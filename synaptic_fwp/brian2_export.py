@@ -1162,12 +1162,15 @@ def network_to_brian2(
             jj, ii = np.nonzero((W0 != 0) | (U0 != 0 if U0 is not None else False))
         else:  # plastic: every pair of the mask (a zero weight may grow)
             jj, ii = np.nonzero(present)
-        syn.connect(i=ii, j=jj)  # row-major order either way: the same sums, in the same order
-        for k, (unit, val) in params.items():
-            setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))
-        syn.w = W0[jj, ii]
-        if U0 is not None:
-            syn.u = U0[jj, ii]
+        if ii.size:  # (a projection may have no synapse at all: Brian2 then connects none)
+            syn.connect(i=ii, j=jj)  # row-major order either way: the same sums, same order
+            for k, (unit, val) in params.items():
+                setattr(syn, k, float(val) * (b2.second if unit == "second" else 1))
+            syn.w = W0[jj, ii]
+            if U0 is not None:
+                syn.u = U0[jj, ii]
+        else:  # Brian2 refuses to run a Synapses without synapses unless it is inactive
+            syn.active = False
         pairs[name] = (jj, ii)
         synapses[name] = syn
         shapes[name] = (n_post, n_pre)

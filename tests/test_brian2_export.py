@@ -532,3 +532,38 @@ def test_shouval_calcium_matches_brian2():
     adaptive = dataclasses.replace(rule, scheme="adaptive")
     ad = np.array([ours(adaptive, g) for g in range(2)])
     np.testing.assert_allclose(theirs, ad, rtol=1e-3, atol=0)
+
+
+def test_projection_without_synapses_exports():
+    """A projection with no synapse at all (static weights all 0; a plastic one whose mask is
+    all False) exports as an inactive Brian2 ``Synapses`` (Brian2 refuses to run one without
+    synapses), with zero weights, and the rest of the network still fires as the engine's."""
+    from synaptic_fwp.brian2_export import network_to_brian2
+    from synaptic_fwp.engine import Network
+    from synaptic_fwp.inputs import SpikeTimesInput
+    from synaptic_fwp.neurons import LIFPopulation
+
+    dt, T = 1e-4, 0.1
+    rng = np.random.default_rng(3)
+    times, idx = _input_spikes(rng, 4, 15, T, dt)
+    net = Network(dt=dt, batch=1, dtype=torch.float64)
+    inp = net.add(SpikeTimesInput(4, times=times, indices=idx, name="inp"))
+    E = net.add(LIFPopulation(3, V_th=-50e-3, name="E"))
+    I = net.add(LIFPopulation(2, V_th=-50e-3, name="I"))
+    net.connect(inp, E, torch.full((3, 4), 8e-9, dtype=torch.float64), name="FF")
+    net.connect(E, I, torch.full((2, 3), 8e-9, dtype=torch.float64), name="EI")
+    net.connect(I, I, torch.zeros(2, 2, dtype=torch.float64), target="gaba", name="II")
+    net.connect(E, E, 1e-9, PairSTDP.song2000(w_max=2e-9),
+                mask=torch.zeros(3, 3, dtype=torch.bool), name="EE")
+    ex = network_to_brian2(net)
+    ds = net.run(T, record=["E.spikes", "I.spikes"], progress=False, method="step")
+    ex.run(T)
+    for name, shape in (("II", (2, 2)), ("EE", (3, 3))):
+        assert ex.pairs[name][0].size == 0 and np.array_equal(ex.weights(name), np.zeros(shape))
+    for pop, n in (("E", 3), ("I", 2)):
+        spk = ds[f"{pop}_spikes"].values[0]
+        ours = [np.flatnonzero(spk[:, k]) for k in range(n)]
+        theirs = [np.rint(t / dt).astype(int) for t in ex.spike_times(pop)]
+        assert sum(x.size for x in ours) >= 3, pop
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)
