@@ -70,6 +70,7 @@ from . import records as _rec
 from ._validation import NonFiniteError, all_finite
 from .inputs import Source
 from .neurons import AdExPopulation, LIFPopulation, Population, RatePopulation
+from .sequence import default_threads
 from .synapses import Projection, connect
 
 __all__ = ["Network", "NonFiniteError"]
@@ -438,7 +439,9 @@ class Network:
         (Triton on CUDA tensors for networks it runs when Triton is installed and ``method="auto"``,
         the torch paths otherwise). Records, Dataset, streaming and checkpoints are the same for
         every backend; the Triton path equals the step path spike for spike (float64, tested) up to
-        the last bit of the conductances.
+        the last bit of the conductances. A run keeps torch's thread setting, or uses
+        ``SYNAPTIC_FWP_THREADS`` threads if that is set (restoring yours afterwards; set it to 1
+        on a machine whose cores other jobs share: :func:`synaptic_fwp.sequence.default_threads`).
         """
         if method not in ("auto", "step", "window"):
             raise ValueError(f"method must be one of ['auto', 'step', 'window'], got {method!r}")
@@ -545,6 +548,9 @@ class Network:
 
         bar = tqdm(total=n_steps, initial=self._step - start, disable=not progress, unit="step",
                    desc="synaptic_fwp", leave=False)
+        n_threads, old_threads = default_threads("engine"), torch.get_num_threads()
+        if n_threads is not None:  # SYNAPTIC_FWP_THREADS, for this run only
+            torch.set_num_threads(n_threads)
         try:
             while self._step < end:
                 T = min(chunk_steps, end - self._step)
@@ -581,6 +587,8 @@ class Network:
                     on_chunk(self._step)
         finally:
             bar.close()
+            if n_threads is not None:
+                torch.set_num_threads(old_threads)
         if writer is not None:
             return _rec.open_records(out, writer.n)  # type: ignore[arg-type]
         if len(mem_chunks) == 1:

@@ -549,3 +549,20 @@ def test_auto_leaves_the_window_path_when_windows_are_short(tmp_path):
     calm = _busy_net(1)
     calm.run(0.03, **kw)
     assert not calm._windows_short
+
+
+def test_synaptic_fwp_threads_applies_to_a_run_and_is_restored(monkeypatch):
+    """SYNAPTIC_FWP_THREADS sets the intra-op threads for the run only (as for scan); a bad
+    value is refused before any step."""
+    seen = []
+    monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "1")
+    old = torch.get_num_threads()
+    net = _busy_net(1, batch=1)
+    net.run(0.002, progress=False, chunk=10,
+            on_chunk=lambda s: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {1} and torch.get_num_threads() == old
+    monkeypatch.setenv("SYNAPTIC_FWP_THREADS", "many")
+    net2 = _busy_net(1, batch=1)
+    with pytest.raises(ValueError, match="SYNAPTIC_FWP_THREADS must be a positive int"):
+        net2.run(0.002, progress=False)
+    assert net2._step == 0

@@ -31,7 +31,7 @@ from .._validation import (
 from ..rules import BCMRule, LinearRule, get, get_feature_map
 from .recurrent import scan_recurrent
 
-__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "prepare",
+__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "threads", "prepare",
            "RECURRENT_PARALLEL_MIN"]
 
 BACKENDS = ("auto", "recurrent", "chunk", "triton")
@@ -59,8 +59,12 @@ def default_threads(backend: str, state_size: int = 0) -> int | None:
       on a shared machine.
     - the chunk-wise path (batched 64 x 64 products) runs ~2x faster on 2 threads than on 1
       when quiet, so ``"chunk"`` keeps torch's setting (all cores).
+    - the network engine (``"engine"``, :meth:`synaptic_fwp.engine.Network.run`) keeps torch's
+      setting: on the quiet machine 2 threads were 0.6-0.9x the time of 1 for feed-forward,
+      rate and plastic recurrent networks and 1.06x for a static recurrent one (0.2 s runs,
+      2026-11-22); on a busy one 1 thread was up to 7x faster (``benchmarks/README.md``).
 
-    ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides both.
+    ``SYNAPTIC_FWP_THREADS`` (a positive int) overrides all three.
     """
     env = os.environ.get("SYNAPTIC_FWP_THREADS")
     if env:
@@ -77,7 +81,7 @@ def default_threads(backend: str, state_size: int = 0) -> int | None:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
+def threads(n: int | None) -> Iterator[None]:
     """Run with ``n`` intra-op threads and restore the caller's setting afterwards."""
     if n is None or n == torch.get_num_threads():
         yield
@@ -294,7 +298,7 @@ def scan(
         from .chunk import DEFAULT_CHUNK_SIZE, scan_chunk
 
         S = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-        with _threads(default_threads("chunk")):
+        with threads(default_threads("chunk")):
             y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     elif name == "triton":
         from ..kernels import scan_triton
@@ -302,7 +306,7 @@ def scan(
         S = 64 if chunk_size is None else chunk_size  # the kernels round it to 16..64
         y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     else:
-        with _threads(default_threads("recurrent", W0.numel())):
+        with threads(default_threads("recurrent", W0.numel())):
             y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
     if check_finite and not (all_finite(y) and all_finite(W)):
         _raise_nonfinite(q, k, v, rule, g, W0, y, W, name)
