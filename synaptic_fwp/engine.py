@@ -614,7 +614,9 @@ class Network:
         return None
 
     def _run_chunk(self, s0: int, T: int, items: list, every_steps: int, start: int,
-                   check: bool = False) -> tuple[dict, np.ndarray]:
+                   check: bool = False, counts: dict | None = None) -> tuple[dict, np.ndarray]:
+        """The step path over steps ``[s0, s0 + T)``; ``counts``: spike counts of the current
+        recording interval so far, by ``(kind, object)`` (a chunk that starts mid-interval)."""
         st = self._state
         assert st is not None
         dt = self.dt
@@ -630,6 +632,8 @@ class Network:
                 nn = (self.populations[obj] if kind == "pop" else self.inputs[obj]).n
                 counters[(kind, obj)] = torch.zeros(self.batch, nn, dtype=torch.int32,
                                                     device=self.device)
+                if counts is not None and (kind, obj) in counts:
+                    counters[(kind, obj)] += counts[(kind, obj)].to(self.device)
         self._last_rate = {}
         rec_steps = [t for t in range(T) if (s0 + t - start + 1) % every_steps == 0]
         rec_set = set(rec_steps)
@@ -886,8 +890,9 @@ class _WindowPath:
         :data:`WINDOW_MIN_STEPS` steps on average: each segment costs a round of the window's
         work, and then the step path is faster (1,000 Poisson inputs onto 100 LIF neurons at
         80 Hz, 8 instances, K = 128: 66 rounds a window, 22x slower than the step path; one
-        neuron at 150-300 Hz: 3.5-5 rounds, 2x faster). ``self.short`` then says so and
-        ``net._step`` says how far it got (a whole number of windows, records included)."""
+        neuron at 150-300 Hz: 3.5-5 rounds, 2x faster). ``self.short`` then says so; the step
+        path finishes the recording interval it stopped in (its spike counts carried on), and
+        ``net._step`` says how far the chunk got."""
         net, K = self.net, self.K
         st = net._state
         assert st is not None and T % K == 0
@@ -918,16 +923,30 @@ class _WindowPath:
             rounds = self.rounds - rounds0  # in this chunk
             if probe and w + 1 >= WINDOW_PROBE and (w + 1) * K < rounds * WINDOW_MIN_STEPS:
                 self.short = True
-                T = (w + 1) * K
-                for n, i in net.inputs.items():  # the streams as of s0 + T, not s0 + the chunk
+                done = (w + 1) * K
+                for n, i in net.inputs.items():  # the streams as of s0 + done, not the chunk's end
                     for k, v in st["inp"][n].items():
                         v.copy_(inp0[n][k])
-                    i.events(st["inp"][n], s0, T)
-                break
+                    i.events(st["inp"][n], s0, done)
+                # the step path finishes the recording interval, carrying its spike counts on
+                rest = min(T - done, -(s0 + done - start) % every_steps)
+                net._step = s0 + done
+                data, times = self._records(buffers, rec_steps, s0)
+                if not rest:
+                    return data, times
+                d2, t2 = net._run_chunk(s0 + done, rest, items, every_steps, start,
+                                        counts=counters)
+                for k, x in d2.items():
+                    if x.shape[1]:
+                        data[k] = np.concatenate([data[k], x], 1) if k in data else x
+                return data, np.concatenate([times, t2])
         net._step = s0 + T
+        return self._records(buffers, rec_steps, s0)
+
+    def _records(self, buffers: dict, rec_steps: list, s0: int) -> tuple[dict, np.ndarray]:
+        """The chunk's records as arrays (batch first) and their times (s)."""
         data = {k: torch.stack(v, 1).cpu().numpy() for k, v in buffers.items() if v}
-        times = (np.array(rec_steps, dtype=np.float64) + s0 + 1) * net.dt
-        return data, times
+        return data, (np.array(rec_steps, dtype=np.float64) + s0 + 1) * self.net.dt
 
     # ---------------------------------------------------------------- one window
     def _window(self, st: dict, wev: dict, counters: dict) -> None:  # noqa: C901

@@ -545,6 +545,18 @@ def test_auto_leaves_the_window_path_when_windows_are_short(tmp_path):
     whole = _busy_net(12).run(0.03, out=str(tmp_path / "whole.nc"), **kw)
     for v in ("out_spikes", "out_V", "S_W"):
         np.testing.assert_array_equal(again[v].values, whole[v].values)
+    # windows shorter than the recording interval (every 500 steps, K = 125): the step path
+    # finishes the interval the probe stopped in, its spike counts carried on
+    kw50 = dict(record=rec, every=0.05, progress=False)
+    ref50 = _busy_net(12).run(0.15, method="step", **kw50)
+    net50 = _busy_net(12)
+    ds50 = net50.run(0.15, **kw50)
+    assert net50._windows_short
+    np.testing.assert_array_equal(ds50["out_spikes"].values, ref50["out_spikes"].values)
+    np.testing.assert_array_equal(ds50["time"].values, ref50["time"].values)
+    for v in ("out_V", "S_W"):
+        scale = np.abs(ref50[v].values).max()
+        np.testing.assert_allclose(ds50[v].values, ref50[v].values, rtol=0, atol=1e-12 * scale)
     # one neuron, a spike every few tens of steps: the window path all along
     calm = _busy_net(1)
     calm.run(0.03, **kw)
