@@ -31,7 +31,7 @@ from .._validation import (
 from ..rules import BCMRule, LinearRule, get, get_feature_map
 from .recurrent import scan_recurrent
 
-__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "threads", "prepare",
+__all__ = ["scan", "attention_form", "BACKENDS", "default_threads", "prepare",
            "RECURRENT_PARALLEL_MIN"]
 
 BACKENDS = ("auto", "recurrent", "chunk", "triton")
@@ -81,7 +81,7 @@ def default_threads(backend: str, state_size: int = 0) -> int | None:
 
 
 @contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
+def _threads(n: int | None) -> Iterator[None]:
     """Run with ``n`` intra-op threads and restore the caller's setting afterwards."""
     if n is None or n == torch.get_num_threads():
         yield
@@ -298,7 +298,7 @@ def scan(
         from .chunk import DEFAULT_CHUNK_SIZE, scan_chunk
 
         S = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-        with threads(default_threads("chunk")):
+        with _threads(default_threads("chunk")):
             y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     elif name == "triton":
         from ..kernels import scan_triton
@@ -306,7 +306,7 @@ def scan(
         S = 64 if chunk_size is None else chunk_size  # the kernels round it to 16..64
         y, W, st = scan_triton(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     else:
-        with threads(default_threads("recurrent", W0.numel())):
+        with _threads(default_threads("recurrent", W0.numel())):
             y, W, st = scan_recurrent(q, k, v, rule, g, W0, stride=stride)
     if check_finite and not (all_finite(y) and all_finite(W)):
         _raise_nonfinite(q, k, v, rule, g, W0, y, W, name)
@@ -336,8 +336,9 @@ def _raise_nonfinite(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rule: Li
     instance and head: those of the recurrence (re-run, without autograd, when another backend
     failed: a chunk's outputs are computed together, so the chunk form cannot tell which of its
     steps diverged), or saying that only the fast path overflowed."""
-    where = _first_nonfinite(y, W)
-    if backend != "recurrent":
+    if backend == "recurrent":
+        where = _first_nonfinite(y, W)
+    else:
         with torch.no_grad():
             yr, Wr, _ = scan_recurrent(q.detach(), k.detach(), v.detach(), rule,
                                        {n: x.detach() if isinstance(x, torch.Tensor) else x
