@@ -37,7 +37,8 @@ class FWPLayer(nn.Module):
     Parameters: ``d_model``; ``n_heads``; ``d_key``/``d_value`` per head (default
     ``d_model // n_heads``); ``rule`` (catalogue name, not ``bcm``); ``eta_range``; ``phi``
     (feature map on q and k, default ``"silu_l2"``, the Primer's recommendation);
-    ``backend``/``chunk_size`` passed to :func:`synaptic_fwp.scan`; ``decay_bias`` initial
+    ``backend``/``chunk_size`` passed to :func:`synaptic_fwp.scan` (``None``: its choice
+    from the head sizes); ``decay_bias`` initial
     bias of the decay gates (``sigmoid(3) = 0.95``).
     """
 
@@ -51,7 +52,7 @@ class FWPLayer(nn.Module):
         eta_range: str = "(0,2)",
         phi: str = "silu_l2",
         backend: str = "recurrent",
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         decay_bias: float = 3.0,
     ) -> None:
         super().__init__()

@@ -72,3 +72,27 @@ def test_scan_chunk_benchmark_refuses_zero_samples():
         r = subprocess.run([sys.executable, str(SCRIPT), opt, "0"], capture_output=True,
                            text=True, timeout=120, check=False)
         assert r.returncode == 2 and f"{opt} must be at least 1, got 0" in r.stderr
+
+
+def test_chunk_size_benchmark_reports_the_default_against_every_size(tmp_path):
+    """benchmarks/chunk_size.py as a user runs it (one tiny shape; timings not tested)."""
+    from synaptic_fwp import rules
+    from synaptic_fwp.sequence.chunk import default_chunk_size
+
+    script = SCRIPT.parent / "chunk_size.py"
+    out = tmp_path / "c.json"
+    for grad in ([], ["--grad"]):
+        r = subprocess.run([sys.executable, str(script), "--T", "40", "--K", "16", "--repeats",
+                            "1", "--rules", "delta", "gla", *grad, "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stderr
+        res = json.loads(out.read_text())
+        assert res["grad"] == bool(grad)
+        assert [row["rule"] for row in res["rows"]] == ["delta", "gla"]
+        for row in res["rows"]:
+            assert (row["K"], row["V"], row["T"]) == (16, 16, 40)
+            assert row["default"] == default_chunk_size(rules.get(row["rule"]), 16, 16, bool(grad))
+            ratios = row["chunk_over_fastest"]
+            assert min(ratios.values()) == 1.0 and set(ratios) == {"16", "32", "64", "128"}
+            assert row["default_over_fastest"] == ratios[str(row["default"])]
+            assert row["recurrent_over_default"] > 0

@@ -185,15 +185,49 @@ def test_errors_come_before_work(monkeypatch):
 
 
 def test_default_chunk_size():
-    from synaptic_fwp.sequence.chunk import DEFAULT_CHUNK_SIZE
+    """The chunk length picked from the shape: 64 at the benchmark's K = V = 64, near
+    2 K V / (K + V) below, within the documented bounds; scan uses it and agrees with the
+    recurrence."""
+    from synaptic_fwp.sequence.chunk import DEFAULT_CHUNK_SIZE, default_chunk_size
 
     assert DEFAULT_CHUNK_SIZE == 64
+    delta, gla = sf.rules.get("delta"), sf.rules.get("gla")
+    for rule in (delta, gla):
+        for grad in (False, True):
+            assert default_chunk_size(rule, 64, 64, grad) == 64
+            assert default_chunk_size(rule, 512, 256, grad) == 64
+    assert [default_chunk_size(delta, K, K) for K in (1, 4, 16, 17, 32, 33)] == [
+        16, 16, 16, 32, 32, 64]
+    assert [default_chunk_size(gla, K, K) for K in (1, 16, 32, 33)] == [32, 32, 32, 64]
+    assert default_chunk_size(delta, 64, 8) == default_chunk_size(delta, 8, 64) == 16  # 14.2
+    for rule in (delta, gla):  # with autograd: twice the balance, within [16, 64]
+        assert [default_chunk_size(rule, K, K, grad=True) for K in (1, 8, 9, 16, 32)] == [
+            16, 16, 32, 32, 64]
+
     q, k, v = _qkv(T=300, H=1, K=3, V=2)
     a = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk")
-    b = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk", chunk_size=64)
+    b = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk", chunk_size=32)
     c = sf.scan(q, k, v, "retnet", decay=0.9, backend="recurrent")
+    d = sf.scan(q, k, v, "retnet", decay=0.9, backend="chunk", chunk_size=64)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], d[0])  # the default is not 64 here
     torch.testing.assert_close(a[0], c[0], rtol=1e-10, atol=1e-12)
+
+
+def test_default_chunk_size_follows_autograd(monkeypatch):
+    """scan asks for the autograd chunk length exactly when a gradient will be recorded."""
+    from synaptic_fwp.sequence import chunk as chunk_mod
+
+    seen = []
+    real = chunk_mod.default_chunk_size
+    monkeypatch.setattr(chunk_mod, "default_chunk_size",
+                        lambda *a: seen.append(a[-1]) or real(*a))
+    q, k, v = _qkv(T=70, H=1, K=4, V=4)
+    sf.scan(q, k, v, "delta", eta=0.5, backend="chunk")
+    sf.scan(q.requires_grad_(), k, v, "delta", eta=0.5, backend="chunk")
+    with torch.no_grad():
+        sf.scan(q, k, v, "delta", eta=0.5, backend="chunk")
+    assert seen == [False, True, False]
 
 
 def test_function_and_backend_modules_both_reachable():

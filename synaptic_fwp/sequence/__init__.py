@@ -254,8 +254,10 @@ def scan(
     backend : ``"auto"``, ``"recurrent"``, ``"chunk"`` or ``"triton"``.
     phi : feature map applied to ``q`` and ``k``: ``"identity"`` (default), ``"elu1"``,
         ``"relu"``, ``"silu_l2"`` or a callable.
-    chunk_size : chunk length ``S`` of the chunk-wise backends; by default 64
-        (``scan.chunk.DEFAULT_CHUNK_SIZE``, the fastest on the benchmark).
+    chunk_size : chunk length ``S`` of the chunk-wise backends; by default, on the CPU, a power
+        of two from 16 to 64 chosen from ``K``, ``V``, the rule and whether autograd records
+        (:func:`.chunk.default_chunk_size`: 64 at ``K = V = 64``, less for smaller states),
+        and 64 for the Triton kernels.
     check_finite : raise :class:`~synaptic_fwp._validation.NonFiniteError` naming the first
         step, instance and head where ``y`` became NaN or infinite (a diverging delta rule, an
         unbounded Hebbian growth), instead of returning it. One reduction over ``y`` and
@@ -295,9 +297,12 @@ def scan(
                 f"rule {rule.name!r} has no chunk-wise form; use backend='recurrent' "
                 "(rules with one: every LinearRule except 'oja')"
             )
-        from .chunk import DEFAULT_CHUNK_SIZE, scan_chunk
+        from .chunk import _needs_grad, default_chunk_size, scan_chunk
 
-        S = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+        S = chunk_size
+        if S is None:
+            grad = _needs_grad(q, k, v, W0, *g.values())
+            S = default_chunk_size(rule, k.shape[-1], v.shape[-1], grad)
         with _threads(default_threads("chunk")):
             y, W, st = scan_chunk(q, k, v, rule, g, W0, stride=stride, chunk_size=S)
     elif name == "triton":
