@@ -38,7 +38,7 @@ class FWPLayer(nn.Module):
     ``d_model // n_heads``); ``rule`` (catalogue name, not ``bcm``); ``eta_range``; ``phi``
     (feature map on q and k, default ``"silu_l2"``, the Primer's recommendation);
     ``backend``/``chunk_size`` passed to :func:`synaptic_fwp.scan` (``"auto"``: the chunk-wise
-    form where the rule has one and ``T >= 64``, the recurrence otherwise; with autograd the
+    form where the rule has one and ``T >= 32``, the recurrence otherwise; with autograd the
     chunk form trained 5-15x faster at ``d_model = 32``, ``T = 300``, to float32 rounding;
     ``chunk_size=None``: its choice from the head sizes); ``decay_bias`` initial bias of the
     decay gates (``sigmoid(3) = 0.95``).

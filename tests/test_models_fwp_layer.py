@@ -33,7 +33,7 @@ def test_layer_matches_manual_recurrence(rule):
 
 @pytest.mark.parametrize("rule", ["delta", "gated_delta", "gla", "hebbian"])
 def test_default_backend_equals_the_recurrence_with_gradients(rule):
-    """The default backend ('auto': chunk-wise at T >= 64) gives the recurrence's outputs and
+    """The default backend ('auto': chunk-wise at T >= 32) gives the recurrence's outputs and
     slow-weight gradients."""
     torch.manual_seed(0)
     layer = FWPLayer(6, n_heads=2, d_key=3, d_value=4, rule=rule).double()

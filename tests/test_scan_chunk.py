@@ -192,7 +192,8 @@ def test_chunk_longer_than_sequence_and_single_step():
 def test_auto_picks_chunk_for_long_sequences():
     rule, q, k, v, gates, W0 = make("gated_delta", 6, shape=(1, 100, 2, 4, 4))
     assert _pick_backend(rule, q, "auto") == "chunk"
-    assert _pick_backend(rule, q[:, :10], "auto") == "recurrent"
+    assert _pick_backend(rule, q[:, :32], "auto") == "chunk"
+    assert _pick_backend(rule, q[:, :31], "auto") == "recurrent"
     assert _pick_backend(rules.get("oja"), q, "auto") == "recurrent"
     weird = rules.LinearRule("delta_gla", decay="pre", correction="delta", write="eta")
     assert _pick_backend(weird, q, "auto") == "recurrent"  # a form the chunk path lacks
