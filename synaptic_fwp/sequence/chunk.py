@@ -75,7 +75,7 @@ from .chunk_inference import (
 
 __all__ = ["scan_chunk", "chunk_flops", "supports", "default_chunk_size", "DEFAULT_CHUNK_SIZE"]
 
-#: Chunk length used when the caller does not choose one. Measured with
+#: Chunk length at K = V = 64 and the longest :func:`default_chunk_size` picks. Measured with
 #: benchmarks/scan_chunk.py (B=4, H=4, T=4096, K=V=64, float32, no autograd): S=64 was the
 #: fastest, or within noise of S=32, for delta, gated_delta, gla and retnet (S=128 runs larger
 #: products but does more work: 10-35% slower).
@@ -93,9 +93,9 @@ def default_chunk_size(rule: LinearRule, K: int, V: int, grad: bool = False) -> 
     ``S^3``). With autograd (``grad``: the general path, which records every chunk's ops for
     the backward pass, so that per-chunk overhead weighs more) it is twice the balance, within
     ``[16, 64]`` for every rule. At ``K = V = 64`` this is :data:`DEFAULT_CHUNK_SIZE` either
-    way. Measured by ``benchmarks/chunk_size.py`` (``T = 512``, ``B H K = 4096``): within 10%
+    way. Measured by ``benchmarks/chunk_size.py`` (``T = 512``, ``B H K = 4096``): within 12%
     of the fastest chunk length in every row without autograd, and at ``K = V <= 16`` up to
-    1.6x faster than ``S = 64`` without autograd and 3x with it.
+    1.5x faster than ``S = 64`` without autograd and 3.3x with it.
     """
     delta = rule.correction == "delta"
     balance = math.ceil(2 * K * V / (K + V)) * (2 if grad else 1)
