@@ -9,7 +9,7 @@ script checks that choice against every other.
 
 For each shape (``B H K = 4096`` by default, ``H = 4``, ``T = 512``, ``K = V`` from 4 to 128,
 plus two shapes with ``K != V``) and each rule (``delta``, ``gated_delta``, ``gla``, ``retnet``,
-``hebbian``; typical gates as in ``scan_chunk.py``), it times ``synaptic_fwp.scan`` as a user
+``hebbian``; the typical gates of ``scan_chunk.py``), it times ``synaptic_fwp.scan`` as a user
 calls it: the recurrence and the chunk path at ``S`` = 16, 32, 64 and 128, in rounds (every
 function once per round, in turn, so that all see the same machine load), best of
 ``--repeats`` rounds after a warm-up; with ``--grad``, the forward and backward pass of a loss
@@ -33,6 +33,7 @@ import os
 import time
 
 import torch
+from scan_chunk import typical_gates, typical_rule  # this folder: the same typical inputs
 
 import synaptic_fwp as sf
 from synaptic_fwp.sequence.chunk import default_chunk_size
@@ -41,21 +42,6 @@ RULES = ("delta", "gated_delta", "gla", "retnet", "hebbian")
 SIZES = (16, 32, 64, 128)
 SHAPES = tuple((4096 // (4 * K), 4, 512, K, K) for K in (4, 8, 16, 32, 64, 128)) + (
     (16, 4, 512, 64, 8), (16, 4, 512, 8, 64))
-
-
-def gates(name: str, B: int, T: int, H: int, K: int, gen: torch.Generator) -> dict:
-    """Typical gates of each rule (as in ``scan_chunk.py``): eta = sigmoid; Gated DeltaNet decay
-    in [0.9, 1); GLA gates sigmoid(x)^(1/16); RetNet lambda = 1 - 2^-5."""
-    need = sf.rules.get(name, decay=0.5).needs if name == "retnet" else sf.rules.get(name).needs
-    kw: dict = {}
-    if "eta" in need:
-        kw["eta"] = torch.sigmoid(torch.randn(B, T, H, generator=gen))
-    if "decay" in need:
-        kw["decay"] = (1 - 2**-5 if name == "retnet"
-                       else 0.9 + 0.1 * torch.rand(B, T, H, generator=gen))
-    if "gate" in need:
-        kw["gate"] = torch.sigmoid(torch.randn(B, T, H, K, generator=gen)) ** (1 / 16)
-    return kw
 
 
 def time_shape(B: int, H: int, T: int, K: int, V: int, names: list[str], grad: bool,
@@ -70,13 +56,13 @@ def time_shape(B: int, H: int, T: int, K: int, V: int, names: list[str], grad: b
         q, k, v = (x.requires_grad_() for x in (q, k, v))
 
     def call(name: str, kw: dict, **how: object) -> None:
-        y, W = sf.scan(q, k, v, name, **how, **kw)
+        y, W = sf.scan(q, k, v, typical_rule(name), **how, **kw)
         if grad:
             (y.square().sum() + W.sum()).backward()
 
     fns = {}
     for name in names:
-        kw = gates(name, B, T, H, K, gen)
+        kw = typical_gates(typical_rule(name), B, T, H, K, gen)
         fns[name, "rec"] = functools.partial(call, name, kw, backend="recurrent")
         for S in SIZES:
             fns[name, S] = functools.partial(call, name, kw, backend="chunk", chunk_size=S)
@@ -118,8 +104,7 @@ def main() -> None:
         T = args.T
         best = time_shape(B, H, T, K, V, args.rules, args.grad, args.repeats)
         for name in args.rules:
-            rule = sf.rules.get(name, decay=0.5) if name == "retnet" else sf.rules.get(name)
-            S0 = default_chunk_size(rule, K, V, args.grad)
+            S0 = default_chunk_size(typical_rule(name), K, V, args.grad)
             times = {S: best[name, S] for S in SIZES}
             fastest = min(times.values())
             row = {"B": B, "H": H, "T": T, "K": K, "V": V, "rule": name, "default": S0,

@@ -91,21 +91,34 @@ def rounds(threads: tuple[int, ...], repeats: int,
         torch.set_num_threads(old)
 
 
+def typical_rule(name: str) -> rules.LinearRule:
+    """The rule ``name``; RetNet with its constant ``lambda = 1 - 2^-5``."""
+    return rules.get(name, decay=1 - 2**-5) if name == "retnet" else rules.get(name)
+
+
+def typical_gates(rule: rules.LinearRule, B: int, T: int, H: int, K: int,
+                  gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Typical per-step gates of ``rule`` (:func:`typical_rule`): eta = sigmoid; Gated DeltaNet
+    decay in [0.9, 1); GLA gates sigmoid(x)^(1/16) (Yang et al. 2024)."""
+    kw: dict[str, torch.Tensor] = {}
+    if "eta" in rule.needs:
+        kw["eta"] = torch.sigmoid(torch.randn(B, T, H, generator=gen))
+    if "decay" in rule.needs and rule.params.get("decay") is None:
+        kw["decay"] = 0.9 + 0.1 * torch.rand(B, T, H, generator=gen)
+    if "gate" in rule.needs:
+        kw["gate"] = torch.sigmoid(torch.randn(B, T, H, K, generator=gen)) ** (1 / 16)
+    return kw
+
+
 def inputs(name: str, B: int, T: int, H: int, K: int, V: int, seed: int = 0):
-    """Typical inputs of each model: L2-normalised keys; eta = sigmoid; Gated DeltaNet decay in
-    [0.9, 1); GLA gates sigmoid(x)^(1/16) (Yang et al. 2024); RetNet lambda = 1 - 2^-5."""
+    """Typical inputs of each model: L2-normalised keys, :func:`typical_gates`, prepared for
+    the backends."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(B, T, H, K, generator=gen)
     k = torch.nn.functional.normalize(torch.randn(B, T, H, K, generator=gen), dim=-1)
     v = torch.randn(B, T, H, V, generator=gen)
-    rule = rules.get(name, decay=1 - 2**-5) if name == "retnet" else rules.get(name)
-    kw: dict[str, torch.Tensor] = {}
-    if "eta" in rule.needs:
-        kw["eta"] = torch.sigmoid(torch.randn(B, T, H, generator=gen))
-    if "decay" in rule.needs and name != "retnet":
-        kw["decay"] = 0.9 + 0.1 * torch.rand(B, T, H, generator=gen)
-    if "gate" in rule.needs:
-        kw["gate"] = torch.sigmoid(torch.randn(B, T, H, K, generator=gen)) ** (1 / 16)
+    rule = typical_rule(name)
+    kw = typical_gates(rule, B, T, H, K, gen)
     rule, g, W0 = prepare(q, k, v, rule, **kw)
     return q, k, v, rule, g, W0
 
