@@ -17,7 +17,10 @@ One run measures, at B=4, H=4, T=4096, K=V=64, float32 (defaults; see ``--help``
   made of, ``(B H N, 64, 64) @ (B H N, 64, 64)``, and one 2048 x 2048 product, at both thread
   counts: the machine's attainable rate, the strictest reference and the issue's target), of
   the best 2048 x 2048 rate measured next to that rule (``%mm-il``) and of the best batched
-  64 x 64 rate measured next to it (``%bmm64-il``).
+  64 x 64 rate measured next to it (``%bmm64-il``);
+* the machine's copy rate next to each rule (a 16 MB ``Tensor.copy_``, the size of one input,
+  in GB/s read + written): about half of a chunk call is memory-bound, so a host whose memory
+  is slowed by another tenant shows here, beside the fractions it lowers.
 
 Targets (issue 2): speed-up >= 5x for delta and gated_delta, >= 8x for retnet and gla; chunk at
 >= 25% of the matmul rate. Times themselves are not reported as results, only ratios against
@@ -123,6 +126,19 @@ def inputs(name: str, B: int, T: int, H: int, K: int, V: int, seed: int = 0):
     return q, k, v, rule, g, W0
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``: the
+    host a run was made on changes from session to session, and its numbers with it."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def met(c: dict) -> tuple[bool, bool, bool]:
     """Issue 2's targets for one row: the speed-up, 25% of the run's peak matmul rate and 25% of
     the 2048x2048 rate measured in turn with the rule (unrounded: 24.99% is not met)."""
@@ -160,7 +176,7 @@ def main() -> None:
         "config": {"B": B, "H": H, "T": T, "K": K, "V": V, "dtype": "float32",
                    "repeats": args.repeats, "chunk_calls": args.chunk_calls,
                    "torch": torch.__version__,
-                   "machine": platform.processor() or platform.machine(),
+                   "machine": platform.processor() or platform.machine(), "cpu": cpu_model(),
                    "cpu_count": os.cpu_count(), "loadavg_start": load0},
         "rules": {},
     }
@@ -168,9 +184,12 @@ def main() -> None:
     n_mm = B * H * (-(-T // 64))
     ma, mb = torch.randn(n_mm, 64, 64), torch.randn(n_mm, 64, 64)
     A2, B2 = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    src, dst = torch.randn(4 * 2**20), torch.empty(4 * 2**20)  # 16 MB, one (4, 4096, 4, 64) input
+    copy_bytes = 2 * src.numel() * src.element_size()  # read + written
     bmm_flops, mm_flops = 2 * n_mm * 64**3, 2 * 2048**3
-    # per rule, in this order within every round: the recurrence, the two matmul references and
-    # the chunk path at each size (so each rule's references are measured next to it as well).
+    # per rule, in this order within every round: the recurrence, the copy, the two matmul
+    # references and the chunk path at each size (so each rule's references are measured next to
+    # it as well).
     # The recurrence comes first: on this machine the call after it runs slower, as after any
     # pause of the big products (gla's chunk path, median of 8 calls in one process: 52 ms after
     # the recurrence, 129 ms after a 0.7 s sleep, 38 ms after another chunk call), so a chunk
@@ -181,6 +200,7 @@ def main() -> None:
         q, k, v, rule, g, W0 = inputs(name, B, T, H, K, V)
         rule_of[name] = rule
         fns[name, "rec"] = functools.partial(scan_recurrent, q, k, v, rule, g, W0)
+        fns[name, "copy16"] = functools.partial(dst.copy_, src)
         fns[name, "bmm64"] = functools.partial(torch.matmul, ma, mb)
         fns[name, "mm2048"] = functools.partial(torch.matmul, A2, B2)
         for S in sizes:
@@ -197,7 +217,9 @@ def main() -> None:
         rec = {th: t[name, "rec", th] for th in THREADS}
         bmm_rate = {th: bmm_flops / t[name, "bmm64", th] / 1e9 for th in THREADS}
         mm_rate = {th: mm_flops / t[name, "mm2048", th] / 1e9 for th in THREADS}
+        copy_rate = {th: copy_bytes / t[name, "copy16", th] / 1e9 for th in THREADS}
         entry = {"recurrent_s": {str(th): x for th, x in rec.items()},
+                 "copy16mb_gbps_interleaved": {str(th): x for th, x in copy_rate.items()},
                  "bmm64_gflops_interleaved": {str(th): x for th, x in bmm_rate.items()},
                  "mm2048_gflops_interleaved": {str(th): x for th, x in mm_rate.items()},
                  "chunk": {}}
@@ -237,8 +259,11 @@ def main() -> None:
         "rate, the strictest reference; mm2048-il is the best 2048x2048 rate measured next to "
         "that rule's runs")}
 
-    print(f"B={B} H={H} T={T} K={K} V={V} float32; load average at start {load0[0]:.2f}, "
-          f"end {res['config']['loadavg_end'][0]:.2f}")
+    print(f"B={B} H={H} T={T} K={K} V={V} float32 on {res['config']['cpu']}; load average at "
+          f"start {load0[0]:.2f}, end {res['config']['loadavg_end'][0]:.2f}")
+    copies = [max(e["copy16mb_gbps_interleaved"].values()) for e in res["rules"].values()]
+    print(f"16 MB copy next to the rules: best {min(copies):.1f}-{max(copies):.1f} GB/s "
+          "(read + written; a slow host memory lowers the chunk path's fractions)")
     print(f"{args.repeats} rounds; peak torch.matmul rate of the whole run {peak:.1f} GFLOP/s "
           "(best 2048x2048 / batched 64x64, 1 and 2 threads, next to every rule in every round)")
     print(f"chunk: best of {args.chunk_calls} calls per round and thread count "

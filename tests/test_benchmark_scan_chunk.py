@@ -31,9 +31,13 @@ def test_scan_chunk_benchmark_reports_every_rule(tmp_path):
     assert set(res["rules"]) == {"delta", "gated_delta", "gla", "retnet"}
     peak = res["matmul_reference"]["peak_gflops"]
     assert res["config"]["chunk_calls"] == 3
+    assert isinstance(res["config"]["cpu"], str) and res["config"]["cpu"]
+    assert "16 MB copy next to the rules" in r.stdout
     for name, e in res["rules"].items():
         assert set(e["chunk"]) == {"16", str(DEFAULT_CHUNK_SIZE)}
         assert max(e["mm2048_gflops_interleaved"].values()) <= peak
+        assert set(e["copy16mb_gbps_interleaved"]) == {"1", "2"}
+        assert all(x > 0 for x in e["copy16mb_gbps_interleaved"].values())
         for c in e["chunk"].values():
             assert c["library_default"] == (c is e["chunk"][str(DEFAULT_CHUNK_SIZE)])
             assert c["flops"] > 0 and c["speedup"] > 0
