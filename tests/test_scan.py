@@ -230,6 +230,39 @@ def test_default_chunk_size_follows_autograd(monkeypatch):
     assert seen == [False, True, False]
 
 
+def test_auto_takes_the_recurrence_for_many_small_delta_instances(monkeypatch):
+    """Without autograd, ``auto`` runs the delta rules' recurrence from ``B H = 32 K V`` on
+    when ``K V <= 64`` (where it was faster than their chunk form); the chunk form everywhere
+    else, and whenever a gradient will be recorded."""
+    import synaptic_fwp.sequence as scan_mod
+    from synaptic_fwp.sequence import _pick_backend
+
+    q = torch.zeros(128, 64, 4, 4)  # B H = 512 = 32 K V
+    delta = rules.get("delta")
+    for rule in (delta, rules.get("gated_delta")):
+        assert _pick_backend(rule, q, "auto", 4, grad=False) == "recurrent"
+        assert _pick_backend(rule, q, "auto", 4, grad=True) == "chunk"
+        assert _pick_backend(rule, q[:127], "auto", 4, grad=False) == "chunk"  # B H = 508
+        assert _pick_backend(rule, q, "auto", 5, grad=False) == "chunk"  # B H < 32 K V = 640
+    assert _pick_backend(rules.get("gla"), q, "auto", 4, grad=False) == "chunk"  # no UT form
+    q16 = torch.zeros(2048, 64, 4, 16)
+    assert _pick_backend(delta, q16, "auto", 16, grad=False) == "chunk"  # K V = 256 > 64
+    assert _pick_backend(delta, q[:, :31], "auto", 4, grad=True) == "recurrent"  # T < 32
+
+    ran = []
+    real = scan_mod.scan_recurrent
+    monkeypatch.setattr(scan_mod, "scan_recurrent", lambda *a, **k: ran.append(1) or real(*a, **k))
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(128, 40, 4, 2, generator=g, dtype=D) for _ in range(3))  # B H 512
+    y_auto, W_auto = sf.scan(q, k, v, "delta", eta=0.5)
+    assert ran == [1]
+    y_chunk, W_chunk = sf.scan(q, k, v, "delta", eta=0.5, backend="chunk")
+    torch.testing.assert_close(y_auto, y_chunk, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(W_auto, W_chunk, rtol=1e-9, atol=1e-10)
+    sf.scan(q.requires_grad_(), k, v, "delta", eta=0.5)  # autograd: the chunk form
+    assert ran == [1]
+
+
 def test_function_and_backend_modules_both_reachable():
     """``sf.scan`` is the function and the backends import by their dotted path (a subpackage
     that shared the function's name made ``import synaptic_fwp.scan.chunk as m`` fail)."""

@@ -177,7 +177,8 @@ def _decay_to_end(a: torch.Tensor) -> torch.Tensor:
     return torch.flip(torch.cumprod(torch.flip(nxt, [-2]), dim=-2), [-2])
 
 
-def _needs_grad(*xs: object) -> bool:
+def needs_grad(*xs: object) -> bool:
+    """Whether autograd will record ops on any of the tensors ``xs``."""
     return torch.is_grad_enabled() and any(
         isinstance(x, torch.Tensor) and x.requires_grad for x in xs
     )
@@ -282,7 +283,7 @@ def scan_chunk(
     S = min(chunk_size, T)
     N = -(-T // S)
     BH = B * H
-    if not _needs_grad(q, k, v, W0, *g.values()):
+    if not needs_grad(q, k, v, W0, *g.values()):
         fast = _without_grad(q, k, v, rule, g, W0, stride, S)
         if fast is not None:
             return fast
