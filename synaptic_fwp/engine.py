@@ -31,7 +31,8 @@ projections) take the event-window path (:class:`_WindowPath`, ``run(method="aut
 between postsynaptic spikes the whole network is linear and known in advance, so windows of up
 to 200 steps are solved at once and per-step Python work disappears; it equals the step path up
 to rounding (tested). Rule parameters may differ between instances there (a sweep of amplitudes
-or target rates, time constants included).
+or target rates, time constants included), and plastic projections may have a connection mask
+(absent synapses stay 0).
 
 Backends: ``run(backend="torch")`` uses the paths above. ``run(backend="triton")`` runs one input of
 spikes onto one LIF or AdEx population through one pair/triplet STDP or static AMPA projection (rule
@@ -798,8 +799,6 @@ def _window_ok(net: Network, items: list) -> str | None:
         if p.target not in ("ampa", "gaba") or p.U0 is not None or p.delay_steps \
                 or p.tau_pre is not None or p.tau_post is not None:
             return "needs plain AMPA or GABA projections (no U, delay or rate-rule traces)"
-        if p.mask is not None and p.kind != "static":
-            return "needs plastic projections without a connection mask"
         if p.kind == "rate":
             return "rate rules step every dt"
         if p.kind == "spiking":
@@ -1055,6 +1054,8 @@ class _WindowPath:
                                 "use method='step'"
                             )
                     W2 = W2.reshape(Er, P)
+                    if pr._mask is not None:  # absent synapses stay at 0, as on the step path
+                        W2 = W2 * pr._mask.reshape(-1).index_select(0, idxW.reshape(-1)).view(Er, P)
                     Wpre[sel] = We
                     Wpost[sel] = W2
                     Wt.index_copy_(0, idxW.reshape(-1), W2.reshape(-1))
@@ -1217,6 +1218,8 @@ class _WindowPath:
         st.update({k: s[f"rule.{k}"].index_select(0, bi)
                    * tab[k].index_select(0, iy).view_as(lag_y) for k in info["post_k"]})
         W2, st2 = self.rule_at[info["n"]](bi).on_post(Wr, st, spk.to(W.dtype))
+        if pr._mask is not None:
+            W2 = W2 * pr._mask.index_select(0, bi)
         W.index_copy_(0, bi, W2)
         for k in info["post_k"]:
             s[f"rule.{k}"].index_copy_(0, bi, st2[k])

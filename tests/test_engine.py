@@ -377,8 +377,9 @@ def test_static_weights_pre_major_shared_by_snapshots_copied_by_state_dict():
 
 def test_connection_mask_keeps_absent_synapses_at_zero():
     """A plastic projection with a mask: absent synapses stay exactly 0 while the present ones
-    learn (pair STDP, step path, chosen by method='auto'; 'window' refused naming the mask); an
-    all-True mask changes nothing; a rate rule keeps them at 0 too; bad masks are named."""
+    learn (pair STDP, on the path method='auto' takes); the event-window path equals the step
+    path with the mask; an all-True mask changes nothing; a rate rule keeps them at 0 too; bad
+    masks are named."""
     B, n_post, n_in = 2, 3, 20
     rate, V_th, tau_a, W0 = _params(B, n_in)
     W0 = W0.expand(B, n_post, n_in).clone()
@@ -400,11 +401,16 @@ def test_connection_mask_keeps_absent_synapses_at_zero():
     for b in range(B):  # (time, post, pre): absent synapses 0 at every record
         assert np.all(W[b][:, ~m[b]] == 0)
     assert np.abs(W[:, -1] - W[:, 0])[m].max() > 1e-11  # the present ones learn
-    full = run(torch.ones(n_post, n_in, dtype=torch.bool))
-    none = run(None, method="step")  # (unmasked, auto would take the window path)
+    full = run(torch.ones(n_post, n_in, dtype=torch.bool), method="step")
+    none = run(None, method="step")
     np.testing.assert_array_equal(full["S_W"].values, none["S_W"].values)
-    with pytest.raises(ValueError, match="window.*without a connection mask"):
-        run(mask, method="window")
+    # the event-window path keeps the mask too, and equals the step path up to rounding
+    step, window = run(mask, method="step"), run(mask, method="window")
+    np.testing.assert_array_equal(window["out_spikes"].values, step["out_spikes"].values)
+    Ws = step["S_W"].values
+    np.testing.assert_allclose(window["S_W"].values, Ws, rtol=0, atol=1e-12 * np.abs(Ws).max())
+    for b in range(B):
+        assert np.all(window["S_W"].values[b][:, ~m[b]] == 0)
     # a rate rule
     net = Network(dt=1e-3, batch=1, dtype=torch.float64)
     src = net.add(RateInput(4, rate=5.0, name="src"))
