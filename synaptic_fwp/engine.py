@@ -1218,6 +1218,9 @@ class _WindowPath:
         st.update({k: s[f"rule.{k}"].index_select(0, bi)
                    * tab[k].index_select(0, iy).view_as(lag_y) for k in info["post_k"]})
         W2, st2 = self.rule_at[info["n"]](bi).on_post(Wr, st, spk.to(W.dtype))
+        # only the rows of the neurons that spiked change, as on the step path (the rule's bounds
+        # would otherwise clip the rows of silent neurons too, e.g. initial weights above w_max)
+        W2 = torch.where(spk.unsqueeze(-1), W2, Wr)
         if pr._mask is not None:
             W2 = W2 * pr._mask.index_select(0, bi)
         W.index_copy_(0, bi, W2)

@@ -102,6 +102,31 @@ def test_event_window_path_equals_the_step_path():
         np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
 
 
+def test_event_window_path_changes_only_the_rows_of_neurons_that_spiked():
+    """Several neurons per instance, initial weights above the rule's hard bound: a post spike
+    clips its own neuron's row only (the step path's semantics); the window path once clipped
+    the rows of the instance's silent neurons too and drifted from the step path."""
+    B, P, n_in = 4, 3, 13
+    g = torch.Generator().manual_seed(32)
+    W0 = 8.6e-9 * torch.rand(B, P, n_in, generator=g, dtype=torch.float64)  # w_max 5e-9
+
+    def run(method: str):
+        net = Network(dt=1e-4, batch=B, seed=32, dtype=torch.float64)
+        inp = net.add(PoissonInput(n_in, rate=220.0, name="inp"))
+        out = net.add(LIFPopulation(P, **{**LIF, "V_th": -52e-3}, t_ref=1e-3, name="out"))
+        net.connect(inp, out, W0, PairSTDP.song2000(w_max=5e-9), name="S")
+        return net.run(0.04, record=["S.W", "out.V", "out.spikes"], every=1e-3, progress=False,
+                       method=method)
+
+    a, b = run("step"), run("window")
+    assert int(a["out_spikes"].sum()) > 50
+    assert float(a["S_W"].max()) > 5e-9  # some rows still above the bound: not yet clipped
+    np.testing.assert_array_equal(b["out_spikes"].values, a["out_spikes"].values)
+    for v in ("S_W", "out_V"):
+        scale = np.abs(a[v].values).max()
+        np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
+
+
 @pytest.mark.parametrize("drive", [None, 60e-3])
 def test_event_window_path_with_gaba_equals_the_step_path(drive):
     """Feed-forward inhibition (a second Poisson input onto GABA synapses, static; plus a GABA
