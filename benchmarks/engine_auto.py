@@ -17,7 +17,8 @@ For each, the wall time of ``step``, ``window`` and ``auto`` (best of ``--repeat
 a fresh network after a short warm-up run of its own), and ``auto``'s time over the faster of the
 other two (1.0: ``auto`` chose well; its first window is the price of finding out).
 
-Run: ``python benchmarks/engine_auto.py [--threads 1] [--repeats 2]``.
+Run: ``python benchmarks/engine_auto.py [--threads 1] [--repeats 2] [--connectivity 1]``
+(``--connectivity 0.2``: a connection mask keeps 20% of the synapses, weights scaled by 5).
 """
 
 from __future__ import annotations
@@ -36,21 +37,28 @@ WORKLOADS = {"one": (1, 0.5e-9), "ten": (10, 0.3e-9), "hundred": (100, 0.2e-9)}
 B, N_IN, DURATION, EVERY = 8, 1000, 0.2, 0.01
 
 
-def build(n_post: int, w: float) -> Network:
+def build(n_post: int, w: float, connectivity: float = 1.0) -> Network:
+    """The workload's network; with ``connectivity < 1`` a connection mask keeps that fraction
+    of the synapses (each instance its own draw), their weights scaled by ``1 / connectivity``
+    so that the mean drive stays the same."""
     net = Network(dt=1e-4, batch=B, seed=0)
     inp = net.add(PoissonInput(N_IN, rate=10.0, name="inp"))
     out = net.add(LIFPopulation(n_post, C=200e-12, g_L=10e-9, E_L=-70e-3, V_th=-54e-3,
                                 V_reset=-60e-3, t_ref=2e-3, name="out"))
-    W0 = w * torch.rand(B, n_post, N_IN, generator=torch.Generator().manual_seed(0))
-    net.connect(inp, out, W0, PairSTDP.song2000(w_max=2 * w), name="S")
+    g = torch.Generator().manual_seed(0)
+    w = w / connectivity
+    W0 = w * torch.rand(B, n_post, N_IN, generator=g)
+    mask = None if connectivity == 1.0 else torch.rand(B, n_post, N_IN, generator=g) < connectivity
+    net.connect(inp, out, W0, PairSTDP.song2000(w_max=2 * w), mask=mask, name="S")
     return net
 
 
-def timed(n_post: int, w: float, method: str) -> tuple[float, float]:
+def timed(n_post: int, w: float, method: str, connectivity: float = 1.0) -> tuple[float, float]:
     """Wall time of a 0.2 s run (after a 10 ms warm-up run on another network) and the mean
     output rate (Hz)."""
-    build(n_post, w).run(0.01, record=["out.spikes"], every=0.01, progress=False, method=method)
-    net = build(n_post, w)
+    build(n_post, w, connectivity).run(0.01, record=["out.spikes"], every=0.01, progress=False,
+                                       method=method)
+    net = build(n_post, w, connectivity)
     t0 = time.perf_counter()
     ds = net.run(DURATION, record=["out.spikes"], every=EVERY, progress=False, method=method)
     return time.perf_counter() - t0, float(ds["out_spikes"].sum()) / B / n_post / DURATION
@@ -61,19 +69,23 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each; the best is kept")
+    ap.add_argument("--connectivity", type=float, default=1.0,
+                    help="fraction of the input synapses that exist (a connection mask below 1)")
     args = ap.parse_args()
     if args.threads < 1 or args.repeats < 1:
         ap.error("--threads and --repeats must be at least 1")
+    if not 0 < args.connectivity <= 1:
+        ap.error(f"--connectivity must be in (0, 1], got {args.connectivity}")
     torch.set_num_threads(args.threads)
     print(f"{B} instances x {DURATION} s, {N_IN} Poisson inputs at 10 Hz, pair STDP, float32, "
-          f"{args.threads} thread(s), best of {args.repeats}")
+          f"connectivity {args.connectivity:g}, {args.threads} thread(s), best of {args.repeats}")
     print(f"{'workload':9s} {'rate (Hz)':>9s} {'step (s)':>9s} {'window (s)':>10s} "
           f"{'auto (s)':>9s} {'auto / best':>11s}")
     for name, (n_post, w) in WORKLOADS.items():
         t = {}
         rate = 0.0
         for method in ("step", "window", "auto"):
-            runs = [timed(n_post, w, method) for _ in range(args.repeats)]
+            runs = [timed(n_post, w, method, args.connectivity) for _ in range(args.repeats)]
             t[method] = min(r[0] for r in runs)
             rate = runs[0][1]
         best = min(t["step"], t["window"])
