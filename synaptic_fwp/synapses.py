@@ -504,17 +504,23 @@ class Projection:
                 s[f"rule.{k}"].mul_(f)
 
     def spike_on_pre(self, s: dict[str, torch.Tensor], b: torch.Tensor, i: torch.Tensor) -> None:
-        """Dense ``on_pre`` for the spikes ``(b, i)`` of one step (general path)."""
+        """Dense ``on_pre`` for the spikes ``(b, i)`` of one step (general path). Only the
+        columns of the spiking inputs change, as on every other path: the rule, called on the
+        whole matrix, would also clip the others to its bounds (initial weights outside them),
+        which made an instance's result depend on the rest of the batch."""
         mask = torch.zeros(self._B, self.n_pre, dtype=s["W"].dtype, device=s["W"].device)
         mask[b, i] = 1.0
         W, st = self.rule.on_pre(s["W"], self.rule_state(s), mask)
+        W = torch.where(mask.unsqueeze(-2) > 0, W, s["W"])
         s["W"] = W if self._mask is None else W * self._mask
         for k, v in st.items():
             s[f"rule.{k}"] = v
 
     def spike_on_post(self, s: dict[str, torch.Tensor], spk: torch.Tensor) -> None:
-        """Dense ``on_post`` for the post spike mask ``spk`` (general path)."""
+        """Dense ``on_post`` for the post spike mask ``spk`` (general path); only the rows of the
+        neurons that spiked change (see :meth:`spike_on_pre`)."""
         W, st = self.rule.on_post(s["W"], self.rule_state(s), spk.to(s["W"].dtype))
+        W = torch.where(spk.unsqueeze(-1), W, s["W"])
         s["W"] = W if self._mask is None else W * self._mask
         for k, v in st.items():
             s[f"rule.{k}"] = v

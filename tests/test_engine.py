@@ -127,6 +127,38 @@ def test_event_window_path_changes_only_the_rows_of_neurons_that_spiked():
         np.testing.assert_allclose(b[v].values, a[v].values, rtol=0, atol=1e-12 * scale)
 
 
+@pytest.mark.parametrize("method", ["step", "window"])
+def test_weights_outside_the_bounds_change_at_their_own_events_only(method):
+    """Initial weights above a hard bound are clipped when their own synapse sees an event, on
+    every path: per-instance rule parameters (the step path's general form) give each
+    instance what the same parameters as scalars give it alone (the compact form); the general
+    form once clipped the whole batch at any spike."""
+    B, n_in = 3, 40
+    g = torch.Generator().manual_seed(13)
+    W0 = 6.2e-9 * torch.rand(B, 1, n_in, generator=g, dtype=torch.float64)  # w_max 5e-9
+    A = 1e-10 * (1 + torch.rand(B, generator=g, dtype=torch.float64))
+
+    def run(b: int | None):
+        a, w = (A, W0) if b is None else (float(A[b]), W0[b:b + 1])
+        rule = PairSTDP(tau_plus=20e-3, tau_minus=20e-3, A_plus=a, A_minus=1.1 * a,
+                        bounds="hard", w_min=0.0, w_max=5e-9)
+        net = Network(dt=1e-4, batch=B if b is None else 1, seed=13 if b is None else 13 + b,
+                      dtype=torch.float64)
+        inp = net.add(PoissonInput(n_in, rate=200.0, name="inp"))
+        out = net.add(LIFPopulation(1, **{**LIF, "V_th": -52e-3}, name="out"))
+        net.connect(inp, out, w, rule, name="S")
+        return net.run(0.04, record=["S.W", "out.spikes"], every=0.002, progress=False,
+                       method=method)
+
+    full = run(None)
+    assert float(full["S_W"].isel(time=0).max()) > 5e-9  # not clipped all at once
+    for b in range(B):
+        one = run(b)
+        np.testing.assert_array_equal(full["out_spikes"].values[b], one["out_spikes"].values[0])
+        np.testing.assert_allclose(full["S_W"].values[b], one["S_W"].values[0], rtol=0,
+                                   atol=1e-21)
+
+
 @pytest.mark.parametrize("drive", [None, 60e-3])
 def test_event_window_path_with_gaba_equals_the_step_path(drive):
     """Feed-forward inhibition (a second Poisson input onto GABA synapses, static; plus a GABA
