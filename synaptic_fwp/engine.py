@@ -1017,6 +1017,7 @@ class _WindowPath:
                 rule = pr.rule
                 tab = self.tables[info["n"]]
                 Wt = Wf.clone()
+                mf = None if pr._mask is None else pr._mask.view(-1)  # absent synapses: 0
                 xt = {k: s[f"rule.{k}"].reshape(-1).clone() for k in info["pre_k"]}
                 tlt = info["tl_pre"].clone()
                 E = step.shape[0]
@@ -1031,8 +1032,8 @@ class _WindowPath:
                         continue
                     se, be, fe, ie = step[sel], b[sel], flat[sel], info["i"][sel]
                     Er = se.shape[0]
-                    idxW = self._idxW(be, ie, P, n_pre)
-                    We = Wt.index_select(0, idxW.reshape(-1)).view(Er, P)
+                    idxW = self._idxW(be, ie, P, n_pre).reshape(-1)
+                    We = Wt.index_select(0, idxW).view(Er, P)
                     lag_x = se - tlt.index_select(0, fe)
                     lag_y = se.unsqueeze(-1) - info["tl_post"].index_select(0, be)
                     if self.stride[info["n"]]:  # the instance's row of the decay tables
@@ -1054,11 +1055,11 @@ class _WindowPath:
                                 "use method='step'"
                             )
                     W2 = W2.reshape(Er, P)
-                    if pr._mask is not None:  # absent synapses stay at 0, as on the step path
-                        W2 = W2 * pr._mask.reshape(-1).index_select(0, idxW.reshape(-1)).view(Er, P)
+                    if mf is not None:  # absent synapses stay at 0, as on the step path
+                        W2 = W2 * mf.index_select(0, idxW).view(Er, P)
                     Wpre[sel] = We
                     Wpost[sel] = W2
-                    Wt.index_copy_(0, idxW.reshape(-1), W2.reshape(-1))
+                    Wt.index_copy_(0, idxW, W2.reshape(-1))
                     for k in info["pre_k"]:
                         v = st2[k].reshape(-1)
                         xpost[k][sel] = v
